@@ -1,0 +1,45 @@
+"""minigrad: a small reverse-mode autograd engine over NumPy arrays.
+
+    import minigrad as mg
+    x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    x.grad            # array([2., 4., 6.], dtype=float32)
+
+Packages: ``minigrad.nn`` (modules), ``minigrad.optim`` (optimizers and schedules),
+``minigrad.testing`` (hypothesis strategies and gradient assertions; needs hypothesis).
+"""
+# tensor first: it imports the ops, which import Function, which imports Tensor
+from minigrad.tensor import (  # isort: skip
+    DEFAULT_DTYPE,
+    Tensor,
+    arange,
+    as_tensor,
+    full,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    unbroadcast,
+    zeros,
+    zeros_like,
+)
+from minigrad.debug import detect_anomaly, to_dot
+from minigrad.function import Function
+from minigrad.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from minigrad.ops import *  # noqa: F401,F403  (every op is also a top-level function)
+from minigrad.ops import __all__ as _ops_all
+from minigrad.random import manual_seed
+
+try:
+    from minigrad.gradcheck import GradcheckError, gradcheck
+except ImportError:  # pragma: no cover - during development
+    pass
+
+__all__ = [
+    "Tensor", "tensor", "as_tensor", "zeros", "ones", "zeros_like", "ones_like", "full", "arange",
+    "randn", "rand", "manual_seed", "Function", "no_grad", "enable_grad", "is_grad_enabled",
+    "set_grad_enabled", "gradcheck", "GradcheckError", "to_dot", "detect_anomaly", "unbroadcast",
+    "DEFAULT_DTYPE", *_ops_all,
+]

@@ -1,0 +1,75 @@
+"""``Function``: the base class of every differentiable operation (and of your own).
+
+Subclass it, write ``forward`` on NumPy arrays and ``backward`` returning one gradient per tensor
+input, and call ``YourOp.apply(*inputs, **options)``::
+
+    class Square(Function):
+        def forward(self, x):                 # x: ndarray
+            self.save_for_backward(x)
+            return x * x
+
+        def backward(self, grad):             # grad: d(loss)/d(output), shape of the output
+            (x,) = self.saved_tensors
+            return 2 * x * grad               # d(x^2)/dx = 2x
+
+``self`` is the context: whatever ``forward`` saves is there in ``backward``. Tensor positional
+arguments are the differentiable inputs; keyword arguments are plain options. ``backward`` may
+return a gradient of the *broadcast* shape (the engine sums it down to the input's shape) and
+``None`` for an input that needs no gradient (see ``self.needs_input_grad``). It must never write
+into ``grad`` (it may be shared); it may overwrite its own saved arrays only when
+``self.last_use`` is true (the graph will not be walked again).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad import debug
+from minigrad.grad_mode import is_grad_enabled
+from minigrad.tensor import Tensor, as_tensor
+
+
+class Function:
+    #: set by an op that legitimately outputs +-inf from finite inputs (masked_fill with -inf)
+    may_produce_inf = False
+
+    def __init__(self):
+        self.parents: tuple[Tensor, ...] | None = ()
+        self.saved_tensors: tuple = ()
+        self.needs_input_grad: tuple[bool, ...] = ()
+        self.last_use = True
+        self.created_at = ""
+
+    def save_for_backward(self, *arrays) -> None:
+        self.saved_tensors = arrays
+
+    def forward(self, *arrays: np.ndarray, **options) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray):
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop saved arrays and inputs once backward has used them (frees activations early)."""
+        self.saved_tensors = ()
+        self.parents = None
+
+    @classmethod
+    def apply(cls, *inputs, **options) -> Tensor:
+        like = next((x for x in inputs if isinstance(x, Tensor)), None)
+        tensors = tuple(as_tensor(x, like) for x in inputs)
+        ctx = cls()
+        needs = tuple(t.requires_grad for t in tensors)
+        ctx.needs_input_grad = needs
+        record = any(needs) and is_grad_enabled()
+        arrays = [t.data for t in tensors]
+        out = ctx.forward(*arrays, **options)
+        if debug.is_anomaly_enabled():
+            ctx.created_at = debug.creation_site()
+            debug.check_forward(ctx, arrays, out)
+        if not record:
+            return Tensor._from_op(out, None)
+        ctx.parents = tensors
+        return Tensor._from_op(out, ctx)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"

@@ -1,0 +1,102 @@
+"""``gradcheck``: compare backward against central finite differences, in float64.
+
+For a function f of tensors and a random upstream gradient u (not all ones, so that every output
+element matters with a different weight), backward computes d(sum(u * f))/dx for every input x.
+Central differences estimate the same number one element at a time:
+
+    (sum(u * f(x + eps e_i)) - sum(u * f(x - eps e_i))) / (2 eps)
+
+with an error of O(eps^2), which float64 makes negligible next to atol/rtol.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from minigrad.grad_mode import no_grad
+from minigrad.tensor import Tensor
+
+
+class GradcheckError(AssertionError):
+    """Raised when an analytic gradient disagrees with its finite-difference estimate."""
+
+
+def _describe(fn: Callable, out: Tensor) -> str:
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    op = type(out.grad_fn).__name__ if out.grad_fn is not None else "no op"
+    return f"{name} (output made by {op})"
+
+
+def gradcheck(
+    fn: Callable[..., Tensor],
+    *inputs,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    seed: int = 0,
+    upstream: np.ndarray | None = None,
+) -> bool:
+    """Check ``fn``'s gradients with respect to every input tensor that requires grad.
+
+    Args:
+        fn: maps the inputs to one output Tensor. It must be deterministic (no dropout in training
+            mode) and should run in float64.
+        inputs: tensors (those with ``requires_grad`` are checked) and any other arguments,
+            passed to ``fn`` unchanged. Checked tensors are copied to float64 first.
+        eps, atol, rtol: step of the central difference and the tolerance
+            ``|analytic - numeric| <= atol + rtol * |numeric|``.
+        seed: seeds the random upstream gradient; ``upstream`` gives one explicitly.
+
+    Returns True, or raises :class:`GradcheckError` naming the input, the worst element's index,
+    both values and the operation.
+    """
+    args = []
+    for x in inputs:
+        if isinstance(x, Tensor) and x.requires_grad:  # a private, contiguous float64 copy to perturb
+            x = Tensor(np.array(x.data, dtype=np.float64, order="C"), requires_grad=True, name=x.name)
+        args.append(x)
+    checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: none of the inputs is a tensor with requires_grad=True")
+
+    for i in checked:
+        args[i].grad = None
+    out = fn(*args)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    what = _describe(fn, out)
+    if upstream is None:
+        upstream = np.random.default_rng(seed).standard_normal(out.shape)
+    upstream = np.asarray(upstream, dtype=np.float64).reshape(out.shape)
+    if out.requires_grad:
+        out.backward(upstream.astype(out.dtype))
+
+    def objective() -> float:
+        with no_grad():
+            return float(np.sum(fn(*args).data.astype(np.float64) * upstream))
+
+    for i in checked:
+        x = args[i]
+        analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
+        if analytic.shape != x.shape:
+            raise GradcheckError(f"{what}: gradient of input {i} has shape {analytic.shape}, expected {x.shape}")
+        numeric = np.zeros(x.shape, dtype=np.float64)
+        flat = x.data.reshape(-1)  # a view: perturbing it perturbs the input
+        num_flat = numeric.reshape(-1)
+        for j in range(flat.size):
+            orig = flat[j]
+            flat[j] = orig + eps
+            plus = objective()
+            flat[j] = orig - eps
+            minus = objective()
+            flat[j] = orig
+            num_flat[j] = (plus - minus) / (2 * eps)
+        err = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+        if err.size and (np.max(err) > 0 or not np.all(np.isfinite(analytic))):
+            k = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(err), err, np.inf))), x.shape)
+            raise GradcheckError(
+                f"{what}: gradient of input {i} (shape {x.shape}) is wrong at index {tuple(int(v) for v in k)}: "
+                f"analytic {analytic[k]!r}, numeric {numeric[k]!r} (atol={atol}, rtol={rtol})"
+            )
+    return True
