@@ -266,6 +266,8 @@ def _parse_header(where: str, text: bytes, buffer_len: int, data_start: int) -> 
     except json.JSONDecodeError as e:
         raise fail(f"the header is not valid JSON ({e.msg} at character {e.pos}); "
                    "the file is damaged or not safetensors") from None
+    except RecursionError:
+        raise fail("the header nests JSON too deeply to be a safetensors header") from None
     if not isinstance(raw, dict):
         raise fail(f"the header is JSON but a {type(raw).__name__}, not an object")
 
