@@ -43,7 +43,10 @@ def gradcheck(
         fn: maps the inputs to one output Tensor. It must be deterministic (no dropout in training
             mode) and should run in float64.
         inputs: tensors (those with ``requires_grad`` are checked) and any other arguments,
-            passed to ``fn`` unchanged. Checked tensors are copied to float64 first.
+            passed to ``fn`` unchanged. Float64 tensors are perturbed in place (and restored), so a
+            module's parameters can be checked by passing them too: after ``model.double()``,
+            ``gradcheck(lambda x, *ps: model(x), x, *model.parameters())``; other tensors are
+            checked through float64 copies.
         eps, atol, rtol: step of the central difference and the tolerance
             ``|analytic - numeric| <= atol + rtol * |numeric|``.
         seed: seeds the random upstream gradient; ``upstream`` gives one explicitly.
@@ -53,7 +56,9 @@ def gradcheck(
     """
     args = []
     for x in inputs:
-        if isinstance(x, Tensor) and x.requires_grad:  # a private, contiguous float64 copy to perturb
+        if isinstance(x, Tensor) and x.requires_grad and not (
+            x.dtype == np.float64 and x.data.flags.c_contiguous and x.data.flags.writeable
+        ):  # perturb a contiguous float64 copy; float64 tensors (e.g. a module's parameters) in place
             x = Tensor(np.array(x.data, dtype=np.float64, order="C"), requires_grad=True, name=x.name)
         args.append(x)
     checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]

@@ -1,0 +1,11 @@
+"""Neural-network building blocks: ``Module``, ``Parameter`` and the layers the book uses."""
+from minigrad.nn import functional
+from minigrad.nn.containers import ModuleDict, ModuleList, Sequential
+from minigrad.nn.layers import GELU, Dropout, Embedding, Identity, LayerNorm, Linear, ReLU, Sigmoid, Tanh
+from minigrad.nn.module import Module
+from minigrad.nn.parameter import Parameter
+
+__all__ = [
+    "Module", "Parameter", "Linear", "Embedding", "LayerNorm", "Dropout", "GELU", "ReLU", "Sigmoid",
+    "Tanh", "Identity", "Sequential", "ModuleList", "ModuleDict", "functional",
+]

@@ -1,0 +1,14 @@
+"""Stateless functions, as ``torch.nn.functional``: ``import minigrad.nn.functional as F``."""
+from minigrad.ops import (  # noqa: F401
+    cross_entropy,
+    dropout,
+    embedding,
+    gelu,
+    layer_norm,
+    linear,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
