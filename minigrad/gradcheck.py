@@ -98,10 +98,11 @@ def gradcheck(
             flat[j] = orig
             num_flat[j] = (plus - minus) / (2 * eps)
         err = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
-        if err.size and (np.max(err) > 0 or not np.all(np.isfinite(analytic))):
-            k = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(err), err, np.inf))), x.shape)
+        # a NaN/Inf on either side (e.g. f is undefined at x +- eps) is a failure, never a pass
+        if err.size and (not np.all(np.isfinite(err)) or np.max(err) > 0):
+            k = np.unravel_index(int(np.argmax(np.where(np.isfinite(err), err, np.inf))), x.shape)
             raise GradcheckError(
                 f"{what}: gradient of input {i} (shape {x.shape}) is wrong at index {tuple(int(v) for v in k)}: "
-                f"analytic {analytic[k]!r}, numeric {numeric[k]!r} (atol={atol}, rtol={rtol})"
+                f"analytic {float(analytic[k])!r}, numeric {float(numeric[k])!r} (atol={atol}, rtol={rtol})"
             )
     return True
