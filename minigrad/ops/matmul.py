@@ -29,10 +29,10 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a            # treat a 1-D operand as a row ...
         b2 = b[:, None] if b.ndim == 1 else b            # ... or a column matrix
         g2 = grad
-        if a.ndim == 1:
-            g2 = g2[..., None, :]
         if b.ndim == 1:
-            g2 = g2[..., None]
+            g2 = g2[..., None]                           # restore the column axis first ...
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)                  # ... then the row axis (works for 1-D @ 1-D)
         if self.needs_input_grad[0]:
             ga = g2 @ _swap(b2)
             if a.ndim == 1:
