@@ -492,8 +492,7 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
         return x
     arr = np.asarray(x)
     if like is not None and arr.dtype.kind in "fiub" and like.dtype.kind == "f" and arr.dtype != like.dtype:
-        if arr.dtype.kind == "f" or arr.dtype.kind == "b" or arr.ndim == 0:
-            arr = arr.astype(like.dtype)
+        arr = arr.astype(like.dtype)  # also int arrays: NumPy promotes float32 with int64 to float64
     elif arr.dtype == np.float64 and not isinstance(x, (np.ndarray, np.generic)):
         arr = arr.astype(DEFAULT_DTYPE)
     return Tensor(arr)
