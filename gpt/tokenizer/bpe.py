@@ -1,0 +1,522 @@
+"""Byte-level byte-pair encoding (BPE), the tokenizer of GPT-2 (book chapter 2.5), without tiktoken.
+
+A token is a byte string. Ids 0..255 are the 256 single bytes, so any text (any byte string, in
+fact) can be encoded and there is no unknown token. Merge ``k`` joins two existing tokens into a new
+one with id ``256 + k``; the lower a merge's id, the earlier it was learned and the sooner it is
+applied. Special tokens such as ``<|endoftext|>`` get the ids after the merges.
+
+Encoding a text, as tiktoken does it:
+
+1. split out the allowed special tokens (a disallowed one in the text is an error);
+2. pre-split the rest with the regex ``pattern`` (:mod:`gpt.tokenizer.pretokenize`); merges never
+   cross these pieces;
+3. for each piece's UTF-8 bytes: if the whole piece is a token, that is its id; otherwise start from
+   single bytes and repeatedly join the adjacent pair whose joined bytes form the lowest-id token
+   (leftmost on ties) until no adjacent pair forms a token.
+
+Speed (beyond the book): step 3 runs once per *distinct* piece of a text and is remembered in a
+bounded cache; every token that is valid UTF-8 is in that cache from the start. Short pieces use a
+list-based merge loop; pieces longer than ``_LONG_PIECE`` bytes use a heap and a linked list, so even
+a single piece of a million bytes takes O(n log n) time.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import time
+import unicodedata
+from itertools import chain, repeat
+from operator import add
+from pathlib import Path
+from typing import Collection, Iterable, Literal
+
+import regex
+
+from gpt.tokenizer.atomic import write_text_atomic
+from gpt.tokenizer.pretokenize import GPT2_PATTERN, Splitter
+
+_BYTE = [bytes((b,)) for b in range(256)]  # byte value -> the one-byte bytes object
+_NO_MERGE = 1 << 62  # "rank" of a pair whose joined bytes are not a token
+_LONG_PIECE = 256  # pieces longer than this (in bytes) use the heap-based merge
+_CACHE_LIMIT = 1 << 16  # at most this many remembered multi-token pieces
+_SURROGATE = regex.compile("[\ud800-\udfff]")
+FORMAT_HEADER = "gpt-bpe v1"
+
+
+class UnknownTokenError(KeyError, ValueError):
+    """A token id that is not in the vocabulary (a KeyError like tiktoken's, and a ValueError)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _merge_short(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
+    """BPE of one piece by rescanning a list of parts; fast for short pieces, O(n^2) for long ones.
+
+    ``parts`` are the current tokens (bytes) of the piece; ``pair_ranks[i]`` is the rank of
+    ``parts[i] + parts[i + 1]`` (``_NO_MERGE`` if that is not a token). Each step joins the leftmost
+    lowest-ranked pair and recomputes only its two neighbours.
+    """
+    get = ranks.get
+    parts = list(map(_BYTE.__getitem__, piece))
+    pair_ranks = list(map(get, map(add, parts, parts[1:]), repeat(_NO_MERGE)))
+    while pair_ranks:
+        best = min(pair_ranks)
+        if best == _NO_MERGE:
+            break
+        i = pair_ranks.index(best)
+        merged = parts[i] + parts[i + 1]
+        parts[i] = merged
+        del parts[i + 1]
+        del pair_ranks[i]
+        if i > 0:
+            pair_ranks[i - 1] = get(parts[i - 1] + merged, _NO_MERGE)
+        if i < len(pair_ranks):
+            pair_ranks[i] = get(merged + parts[i + 1], _NO_MERGE)
+    return list(map(ranks.__getitem__, parts))
+
+
+def _merge_long(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
+    """The same BPE as :func:`_merge_short` in O(n log n): a heap of candidate merges, a linked list of parts.
+
+    A part is a byte range ``[start, nxt[start])`` of the piece, named by its start. The heap holds
+    ``(rank, start, end)``: "join the part at ``start`` with the next one, covering ``piece[start:end]``",
+    ordered by rank then position (leftmost on ties, like the list version). Entries are never removed
+    early; one that no longer matches the current parts is skipped when it comes up (lazy deletion).
+    """
+    get = ranks.get
+    n = len(piece)
+    nxt = list(range(1, n + 1))  # nxt[s]: start of the part after the part at s (n: none); -1: s is gone
+    prv = list(range(-1, n - 1))  # prv[s]: start of the part before it (-1: none)
+    heap = [(r, i, i + 2) for i in range(n - 1) if (r := get(piece[i : i + 2])) is not None]
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        _, i, end = pop(heap)
+        j = nxt[i]
+        if j < 0 or j >= n or nxt[j] != end:
+            continue  # stale: a part involved was merged since this entry was pushed
+        nxt[i], nxt[j] = end, -1
+        if end < n:
+            prv[end] = i
+            r = get(piece[i : nxt[end]])
+            if r is not None:
+                push(heap, (r, i, nxt[end]))
+        p = prv[i]
+        if p >= 0:
+            r = get(piece[p:end])
+            if r is not None:
+                push(heap, (r, p, end))
+    ids, i = [], 0
+    while i < n:
+        ids.append(ranks[piece[i : nxt[i]]])
+        i = nxt[i]
+    return ids
+
+
+def bpe_merge(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
+    """Token ids of one pre-split piece (its bytes), given ``ranks`` (token bytes -> id = merge rank)."""
+    if len(piece) > _LONG_PIECE:
+        return _merge_long(piece, ranks)
+    return _merge_short(piece, ranks)
+
+
+def readable(token: bytes) -> str:
+    """A token's bytes as a one-line string: UTF-8 where valid, ``\\xNN`` for other bytes, and
+    control/format/whitespace characters other than the plain space escaped (``\\n``, ``\\t``, ``\\u200b``)."""
+    out = []
+    for ch in token.decode("utf-8", errors="backslashreplace"):
+        if ch == " " or (not ch.isspace() and unicodedata.category(ch)[0] not in "CZ"):
+            out.append(ch)
+        elif ch in "\n\t\r":
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}[ch])
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
+
+
+class BPETokenizer:
+    """A byte-level BPE tokenizer that encodes like tiktoken.
+
+    Make one with :meth:`train`, :meth:`load` or :meth:`from_gpt2_files`, then call :meth:`encode` /
+    :meth:`decode` as the book does with ``tiktoken.get_encoding("gpt2")``.
+
+    Args:
+        merges: ``(left_id, right_id)`` pairs in rank order; merge ``k`` makes token ``256 + k``.
+        special_tokens: special token string -> id (ids after the merges).
+        pattern: the pre-split regex (``regex`` syntax).
+        byte_ids: ``byte_ids[b]`` is the id of the single byte ``b`` (a permutation of 0..255;
+            default: the byte value itself). GPT-2 orders its byte tokens differently.
+    """
+
+    def __init__(
+        self,
+        merges: Iterable[tuple[int, int]],
+        special_tokens: dict[str, int] | None = None,
+        pattern: str = GPT2_PATTERN,
+        byte_ids: list[int] | None = None,
+    ) -> None:
+        byte_ids = list(range(256)) if byte_ids is None else [int(i) for i in byte_ids]
+        if sorted(byte_ids) != list(range(256)):
+            raise ValueError("byte_ids must give each of the 256 bytes a distinct id in 0..255")
+        vocab: list[bytes] = [b""] * 256
+        for b, i in enumerate(byte_ids):
+            vocab[i] = _BYTE[b]
+        self._merges: list[tuple[int, int]] = []
+        for k, pair in enumerate(merges):
+            a, b = int(pair[0]), int(pair[1])
+            new = 256 + k
+            if not (0 <= a < new and 0 <= b < new):
+                raise ValueError(f"merge {k} ({a}, {b}) uses an id that is not defined before token {new}")
+            vocab.append(vocab[a] + vocab[b])
+            self._merges.append((a, b))
+        self._vocab = vocab
+        self._ranks: dict[bytes, int] = {tok: i for i, tok in enumerate(vocab)}
+        if len(self._ranks) != len(vocab):
+            seen: dict[bytes, int] = {}
+            for i, tok in enumerate(vocab):
+                if tok in seen:
+                    raise ValueError(f"tokens {seen[tok]} and {i} have the same bytes {tok!r}; token bytes must be unique")
+                seen[tok] = i
+
+        special_tokens = dict(special_tokens or {})
+        for s, i in special_tokens.items():
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"special tokens must be non-empty strings, got {s!r}")
+            if not isinstance(i, int) or i < len(vocab):
+                raise ValueError(f"special token {s!r} has id {i}; special ids must be integers >= {len(vocab)}")
+        if len(set(special_tokens.values())) != len(special_tokens):
+            raise ValueError("two special tokens share an id")
+        self._special = special_tokens
+        self._decoder: dict[int, bytes] = dict(enumerate(vocab))
+        self._decoder.update((i, s.encode("utf-8")) for s, i in special_tokens.items())
+        self._byte_ids = byte_ids
+        self.pattern = pattern
+        self._splitter = Splitter(pattern)
+        # Every token that is valid UTF-8 text, as a one-token piece: the whole-piece lookup.
+        self._token_pieces: dict[str, tuple[int, ...]] = {}
+        for i, tok in enumerate(vocab):
+            try:
+                self._token_pieces[tok.decode("utf-8")] = (i,)
+            except UnicodeDecodeError:
+                pass
+        self._cache = dict(self._token_pieces)
+        self._special_regex_cache: dict[frozenset, regex.Pattern] = {}
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_vocab(self) -> int:
+        """Number of ids (largest id + 1), special tokens included."""
+        return max(len(self._vocab) - 1, *self._special.values()) + 1 if self._special else len(self._vocab)
+
+    @property
+    def eot_token(self) -> int:
+        """The id of ``<|endoftext|>``."""
+        try:
+            return self._special["<|endoftext|>"]
+        except KeyError:
+            raise ValueError("this tokenizer has no <|endoftext|> special token (train it with special_tokens=...)") from None
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        """Special token string -> id (a copy)."""
+        return dict(self._special)
+
+    @property
+    def special_tokens_set(self) -> set[str]:
+        return set(self._special)
+
+    @property
+    def merges(self) -> list[tuple[int, int]]:
+        """``(left_id, right_id)`` pairs in rank order; merge ``k`` made token ``256 + k``."""
+        return list(self._merges)
+
+    @property
+    def mergeable_ranks(self) -> dict[bytes, int]:
+        """Token bytes -> id for all non-special tokens (what ``tiktoken.Encoding`` calls mergeable_ranks)."""
+        return dict(self._ranks)
+
+    def __repr__(self) -> str:
+        return f"BPETokenizer(n_vocab={self.n_vocab}, merges={len(self._merges)}, special_tokens={list(self._special)})"
+
+    # ------------------------------------------------------------------ encoding
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode ``text`` with no special-token handling: ``"<|endoftext|>"`` is just seven pieces of text.
+
+        Lone surrogates (not encodable as UTF-8) are replaced by U+FFFD first, as tiktoken does.
+        """
+        if _SURROGATE.search(text) is not None:
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return self._encode_pieces(self._splitter.split(text), "strict")
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: Literal["all"] | Collection[str] = frozenset(),
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ) -> list[int]:
+        """Encode ``text`` to token ids, with tiktoken's special-token rules.
+
+        Special tokens in ``allowed_special`` (or all of them, with ``"all"``) that appear in the text
+        become their ids. A token in ``disallowed_special`` (by default every special token that is
+        not allowed) appearing in the text raises ValueError; pass ``disallowed_special=()`` to encode
+        such text as ordinary text instead.
+        """
+        allowed = self._special_set(allowed_special, "allowed_special")
+        if disallowed_special == "all":
+            disallowed = self.special_tokens_set - allowed
+        else:
+            disallowed = self._special_set(disallowed_special, "disallowed_special")
+        if disallowed:
+            found = [(text.find(s), s) for s in disallowed if s in text]
+            if found:
+                token = min(found)[1]
+                raise ValueError(
+                    f"the text contains the special token {token!r}, which is disallowed; pass "
+                    f"allowed_special={{{token!r}}} to encode it as a special token, or "
+                    f"disallowed_special=() to encode it as ordinary text"
+                )
+        if not allowed or not any(s in text for s in allowed):
+            return self.encode_ordinary(text)
+        ids: list[int] = []
+        start = 0
+        for m in self._special_regex(frozenset(allowed)).finditer(text):
+            ids += self.encode_ordinary(text[start : m.start()])
+            ids.append(self._special[m.group()])
+            start = m.end()
+        ids += self.encode_ordinary(text[start:])
+        return ids
+
+    def encode_bytes(self, data: bytes) -> list[int]:
+        """Encode raw bytes that need not be valid UTF-8; ``decode_bytes`` gives them back exactly.
+
+        Valid UTF-8 encodes exactly as ``encode_ordinary(data.decode())``. For pre-splitting, each
+        invalid byte counts as one symbol character (it is decoded with ``surrogateescape``).
+        """
+        data = bytes(data)
+        try:
+            return self._encode_pieces(self._splitter.split(data.decode("utf-8")), "strict")
+        except UnicodeDecodeError:
+            pass
+        text = data.decode("utf-8", "surrogateescape")
+        pieces = self._splitter.split(text)
+        if not any(_SURROGATE.search(p) for p in pieces):
+            return self._encode_pieces(pieces, "strict")
+        # Pieces holding escaped bytes must not enter the shared cache (encode_ordinary reads the
+        # same strings as U+FFFD), so they are encoded here without it.
+        out: list[int] = []
+        for p in pieces:
+            if _SURROGATE.search(p):
+                out += self._encode_piece_uncached(p.encode("utf-8", "surrogateescape"))
+            else:
+                out += self._encode_pieces([p], "strict")
+        return out
+
+    def _encode_piece_uncached(self, piece: bytes) -> list[int]:
+        i = self._ranks.get(piece)
+        return [i] if i is not None else bpe_merge(piece, self._ranks)
+
+    def _encode_pieces(self, pieces: list[str], errors: str) -> list[int]:
+        """Pre-split pieces -> ids, running BPE once per distinct piece not yet in the cache."""
+        cache = self._cache
+        missing = set(pieces).difference(cache)
+        if missing:
+            ranks = self._ranks
+            for piece in missing:
+                data = piece.encode("utf-8", errors)
+                cache[piece] = tuple(_merge_long(data, ranks) if len(data) > _LONG_PIECE else _merge_short(data, ranks))
+        ids = list(chain.from_iterable(map(cache.__getitem__, pieces)))
+        if len(cache) > len(self._token_pieces) + _CACHE_LIMIT:
+            self.clear_cache()
+        return ids
+
+    def clear_cache(self) -> None:
+        """Forget the remembered BPE results of multi-token pieces (the token lookup stays)."""
+        self._cache = dict(self._token_pieces)
+
+    def _special_set(self, value, name: str) -> set[str]:
+        if value == "all":
+            return self.special_tokens_set
+        if isinstance(value, str):
+            raise ValueError(f'{name} must be "all" or a set of special token strings, not the string {value!r}')
+        chosen = set(value)
+        unknown = chosen - self.special_tokens_set
+        if unknown:
+            raise ValueError(
+                f"{name} names {sorted(unknown)!r}, which this tokenizer does not have; "
+                f"its special tokens are {sorted(self._special)!r}"
+            )
+        return chosen
+
+    def _special_regex(self, tokens: frozenset) -> regex.Pattern:
+        pat = self._special_regex_cache.get(tokens)
+        if pat is None:
+            # Longest first, so that a special token containing another one wins.
+            pat = regex.compile("|".join(regex.escape(s) for s in sorted(tokens, key=lambda s: (-len(s), s))))
+            self._special_regex_cache[tokens] = pat
+        return pat
+
+    # ------------------------------------------------------------------ decoding
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """Token ids -> the bytes they stand for."""
+        if hasattr(ids, "tolist"):  # NumPy arrays: plain ints are faster dictionary keys
+            ids = ids.tolist()
+        try:
+            return b"".join(map(self._decoder.__getitem__, ids))
+        except (KeyError, TypeError):
+            for i in ids:
+                self.decode_single_token_bytes(i)
+            raise
+
+    def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
+        """Token ids -> text. Bytes that are not valid UTF-8 become U+FFFD (``errors="replace"``)."""
+        return self.decode_bytes(ids).decode("utf-8", errors=errors)
+
+    def decode_single_token_bytes(self, token: int) -> bytes:
+        """One token id -> its bytes; UnknownTokenError (a KeyError and ValueError) if it is not an id."""
+        try:
+            return self._decoder[token]
+        except (KeyError, TypeError):
+            raise UnknownTokenError(f"token id {token!r} is not in the vocabulary (ids 0..{self.n_vocab - 1})") from None
+
+    # ------------------------------------------------------------------ inspection
+    def token_str(self, token: int) -> str:
+        """A readable one-line form of a token (see :func:`readable`)."""
+        return readable(self.decode_single_token_bytes(token))
+
+    def describe_merges(self, limit: int | None = None) -> list[str]:
+        """The learned merges in order, as lines like ``"256: ' ' + 't' -> ' t'"``."""
+        lines = []
+        for k, (a, b) in enumerate(self._merges[:limit]):
+            lines.append(
+                f"{256 + k}: {json.dumps(readable(self._vocab[a]), ensure_ascii=False)} + "
+                f"{json.dumps(readable(self._vocab[b]), ensure_ascii=False)} -> "
+                f"{json.dumps(readable(self._vocab[256 + k]), ensure_ascii=False)}"
+            )
+        return lines
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def train(
+        cls,
+        texts: str | Iterable[str],
+        vocab_size: int,
+        pattern: str = GPT2_PATTERN,
+        special_tokens: Iterable[str] = ("<|endoftext|>",),
+        verbose: bool | None = None,
+    ) -> "BPETokenizer":
+        """Learn a vocabulary of at most ``vocab_size`` ids (256 bytes + merges + special tokens) from text.
+
+        See :mod:`gpt.tokenizer.train` for the algorithm and its tie-break rule. If the text runs out of
+        pairs to merge first, training stops early with a warning. ``verbose``: True prints progress to
+        stderr, False never does, None (default) prints only once training has taken over 2 seconds.
+        """
+        from gpt.tokenizer.train import count_pieces, learn_merges
+
+        specials = list(special_tokens)
+        for s in specials:
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"special tokens must be non-empty strings, got {s!r}")
+        if len(set(specials)) != len(specials):
+            raise ValueError(f"special tokens must be distinct, got {specials!r}")
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+            raise ValueError(f"vocab_size must be an integer, got {vocab_size!r}")
+        minimum = 256 + len(specials)
+        if vocab_size < minimum:
+            raise ValueError(
+                f"vocab_size {vocab_size} is too small: the 256 byte tokens and {len(specials)} special "
+                f"token(s) already need {minimum}"
+            )
+        if isinstance(texts, str):
+            texts = [texts]
+        splitter = Splitter(pattern)
+        counts = count_pieces(texts, splitter, specials)
+        merges = learn_merges(counts, vocab_size - minimum, verbose=verbose)
+        first_special = 256 + len(merges)
+        return cls(merges, {s: first_special + k for k, s in enumerate(specials)}, pattern=pattern)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the tokenizer as a small text file (see :meth:`load` for the format)."""
+        lines = [
+            FORMAT_HEADER,
+            f"pattern {json.dumps(self.pattern)}",
+        ]
+        lines += [f"special {json.dumps(s)} {i}" for s, i in sorted(self._special.items(), key=lambda kv: kv[1])]
+        if self._byte_ids != list(range(256)):
+            lines.append("bytes " + " ".join(map(str, self._byte_ids)))
+        lines.append(f"merges {len(self._merges)}")
+        for k, (a, b) in enumerate(self._merges):
+            lines.append(f"{a} {b}\t# {256 + k} {json.dumps(readable(self._vocab[256 + k]), ensure_ascii=False)}")
+        write_text_atomic(path, "\n".join(lines) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "BPETokenizer":
+        """Read a file written by :meth:`save`.
+
+        The format is UTF-8 text, one item per line::
+
+            gpt-bpe v1
+            pattern "<the pre-split regex, as a JSON string>"
+            special "<|endoftext|>" 4095          (zero or more: a JSON string and its id)
+            bytes 0 1 2 ...                        (optional: the ids of bytes 0..255; default 0..255)
+            merges 3839
+            32 116	# 256 " t"                     (one merge per line: left id, right id;
+            ...                                    after "#": the new id and its text, for people)
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(2, "No such file", str(path))
+        lines = path.read_text(encoding="utf-8").split("\n")
+        if not lines or lines[0].strip() != FORMAT_HEADER:
+            raise ValueError(f"{path} is not a tokenizer file saved by BPETokenizer.save (first line should be {FORMAT_HEADER!r})")
+        pattern, specials, byte_ids, merges = GPT2_PATTERN, {}, None, None
+        decoder = json.JSONDecoder()
+        for lineno, line in enumerate(lines[1:], start=2):
+            try:
+                if merges is not None:
+                    body = line.split("#", 1)[0].split()
+                    if not body:
+                        continue
+                    a, b = body
+                    merges.append((int(a), int(b)))
+                    continue
+                key, _, rest = line.strip().partition(" ")
+                if key == "pattern":
+                    pattern = json.loads(rest)
+                elif key == "special":
+                    name, end = decoder.raw_decode(rest)
+                    specials[name] = int(rest[end:])
+                elif key == "bytes":
+                    byte_ids = [int(x) for x in rest.split()]
+                elif key == "merges":
+                    expected = int(rest)
+                    merges = []
+                elif key:
+                    raise ValueError(f"unknown entry {key!r}")
+            except ValueError as e:
+                raise ValueError(f"{path} line {lineno}: cannot read {line!r} ({e})") from None
+        if merges is None:
+            raise ValueError(f"{path} has no 'merges' line; the file is incomplete")
+        if len(merges) != expected:
+            raise ValueError(f"{path} announces {expected} merges but has {len(merges)}; the file is truncated")
+        return cls(merges, specials, pattern=pattern, byte_ids=byte_ids)
+
+    @classmethod
+    def from_gpt2_files(
+        cls, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike, pattern: str = GPT2_PATTERN
+    ) -> "BPETokenizer":
+        """Load OpenAI's GPT-2 vocabulary (``encoder.json`` + ``vocab.bpe``); encodes exactly like tiktoken's "gpt2"."""
+        from gpt.tokenizer.gpt2 import read_gpt2_files
+
+        byte_ids, merges, specials = read_gpt2_files(encoder_json, vocab_bpe)
+        return cls(merges, specials, pattern=pattern, byte_ids=byte_ids)
+
+    def save_gpt2_files(self, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike) -> None:
+        """Write ``encoder.json`` + ``vocab.bpe`` in GPT-2's format, for tools that read those (the pattern is not stored)."""
+        from gpt.tokenizer.gpt2 import write_gpt2_files
+
+        write_gpt2_files(encoder_json, vocab_bpe, self._vocab, self._merges, self._special)
