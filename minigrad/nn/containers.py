@@ -52,12 +52,7 @@ class ModuleList(Module):
 
     def __setitem__(self, i: int, module: Module) -> None:
         key = list(self._modules.keys())[i]
-        setattr(self, key, module)
-        # keep the original order: re-insert the key where it was
-        order = list(self._modules.keys())
-        self._modules.move_to_end(key)
-        for k in order[order.index(key) + 1:] if key in order else []:
-            self._modules.move_to_end(k)
+        setattr(self, key, module)  # replaces the module in place, keeping the list's order
 
     def __len__(self) -> int:
         return len(self._modules)
