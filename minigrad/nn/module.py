@@ -32,6 +32,8 @@ class Module:
             target = self._parameters
         elif isinstance(value, Module):
             target = self._modules
+        elif name in self._buffers and isinstance(value, np.ndarray):
+            target = self._buffers  # ``self.mask = new_mask`` updates the buffer
         else:
             target = None
         for registry in (self._parameters, self._modules, self._buffers):
@@ -58,7 +60,9 @@ class Module:
         Persistent buffers are part of ``state_dict``."""
         setattr(self, name, array)
         self._buffers[name] = array
-        if not persistent:
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: "Module | None") -> None:
