@@ -30,6 +30,12 @@ class Module:
             raise AttributeError(f"call super().__init__() in {type(self).__name__}.__init__ before assigning {name!r}")
         if isinstance(value, Parameter):
             target = self._parameters
+        elif name in self._parameters and value is not None:
+            # a plain Tensor here would silently drop the parameter from parameters() and state_dict()
+            raise TypeError(
+                f"cannot assign a {type(value).__name__} to parameter {name!r} of {type(self).__name__}: "
+                f"wrap it in nn.Parameter, or assign None or del the attribute first"
+            )
         elif isinstance(value, Module):
             target = self._modules
         elif name in self._buffers and isinstance(value, np.ndarray):
