@@ -479,7 +479,8 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             elif key in summed:
                 previous += pg
             else:
-                grads[key] = previous + pg
+                # asarray: for 0-d operands NumPy returns a scalar, and `+=` on a scalar would not be in place
+                grads[key] = np.asarray(previous + pg)
                 summed.add(key)
         if not retain_graph:
             ctx.release()
