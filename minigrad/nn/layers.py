@@ -16,7 +16,10 @@ from minigrad.nn.parameter import Parameter
 
 
 def _uniform(shape, bound: float) -> np.ndarray:
-    return _random.default_generator().uniform(-bound, bound, size=shape).astype(np.float32)
+    u = _random.default_generator().random(shape, dtype=np.float32)  # [0, 1), drawn in float32
+    u *= 2 * bound
+    u -= bound
+    return u
 
 
 class Linear(Module):

@@ -1,0 +1,165 @@
+"""Chapters 4-5: turning logits into text.
+
+* :func:`generate_text_simple` is the book's greedy loop (section 4.7): run the model on the last
+  ``context_size`` tokens, take the most likely next token, append, repeat.
+* :func:`generate` is the book's section 5.3 version (temperature, top-k) plus what the book leaves
+  out: nucleus (top-p) sampling, a batch of prompts with per-row top-k/top-p thresholds and
+  per-row end-of-text stopping, reproducible sampling from a seeded ``np.random.Generator``, and a
+  KV cache so that each new token costs one token's worth of computation.
+* :func:`text_to_token_ids` / :func:`token_ids_to_text` are the book's helpers.
+
+Everything here runs under ``no_grad``: generation never needs gradients.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+import minigrad as mg
+
+
+def text_to_token_ids(text: str, tokenizer) -> np.ndarray:
+    """Encode ``text`` to a (1, T) int64 array (a batch of one), allowing ``<|endoftext|>``."""
+    ids = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
+    return np.asarray(ids, dtype=np.int64)[None, :]
+
+
+def token_ids_to_text(token_ids, tokenizer) -> str:
+    """Decode a (1, T) or (T,) array of ids back to text."""
+    ids = np.asarray(getattr(token_ids, "data", token_ids)).reshape(-1)
+    return tokenizer.decode(ids.tolist())
+
+
+def _ids(idx) -> np.ndarray:
+    ids = np.asarray(getattr(idx, "data", idx))
+    if ids.ndim != 2:
+        raise ValueError(f"expected token ids of shape (batch, tokens), got {ids.shape}")
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"token ids must be integers, got {ids.dtype}")
+    return ids.astype(np.int64, copy=False)
+
+
+def generate_text_simple(model, idx, max_new_tokens: int, context_size: int) -> np.ndarray:
+    """Greedy decoding, exactly as the book's section 4.7. idx: (b, T) -> (b, T + max_new_tokens)."""
+    idx = _ids(idx)
+    with mg.no_grad():
+        for _ in range(max_new_tokens):
+            idx_cond = idx[:, -context_size:]
+            logits = model(idx_cond)
+            logits = logits.data[:, -1, :]                         # (b, vocab): the last position
+            idx_next = np.argmax(logits, axis=-1)[:, None]         # (b, 1)
+            idx = np.concatenate([idx, idx_next], axis=1)
+    return idx
+
+
+def _top_k_filter(logits: np.ndarray, top_k: int) -> np.ndarray:
+    """Keep each row's ``top_k`` largest logits (and ties with the k-th), set the rest to -inf."""
+    if top_k >= logits.shape[-1]:
+        return logits
+    kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]   # per-row threshold
+    return np.where(logits < kth, -np.inf, logits)
+
+
+def _top_p_filter(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """Keep the smallest set of most likely tokens whose probability adds up to ``top_p`` (per row);
+    renormalise. The most likely token is always kept."""
+    order = np.argsort(-probs, axis=-1, kind="stable")
+    sorted_p = np.take_along_axis(probs, order, axis=-1)
+    before = np.cumsum(sorted_p, axis=-1) - sorted_p          # mass strictly above each token
+    keep_sorted = before < top_p
+    keep_sorted[:, 0] = True
+    keep = np.zeros_like(keep_sorted)
+    np.put_along_axis(keep, order, keep_sorted, axis=-1)
+    probs = np.where(keep, probs, 0.0)
+    return probs / probs.sum(axis=-1, keepdims=True)
+
+
+def sample_next(logits: np.ndarray, temperature: float = 0.0, top_k: int | None = None,
+                top_p: float | None = None, rngs: Sequence[np.random.Generator] | None = None) -> np.ndarray:
+    """Pick one token per row of ``logits`` (b, vocab). temperature 0 means greedy (argmax)."""
+    logits = logits.astype(np.float64)   # sampling arithmetic in float64: tiny tail probabilities stay exact
+    if top_k is not None:
+        logits = _top_k_filter(logits, top_k)
+    if temperature <= 0.0:
+        return np.argmax(logits, axis=-1)
+    logits = logits / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    if top_p is not None and top_p < 1.0:
+        probs = _top_p_filter(probs, top_p)
+    # inverse-CDF sampling with one uniform number per row, each row from its own generator
+    u = np.array([r.random() for r in rngs])[:, None]
+    cdf = np.cumsum(probs, axis=-1)
+    choice = (cdf < u * cdf[:, -1:]).sum(axis=-1)
+    return np.minimum(choice, probs.shape[-1] - 1)
+
+
+def generate(model, idx, max_new_tokens: int, context_size: int | None = None, temperature: float = 0.0,
+             top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+             rng: np.random.Generator | Sequence[np.random.Generator] | int | None = None,
+             use_cache: bool = True, on_token: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+    """Generate up to ``max_new_tokens`` tokens after each prompt row of ``idx`` (b, T).
+
+    Args:
+        temperature: 0 for greedy decoding; otherwise logits are divided by it before sampling.
+        top_k: sample only among each row's k most likely tokens.
+        top_p: nucleus sampling, among the most likely tokens whose probabilities sum to top_p.
+        eos_id: a row stops when it produces this id. Rows that stopped are padded with ``eos_id``
+            while the others go on; when every row has stopped, generation ends. (As in the book,
+            the eos token that ends the last running rows is not appended.)
+        rng: a seed, a Generator, or one Generator per row. With one Generator per row, each row
+            samples exactly what it would sample alone.
+        use_cache: keep keys and values in a KV cache so each step processes one new token. Past the
+            context length every cached key would change as the window slides, so the cache is then
+            refilled from the cropped window each step: the ids are identical either way.
+        on_token: called with the (b,) array of new ids after each step (for streaming output).
+
+    Returns the (b, T + n) array of prompt and generated ids, n <= max_new_tokens.
+    """
+    idx = _ids(idx)
+    batch = idx.shape[0]
+    context_size = context_size or model.cfg.context_length
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if rng is None or isinstance(rng, (int, np.integer)):
+        rng = np.random.default_rng(rng)
+    rngs = list(rng) if isinstance(rng, (list, tuple)) else [rng] * batch
+    if len(rngs) != batch:
+        raise ValueError(f"got {len(rngs)} generators for a batch of {batch} prompts")
+
+    was_training = model.training
+    model.eval()
+    finished = np.zeros(batch, dtype=bool)
+    cache = model.new_kv_cache(batch) if use_cache and hasattr(model, "new_kv_cache") else None
+    try:
+        with mg.no_grad():
+            pending = idx          # tokens not yet seen by the cached model
+            for _ in range(max_new_tokens):
+                if cache is None:
+                    logits = model(idx[:, -context_size:], last_only=True)
+                else:
+                    if cache.length + pending.shape[1] > min(context_size, cache.max_len):
+                        cache.reset()                       # the window slides: refill from scratch
+                        pending = idx[:, -context_size:]
+                    logits = model(pending, kv_cache=cache, last_only=True)
+                next_ids = sample_next(logits.data[:, -1, :], temperature, top_k, top_p, rngs)
+                if eos_id is not None:
+                    hit = next_ids == eos_id
+                    if np.all(finished | hit):
+                        break
+                    next_ids = np.where(finished, eos_id, next_ids)
+                    finished |= hit
+                next_ids = next_ids.astype(np.int64)
+                idx = np.concatenate([idx, next_ids[:, None]], axis=1)
+                pending = next_ids[:, None]
+                if on_token is not None:
+                    on_token(next_ids)
+    finally:
+        model.train(was_training)
+    return idx
