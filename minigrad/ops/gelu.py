@@ -16,7 +16,7 @@ _A = 0.044715
 
 class GELU(Function):
     def forward(self, x):
-        t = x * x
+        t = np.asarray(x * x)  # asarray: for a 0-d x NumPy returns a scalar, which out= below cannot write
         t *= _A * _C
         t += _C
         t *= x            # t = u = C (x + A x^3)
@@ -33,7 +33,7 @@ class GELU(Function):
         x2 = x * x
         x2 *= 3 * _A * _C
         x2 += _C           # du/dx = C (1 + 3A x^2)
-        sech2 = t * t
+        sech2 = np.asarray(t * t)
         np.subtract(1, sech2, out=sech2)   # 1 - t^2
         sech2 *= x2
         sech2 *= x
