@@ -75,6 +75,8 @@ class Tensor:
     def _from_op(cls, data: np.ndarray, ctx) -> "Tensor":
         """Wrap an operation's output without re-validating it (hot path)."""
         t = cls.__new__(cls)
+        if not isinstance(data, np.ndarray):  # NumPy returns scalars for 0-d results; .data is an array
+            data = np.asarray(data)
         t.data, t.grad, t.name, t._retain_grad, t._hooks = data, None, None, False, None
         t.requires_grad = ctx is not None
         t._ctx = ctx
