@@ -351,10 +351,11 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, size:
     ``X-Linked-Etag`` / ``X-Linked-Size``, and ``Content-Length``) are checked instead. ``check(path)``
     runs on the complete ``.part`` before it is renamed and raises ValueError if the content is wrong.
     ``retries``: how many times a failed attempt is retried (resuming); an attempt that got further
-    than any before it starts the count again, so a long download survives many brief drops. ``timeout``: seconds to connect and for each
-    read. ``backoff``: first pause between attempts, doubling, at most 30 s. ``progress``: show
-    progress on stderr, or a callback ``fn(bytes_so_far, total_or_None)``. An existing ``dest`` is
-    kept (re-checked against ``sha256`` when given) unless ``force``.
+    than any before it starts the count again, so a long download survives many brief drops.
+    ``timeout``: seconds to connect and for each read. ``backoff``: first pause between attempts,
+    doubling, at most 30 s. ``progress``: show progress on stderr, or a callback
+    ``fn(bytes_so_far, total_or_None)``. An existing ``dest`` is kept (re-checked against
+    ``sha256`` when given) unless ``force``.
 
     Raises :class:`DownloadError` (one-line message) for HTTP errors, unreachable hosts and content
     that fails ``check``; :class:`ChecksumError` when size or sha256 disagree (the bytes are deleted).
@@ -442,7 +443,8 @@ def _attempt(opener, recorder, url: str, part: Path, have: int, size: int | None
         if isinstance(e.reason, (FileNotFoundError, NotADirectoryError, PermissionError)):
             raise DownloadError(f"{url}: {e.reason.strerror or e.reason}") from None
         if isinstance(e.reason, ssl.SSLCertVerificationError):
-            raise DownloadError(f"{url}: the server's TLS certificate was rejected ({e.reason.verify_message})") from None
+            raise DownloadError(f"{url}: the server's TLS certificate was rejected "
+                                f"({e.reason.verify_message})") from None
         host = urllib.parse.urlsplit(url).netloc
         raise _Retry(f"could not connect to {host}: {_describe_network_error(e)} "
                      f"(no network? set {MIRROR_ENV} to use a mirror)") from None
@@ -480,13 +482,16 @@ def _attempt(opener, recorder, url: str, part: Path, have: int, size: int | None
 
         hasher = _sha256_of(part, upto=have) if have else hashlib.sha256()
         done = have
+        # read1 returns whatever has arrived, so bytes received before a stall are kept, not lost
+        # inside a half-filled read(CHUNK) when the timeout fires.
+        read = getattr(response, "read1", response.read)
         show.begin(done, total)
         with open(part, "r+b" if have else "wb") as f:
             f.seek(have)
             f.truncate()
             try:
                 while True:
-                    block = response.read(CHUNK)
+                    block = read(CHUNK)
                     if not block:
                         break
                     f.write(block)

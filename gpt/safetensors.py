@@ -158,7 +158,8 @@ def _prepare(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | No
                 flat = arr.reshape(-1)
         elif want == "BF16":
             if arr.dtype.kind != "f":
-                raise ValueError(f"tensor {name!r} is {arr.dtype}; only floating arrays can be stored as BF16")
+                raise ValueError(f"tensor {name!r} is {arr.dtype}; only floating arrays can be "
+                                 "stored as BF16")
             flat = float32_to_bfloat16_bits(arr.reshape(-1))
         elif want in _STORAGE:
             try:

@@ -262,7 +262,8 @@ F32_2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
     (struct.pack("<Q", 5) + b"{nope", "not valid JSON"),
     (struct.pack("<Q", 2) + b"\xff\xfe", "UTF-8"),
     (_hand_file([1, 2], b""), "not an object"),
-    (_hand_file({"a": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}}, b"\0\0"), "dtype 'F8_E4M3'"),
+    (_hand_file({"a": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}}, b"\0\0"),
+     "dtype 'F8_E4M3'"),
     (_hand_file({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8), "needs 12 bytes"),
     (_hand_file({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 8]}}, b"\0" * 8), "shape"),
     (_hand_file({"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, b"\0" * 8), "data_offsets"),
@@ -282,7 +283,8 @@ def test_corrupt_files_raise_a_clear_error(tmp_path, blob, problem):
 
 
 def test_duplicate_tensor_names_are_rejected(tmp_path):
-    text = b'{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}'
+    entry = b'{"dtype":"U8","shape":[1],"data_offsets":[0,1]}'
+    text = b'{"a":' + entry + b',"a":' + entry + b'}'
     assert "twice" in _error(tmp_path, struct.pack("<Q", len(text)) + text + b"\0")
 
 
