@@ -108,11 +108,17 @@ def float32_to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
     first.
     """
     f = np.asarray(x, dtype=np.float32)
-    u = f.reshape(-1).view(np.uint32)  # 1-d: array arithmetic wraps silently where NaNs overflow
-    rounded = (u + np.uint32(0x7FFF) + ((u >> 16) & np.uint32(1))) >> 16
-    nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
-    quiet_nan = (u >> 16) | np.uint32(0x0040)
-    return np.where(nan, quiet_nan, rounded).astype(np.uint16).reshape(f.shape)
+    flat = f.reshape(-1)  # 1-d: array arithmetic wraps silently where NaN bit patterns overflow
+    u = flat.view(np.uint32)
+    r = u >> 16
+    r &= 1          # the lowest bit that is kept
+    r += 0x7FFF     # just below half of the dropped part, plus one if the kept part is odd
+    r += u
+    r >>= 16
+    nan = np.isnan(flat)
+    if nan.any():
+        r[nan] = (u[nan] >> 16) | 0x0040
+    return r.astype(np.uint16).reshape(f.shape)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -395,8 +401,13 @@ def load_file(path: str | os.PathLike, *, mmap: bool = False) -> dict[str, np.nd
         if mmap and size >= 8:
             buf = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
         else:
-            buf = bytearray(size)
-            got = f.readinto(buf)
+            buf = np.empty(size, dtype=np.uint8)  # unlike bytearray(size), not zero-filled first
+            view, got = memoryview(buf), 0
+            while got < size:  # one read() returns at most ~2 GiB on Linux: loop for gpt2-large/xl
+                n = f.readinto(view[got:])
+                if not n:
+                    break
+                got += n
             if got != size:
                 raise SafetensorsError(f"{where}: the file shrank while being read ({got} of {size} bytes)")
     return load(buf, where=where)
