@@ -1,0 +1,190 @@
+"""Checkpoints: one directory with everything needed to generate from a model or resume its training.
+
+Layout of a checkpoint directory ``DIR``::
+
+    DIR/latest                     name of the newest complete checkpoint, e.g. "step-000500"
+    DIR/step-000500/
+        model.safetensors          the weights, under the model's state_dict names
+        config.json                the GPTConfig, plus free-form "info" (how it was trained)
+        tokenizer.txt              the tokenizer (BPETokenizer.save format), if one was given
+        optimizer.safetensors      the optimizer's arrays (moments), if training state is saved
+        trainer.json               step, loss history, data position, random generators and the
+                                   optimizer's scalar state
+
+Nothing is ever half-written under a final name: a checkpoint is written into a temporary directory
+that is renamed to ``step-NNNNNN`` only when complete, and ``latest`` is replaced atomically
+afterwards. A crash at any moment leaves the previous checkpoint intact and ``latest`` pointing at
+a complete one. Older checkpoints beyond ``keep`` are removed after the new one is in place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gpt import safetensors
+from gpt.model import GPTConfig, GPTModel
+
+LATEST = "latest"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that is missing, incomplete, damaged or does not fit the model."""
+
+
+@dataclass
+class Checkpoint:
+    path: Path                       # the step-NNNNNN directory that was read
+    model: GPTModel
+    config: GPTConfig
+    tokenizer: object | None
+    info: dict
+    optimizer_state: dict | None
+    trainer_state: dict | None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _split_arrays(obj, prefix: str, arrays: dict):
+    """Replace every ndarray inside ``obj`` (nested dicts/lists) by {"__array__": key}, collecting them."""
+    if isinstance(obj, np.ndarray):
+        arrays[prefix] = obj
+        return {"__array__": prefix}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {"__dict__": [[_split_arrays(k, f"{prefix}.k{i}", arrays), _split_arrays(v, f"{prefix}.{i}", arrays)]
+                             for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, (list, tuple)):
+        return [_split_arrays(v, f"{prefix}.{i}", arrays) for i, v in enumerate(obj)]
+    return obj
+
+
+def _join_arrays(obj, arrays: dict):
+    if isinstance(obj, dict):
+        if "__array__" in obj:
+            return arrays[obj["__array__"]]
+        if "__dict__" in obj:
+            return {_join_arrays(k, arrays): _join_arrays(v, arrays) for k, v in obj["__dict__"]}
+        return {k: _join_arrays(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_join_arrays(v, arrays) for v in obj]
+    return obj
+
+
+def save_checkpoint(directory, model: GPTModel, *, tokenizer=None, optimizer=None, trainer_state: dict | None = None,
+                    info: dict | None = None, step: int | None = None, keep: int = 2) -> Path:
+    """Write a complete checkpoint into ``directory`` (created if needed) and point ``latest`` at it.
+
+    ``step`` names the checkpoint (default: ``trainer_state["train_state"]["step"]`` or 0).
+    Returns the new ``step-NNNNNN`` directory.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if step is None:
+        step = int((trainer_state or {}).get("train_state", {}).get("step", 0))
+    name = f"step-{step:06d}"
+    tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{name}.", suffix=".tmp"))
+    try:
+        safetensors.save_file({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()},
+                              tmp / "model.safetensors", metadata={"format": "np"})
+        config = {"model": model.cfg.to_dict(), "tied": model.out_head.weight is model.tok_emb.weight,
+                  "info": info or {}}
+        _write_text_atomic(tmp / "config.json", json.dumps(config, indent=2) + "\n")
+        if tokenizer is not None:
+            tokenizer.save(tmp / "tokenizer.txt")
+        if optimizer is not None or trainer_state is not None:
+            arrays: dict[str, np.ndarray] = {}
+            opt = _split_arrays(optimizer.state_dict(), "optimizer", arrays) if optimizer is not None else None
+            safetensors.save_file(arrays, tmp / "optimizer.safetensors")
+            _write_text_atomic(tmp / "trainer.json", json.dumps({"optimizer": opt, "trainer": trainer_state}) + "\n")
+        final = directory / name
+        if final.exists():                         # re-saving the same step: replace it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _write_text_atomic(directory / LATEST, name + "\n")
+    # prune older checkpoints (never the one just written)
+    older = sorted(p for p in directory.glob("step-*") if p.is_dir() and p.name != name)
+    for p in older[:max(0, len(older) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+    return final
+
+
+def resolve(directory) -> Path:
+    """The step directory a checkpoint path refers to (``DIR`` via ``DIR/latest``, or a step dir)."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise CheckpointError(f"{directory}: no such checkpoint directory")
+    if (directory / "model.safetensors").is_file():
+        return directory
+    latest = directory / LATEST
+    if not latest.is_file():
+        raise CheckpointError(f"{directory}: not a checkpoint (no {LATEST} file and no model.safetensors)")
+    step_dir = directory / latest.read_text().strip()
+    if not (step_dir / "model.safetensors").is_file():
+        raise CheckpointError(f"{latest}: names {step_dir.name}, which has no model.safetensors")
+    return step_dir
+
+
+def load_checkpoint(directory, *, load_training_state: bool = True) -> Checkpoint:
+    """Read the checkpoint at ``directory`` (see :func:`resolve`) into a new model (and tokenizer).
+
+    Every problem (missing file, damaged JSON or safetensors, weights that do not fit the config)
+    raises :class:`CheckpointError` naming the file.
+    """
+    path = resolve(directory)
+    config_file = path / "config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        cfg = GPTConfig.from_dict(config["model"])
+    except FileNotFoundError:
+        raise CheckpointError(f"{config_file}: missing") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{config_file}: not a valid model config ({e})") from None
+    try:
+        weights = safetensors.load_file(path / "model.safetensors")
+    except (ValueError, OSError) as e:
+        raise CheckpointError(f"{path / 'model.safetensors'}: {e}") from None
+    model = GPTModel(cfg)
+    if config.get("tied") and not cfg.tie_weights:
+        model.out_head.weight = model.tok_emb.weight
+    try:
+        model.load_state_dict(weights)
+    except ValueError as e:
+        raise CheckpointError(f"{path / 'model.safetensors'}: {e}") from None
+    tokenizer = None
+    if (path / "tokenizer.txt").is_file():
+        from gpt.tokenizer import BPETokenizer
+        try:
+            tokenizer = BPETokenizer.load(path / "tokenizer.txt")
+        except (ValueError, OSError) as e:
+            raise CheckpointError(f"{path / 'tokenizer.txt'}: {e}") from None
+    optimizer_state = trainer_state = None
+    if load_training_state and (path / "trainer.json").is_file():
+        try:
+            extra = json.loads((path / "trainer.json").read_text(encoding="utf-8"))
+            arrays = safetensors.load_file(path / "optimizer.safetensors")
+        except (ValueError, OSError) as e:
+            raise CheckpointError(f"{path}: training state is damaged ({e})") from None
+        optimizer_state = _join_arrays(extra.get("optimizer"), arrays) if extra.get("optimizer") else None
+        trainer_state = extra.get("trainer")
+    return Checkpoint(path, model, cfg, tokenizer, config.get("info", {}), optimizer_state, trainer_state)

@@ -1,0 +1,280 @@
+"""Chapter 5 and appendix D: training the GPT.
+
+The book's functions, without the ``device`` argument:
+
+* :func:`calc_loss_batch`, :func:`calc_loss_loader`: mean cross-entropy of next-token predictions.
+* :func:`evaluate_model`, :func:`generate_and_print_sample`: what the loop reports as it goes.
+* :func:`train_model_simple`: the chapter-5 loop (AdamW step per batch, evaluate every
+  ``eval_freq`` steps), returning ``(train_losses, val_losses, track_tokens_seen)``.
+* :func:`train_model`: appendix D's loop (linear warmup, cosine decay, gradient clipping after
+  warmup), also returning the learning rates.
+
+And what a long run needs: :class:`Trainer`, the same appendix-D loop with a state that can be
+checkpointed and resumed bit for bit (``state_dict`` / ``load_state_dict``), a clean stop between
+two steps when asked (Ctrl-C), and a :class:`NonFiniteLossError` instead of training on NaNs.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+import minigrad as mg
+from minigrad.nn import functional as F
+from minigrad.optim import clip_grad_norm_, warmup_cosine_lr
+
+from gpt.generate import generate_text_simple, text_to_token_ids, token_ids_to_text
+
+
+def calc_loss_batch(input_batch, target_batch, model):
+    """Mean cross-entropy of ``model``'s next-token logits. inputs, targets: (b, T) int arrays."""
+    logits = model(input_batch)                                  # (b, T, vocab)
+    return F.cross_entropy(logits.flatten(0, 1), np.asarray(target_batch).reshape(-1))
+
+
+def calc_loss_loader(data_loader, model, num_batches: int | None = None) -> float:
+    """Mean of ``calc_loss_batch`` over the first ``num_batches`` batches (all by default);
+    NaN for an empty loader, as in the book."""
+    if len(data_loader) == 0:
+        return float("nan")
+    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    total = 0.0
+    batches = iter(data_loader)
+    try:
+        for i, (input_batch, target_batch) in enumerate(batches):
+            if i >= num_batches:
+                break
+            total += calc_loss_batch(input_batch, target_batch, model).item()
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    return total / num_batches
+
+
+def evaluate_model(model, train_loader, val_loader, eval_iter: int) -> tuple[float, float]:
+    """Training and validation loss on ``eval_iter`` batches each, in eval mode without gradients."""
+    model.eval()
+    with mg.no_grad():
+        train_loss = calc_loss_loader(train_loader, model, num_batches=eval_iter)
+        val_loss = calc_loss_loader(val_loader, model, num_batches=eval_iter)
+    model.train()
+    return train_loss, val_loss
+
+
+def generate_and_print_sample(model, tokenizer, start_context: str, max_new_tokens: int = 50) -> str:
+    """Greedily continue ``start_context`` and print it on one line (newlines shown as spaces)."""
+    model.eval()
+    context_size = model.cfg.context_length
+    encoded = text_to_token_ids(start_context, tokenizer)
+    token_ids = generate_text_simple(model, encoded, max_new_tokens, context_size)
+    decoded = token_ids_to_text(token_ids, tokenizer)
+    print(decoded.replace("\n", " "))
+    model.train()
+    return decoded
+
+
+def train_model_simple(model, train_loader, val_loader, optimizer, num_epochs: int, eval_freq: int,
+                       eval_iter: int, start_context: str, tokenizer):
+    """The book's chapter-5 training loop. Returns (train_losses, val_losses, track_tokens_seen)."""
+    train_losses, val_losses, track_tokens_seen = [], [], []
+    tokens_seen, global_step = 0, -1
+    for epoch in range(num_epochs):
+        model.train()
+        for input_batch, target_batch in train_loader:
+            optimizer.zero_grad()
+            loss = calc_loss_batch(input_batch, target_batch, model)
+            loss.backward()
+            optimizer.step()
+            tokens_seen += np.asarray(input_batch).size
+            global_step += 1
+            if global_step % eval_freq == 0:
+                train_loss, val_loss = evaluate_model(model, train_loader, val_loader, eval_iter)
+                train_losses.append(train_loss)
+                val_losses.append(val_loss)
+                track_tokens_seen.append(tokens_seen)
+                print(f"Ep {epoch + 1} (Step {global_step:06d}): "
+                      f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
+        generate_and_print_sample(model, tokenizer, start_context)
+    return train_losses, val_losses, track_tokens_seen
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the step that produced it was not applied."""
+
+
+@dataclass
+class TrainState:
+    """Everything about a run's progress that is not in the model, optimizer or data loader."""
+
+    step: int = 0                      # optimizer steps taken
+    epoch: int = 0                     # passes over the training data completed
+    tokens_seen: int = 0
+    elapsed: float = 0.0               # seconds of training, summed over resumed runs
+    last_loss: float = float("nan")
+    train_losses: list = field(default_factory=list)   # at each evaluation
+    val_losses: list = field(default_factory=list)
+    track_tokens_seen: list = field(default_factory=list)
+    eval_steps: list = field(default_factory=list)
+    track_lrs: list = field(default_factory=list)      # every step
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainState":
+        return cls(**d)
+
+
+class Trainer:
+    """Appendix D's training loop, resumable.
+
+    Each step: set the learning rate (linear warmup from ``initial_lr`` to ``peak_lr`` over
+    ``warmup_steps``, then cosine decay to ``min_lr`` at ``total_steps``), compute the loss on one
+    batch, backpropagate, clip the gradient norm to ``grad_clip`` (after warmup, as the book does;
+    ``clip_during_warmup=True`` clips from the first step), and update. Every ``eval_freq`` steps the
+    train and validation losses are estimated on ``eval_iter`` batches.
+
+    ``state_dict()`` holds the step counters, loss history, data-loader position and every random
+    generator (the dropout layers' included); with the model's and optimizer's own state dicts it is
+    all a resumed run needs to continue exactly as if it had never stopped.
+    """
+
+    def __init__(self, model, optimizer, train_loader, val_loader=None, *, total_steps: int,
+                 peak_lr: float, warmup_steps: int = 0, initial_lr: float | None = None,
+                 min_lr: float = 0.0, grad_clip: float | None = 1.0, clip_during_warmup: bool = False,
+                 eval_freq: int = 100, eval_iter: int = 5):
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be at least 1, got {total_steps}")
+        if len(train_loader) == 0:
+            raise ValueError("the training data gives no batch: use more text or a smaller batch size / context")
+        self.model, self.optimizer = model, optimizer
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.total_steps, self.peak_lr = total_steps, peak_lr
+        self.warmup_steps = min(warmup_steps, total_steps)
+        self.initial_lr = peak_lr if initial_lr is None else initial_lr
+        self.min_lr, self.grad_clip, self.clip_during_warmup = min_lr, grad_clip, clip_during_warmup
+        self.eval_freq, self.eval_iter = max(1, eval_freq), eval_iter
+        self.state = TrainState()
+        self._stop_requested = False
+        # the pass over the training data in progress; kept between run() calls so that the
+        # loader's saved position (its state_dict) is this pass's position
+        self._batches = None
+
+    # ------------------------------------------------------------------ the loop
+    def lr_at(self, step: int) -> float:
+        return warmup_cosine_lr(step, peak_lr=self.peak_lr, total_steps=self.total_steps,
+                                warmup_steps=self.warmup_steps, initial_lr=self.initial_lr, min_lr=self.min_lr)
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop after the step in progress (safe to call from a signal handler)."""
+        self._stop_requested = True
+
+    def evaluate(self) -> tuple[float, float]:
+        train_loss, val_loss = evaluate_model(self.model, self.train_loader, self.val_loader or [], self.eval_iter)
+        s = self.state
+        s.train_losses.append(train_loss)
+        s.val_losses.append(val_loss)
+        s.track_tokens_seen.append(s.tokens_seen)
+        s.eval_steps.append(s.step)
+        return train_loss, val_loss
+
+    def train_step(self, input_batch, target_batch) -> float:
+        s = self.state
+        lr = self.lr_at(s.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad()
+        loss = calc_loss_batch(input_batch, target_batch, self.model)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"the training loss became {value} at step {s.step + 1}; "
+                                     "try a lower learning rate or stronger gradient clipping")
+        loss.backward()
+        if self.grad_clip and (self.clip_during_warmup or s.step >= self.warmup_steps):
+            clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        s.step += 1
+        s.tokens_seen += int(np.asarray(input_batch).size)
+        s.track_lrs.append(lr)
+        s.last_loss = value
+        return value
+
+    def run(self, on_step: Callable[["Trainer", float], None] | None = None,
+            on_eval: Callable[["Trainer", float, float], None] | None = None) -> TrainState:
+        """Train until ``total_steps`` (or a stop request); returns the state.
+
+        ``on_step(trainer, loss)`` runs after every step, ``on_eval(trainer, train_loss, val_loss)``
+        after every evaluation (both may save checkpoints: the state is consistent there).
+        """
+        s = self.state
+        self._stop_requested = False
+        self.model.train()
+        while s.step < self.total_steps and not self._stop_requested:
+            if self._batches is None:
+                self._batches = iter(self.train_loader)   # a new pass (or the rest of a resumed one)
+            try:
+                input_batch, target_batch = next(self._batches)
+            except StopIteration:
+                self._batches = None
+                continue
+            started = time.perf_counter()
+            loss = self.train_step(input_batch, target_batch)
+            s.elapsed += time.perf_counter() - started
+            s.epoch = s.step // len(self.train_loader)          # every pass has len(loader) batches
+            if s.step % self.eval_freq == 0 or s.step == self.total_steps:
+                train_loss, val_loss = self.evaluate()
+                if on_eval is not None:
+                    on_eval(self, train_loss, val_loss)
+            if on_step is not None:
+                on_step(self, loss)
+        return s
+
+    # ------------------------------------------------------------------ resuming
+    def state_dict(self) -> dict:
+        generators = [m.rng.bit_generator.state for m in self.model.modules() if hasattr(m, "rng")]
+        return {
+            "train_state": self.state.to_dict(),
+            "train_loader": self.train_loader.state_dict(),
+            "dropout_rngs": generators,
+            "schedule": {"total_steps": self.total_steps, "peak_lr": self.peak_lr,
+                         "warmup_steps": self.warmup_steps, "initial_lr": self.initial_lr,
+                         "min_lr": self.min_lr, "grad_clip": self.grad_clip,
+                         "eval_freq": self.eval_freq, "eval_iter": self.eval_iter},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = TrainState.from_dict(state["train_state"])
+        self.train_loader.load_state_dict(state["train_loader"])
+        self._batches = None
+        layers = [m for m in self.model.modules() if hasattr(m, "rng")]
+        if len(layers) != len(state["dropout_rngs"]):
+            raise ValueError(f"the checkpoint has {len(state['dropout_rngs'])} dropout generators, "
+                             f"the model {len(layers)}")
+        for m, g in zip(layers, state["dropout_rngs"]):
+            m.rng.bit_generator.state = g
+
+
+def train_model(model, train_loader, val_loader, optimizer, n_epochs: int, eval_freq: int, eval_iter: int,
+                start_context: str, tokenizer, warmup_steps: int, initial_lr: float = 3e-05,
+                min_lr: float = 1e-6, grad_clip: float = 1.0):
+    """Appendix D's ``train_model``: warmup, cosine decay and clipping over ``n_epochs`` epochs.
+
+    The peak learning rate is the optimizer's own ``lr``. Returns
+    (train_losses, val_losses, track_tokens_seen, track_lrs).
+    """
+    peak_lr = optimizer.param_groups[0]["lr"]
+    trainer = Trainer(model, optimizer, train_loader, val_loader, total_steps=n_epochs * len(train_loader),
+                      peak_lr=peak_lr, warmup_steps=warmup_steps, initial_lr=initial_lr, min_lr=min_lr,
+                      grad_clip=grad_clip, eval_freq=eval_freq, eval_iter=eval_iter)
+
+    def report(t: Trainer, train_loss: float, val_loss: float) -> None:
+        print(f"Ep {t.state.epoch + 1} (Iter {t.state.step:06d}): "
+              f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
+
+    state = trainer.run(on_eval=report)
+    generate_and_print_sample(model, tokenizer, start_context)
+    return state.train_losses, state.val_losses, state.track_tokens_seen, state.track_lrs
