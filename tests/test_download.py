@@ -245,6 +245,24 @@ def test_giving_up_keeps_the_part_and_a_later_run_resumes_it(server, tmp_path):
     assert (tmp_path / "f.bin").read_bytes() == data and server.log[-1] == ("/f.bin", "bytes=80000-")
 
 
+def test_ctrl_c_leaves_only_a_part_file_which_the_next_run_resumes(server, tmp_path):
+    data = payload()
+    server.files["/f.bin"] = data
+
+    def interrupt(done, total):
+        if done >= 100_000:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        dl.fetch(f"{server.url}/f.bin", tmp_path / "f.bin", progress=interrupt, backoff=0.0)
+    assert leftovers(tmp_path) == ["f.bin.part"]  # never a half-written file under the final name
+    kept = (tmp_path / "f.bin.part").read_bytes()
+    assert 100_000 <= len(kept) < len(data) and data.startswith(kept)
+    dl.fetch(f"{server.url}/f.bin", tmp_path / "f.bin", sha256=sha(data), **FAST)
+    assert (tmp_path / "f.bin").read_bytes() == data
+    assert server.log[-1] == ("/f.bin", f"bytes={len(kept)}-")
+
+
 def test_checksum_mismatch_deletes_everything(server, tmp_path):
     server.files["/f.bin"] = payload()
     with pytest.raises(dl.ChecksumError, match="sha256 .* but 0{64} was expected"):
@@ -453,6 +471,15 @@ def test_cli_downloads_through_a_mirror(server, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert str(tmp_path / "instruction-data.json") in out and err == ""
     assert (tmp_path / "instruction-data.json").read_bytes() == good
+
+
+def test_cli_default_folder_and_mirror_variable(server, tmp_path, capsys, monkeypatch):
+    good = json.dumps([{"instruction": "Say hi.", "input": "", "output": "hi"}]).encode()
+    serve_as_mirror(server, dl.CATALOG["instruction-data"].files[0].url, good)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(dl.MIRROR_ENV, server.url)
+    assert main(["download", "instruction-data", "-q"]) == 0
+    assert (tmp_path / "data" / "instruction-data" / "instruction-data.json").read_bytes() == good
 
 
 def test_cli_http_error_is_one_line(server, tmp_path, capsys):
