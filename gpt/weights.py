@@ -113,7 +113,7 @@ def load_gpt2(path: str | os.PathLike, **overrides) -> GPTModel:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(2, "no such file", str(path))
-    state = _strip(safetensors.load_file(path))
+    state = _strip(safetensors.load_file(path, mmap=True))  # mapped: gpt2-xl need not fit in memory twice
     ctx = overrides.pop("context_length", None)
     cfg = _config_from_weights(state, path, overrides)
     if ctx is not None:

@@ -1,0 +1,314 @@
+"""``python -m gpt pretrain``: chapter 5 end to end, from text to a checkpoint you can generate from.
+
+With no arguments it trains a 4,096-token BPE vocabulary and the ``mini`` GPT on the embedded corpus
+(CPython's own reference documentation), printing a progress line, evaluations and samples, and
+saving checkpoints into ``runs/pretrain``. Ctrl-C stops after the current step and saves a
+checkpoint; ``--resume DIR`` continues it to exactly the weights an uninterrupted run would reach.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from gpt.cli import CLIError
+from gpt.cli.common import non_negative_float, non_negative_int, positive_int, probability
+
+DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1e-4, warmup=50,
+                weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=1200)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pretrain", help="train a tokenizer and a GPT on text (the main job)",
+        description="Pretrain a GPT (chapter 5, with appendix D's warmup, cosine decay and clipping). "
+                    "Without --text it trains on the Python reference documentation that ships with "
+                    "CPython. Ctrl-C saves a checkpoint; --resume continues it exactly.")
+    p.add_argument("--text", nargs="+", metavar="FILE", help="UTF-8 text file(s) to train on (default: the embedded corpus)")
+    p.add_argument("--config", metavar="NAME", help=f"model preset (default: {DEFAULTS['config']}; see --list-configs)")
+    p.add_argument("--list-configs", action="store_true", help="list the model presets and exit")
+    p.add_argument("--context-length", type=positive_int, metavar="N")
+    p.add_argument("--emb-dim", type=positive_int, metavar="N")
+    p.add_argument("--n-layers", type=positive_int, metavar="N")
+    p.add_argument("--n-heads", type=positive_int, metavar="N")
+    p.add_argument("--drop-rate", type=probability, metavar="P")
+    p.add_argument("--pos-emb", choices=("learned", "rope", "none"))
+    p.add_argument("--vocab-size", type=positive_int, metavar="N",
+                   help=f"BPE vocabulary to train (default: {DEFAULTS['vocab_size']})")
+    p.add_argument("--tokenizer", metavar="PATH", help="use a saved tokenizer (BPETokenizer.save format) instead of training one")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=positive_int, metavar="N", help=f"optimizer steps in total (default: {DEFAULTS['steps']})")
+    length.add_argument("--epochs", type=positive_int, metavar="N", help="passes over the training text instead of --steps")
+    p.add_argument("--batch-size", type=positive_int, metavar="N", help=f"default: {DEFAULTS['batch_size']}")
+    p.add_argument("--lr", type=non_negative_float, metavar="LR", help=f"peak learning rate (default: {DEFAULTS['lr']})")
+    p.add_argument("--min-lr", type=non_negative_float, metavar="LR", help=f"final learning rate (default: {DEFAULTS['min_lr']})")
+    p.add_argument("--warmup", type=non_negative_int, metavar="N", help=f"warmup steps (default: {DEFAULTS['warmup']})")
+    p.add_argument("--weight-decay", type=non_negative_float, metavar="W", help=f"default: {DEFAULTS['weight_decay']}")
+    p.add_argument("--grad-clip", type=non_negative_float, metavar="NORM", help="0 disables (default: 1.0)")
+    p.add_argument("--eval-every", type=positive_int, metavar="N", help=f"evaluate, sample and save every N steps (default: {DEFAULTS['eval_every']})")
+    p.add_argument("--eval-batches", type=positive_int, metavar="N", help=f"batches per evaluation (default: {DEFAULTS['eval_batches']})")
+    p.add_argument("--prompt", default=None, help="start of the sample printed at each evaluation")
+    p.add_argument("--out", metavar="DIR", default="runs/pretrain", help="checkpoint folder (default: runs/pretrain)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (up to --steps in total)")
+    p.add_argument("--seed", type=int, metavar="N", help=f"default: {DEFAULTS['seed']}")
+    p.add_argument("--quiet", action="store_true", help="no progress line and no samples")
+    p.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------- pieces
+def _settings(args: argparse.Namespace, saved: dict | None) -> dict:
+    """The run's settings: command-line values over the saved run's (when resuming) over defaults."""
+    names = list(DEFAULTS) + ["context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb",
+                              "epochs", "text", "tokenizer", "prompt"]
+    base = dict(DEFAULTS, **(saved or {}))
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            base[name] = value
+    if saved and args.epochs is None and args.steps is not None:
+        base["epochs"] = None
+    return base
+
+
+def _fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+class _Progress:
+    """One live line on a terminal (rewritten with \\r); occasional plain lines otherwise."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet = total, quiet
+        self.tty = sys.stderr.isatty()
+        self.last_print = 0.0
+        self.window: list[tuple[float, int]] = []
+
+    def step(self, trainer, loss: float) -> None:
+        if self.quiet:
+            return
+        s = trainer.state
+        now = time.perf_counter()
+        self.window = (self.window + [(now, s.tokens_seen)])[-20:]
+        (t0, n0), (t1, n1) = self.window[0], self.window[-1]
+        tok_s = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+        steps_s = (len(self.window) - 1) / (t1 - t0) if t1 > t0 else 0.0
+        eta = (self.total - s.step) / steps_s if steps_s else float("nan")
+        line = (f"step {s.step}/{self.total}  epoch {s.epoch + 1}  loss {loss:.3f}  "
+                f"lr {trainer.lr_at(max(s.step - 1, 0)):.2e}  {tok_s:,.0f} tok/s  ETA {_duration(eta)}")
+        if self.tty:
+            sys.stderr.write("\r" + line.ljust(100))
+            sys.stderr.flush()
+        elif now - self.last_print > 30 or s.step == self.total:
+            print(line, flush=True)
+            self.last_print = now
+
+    def clear(self) -> None:
+        if self.tty and not self.quiet:
+            sys.stderr.write("\r" + " " * 100 + "\r")
+            sys.stderr.flush()
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _write_logs(out: Path, state) -> None:
+    """log.json (the whole history) and log.csv (one row per evaluation), both atomically."""
+    from gpt.checkpoint import _write_text_atomic
+
+    _write_text_atomic(out / "log.json", json.dumps(state.to_dict()) + "\n")
+    rows = ["step,tokens_seen,train_loss,val_loss,lr"]
+    for step, tokens, tr, va in zip(state.eval_steps, state.track_tokens_seen, state.train_losses, state.val_losses):
+        lr = state.track_lrs[step - 1] if 0 < step <= len(state.track_lrs) else float("nan")
+        rows.append(f"{step},{tokens},{tr:.6f},{va:.6f},{lr:.6g}")
+    _write_text_atomic(out / "log.csv", "\n".join(rows) + "\n")
+
+
+def _plot(out: Path, state) -> Path | None:
+    """loss.png like the book's figure 5.12, if matplotlib is installed (pip install -e '.[plot]')."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(state.track_tokens_seen, state.train_losses, label="Training loss")
+    ax.plot(state.track_tokens_seen, state.val_losses, linestyle="-.", label="Validation loss")
+    ax.set_xlabel("Tokens seen")
+    ax.set_ylabel("Loss")
+    ax.legend()
+    fig.tight_layout()
+    tmp = out / ".loss.png.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out / "loss.png")
+    return out / "loss.png"
+
+
+# ---------------------------------------------------------------------- the command
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import minigrad as mg
+    from minigrad.optim import AdamW
+
+    from gpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from gpt.corpus import default_corpus, load_texts
+    from gpt.data import DataLoader, GPTDataset, train_val_split
+    from gpt.model import PRESETS, GPTConfig, GPTModel, count_parameters
+    from gpt.tokenizer import BPETokenizer
+    from gpt.train import NonFiniteLossError, Trainer, calc_loss_loader, generate_and_print_sample
+
+    if args.list_configs:
+        for name, p in PRESETS.items():
+            print(f"{name:<12} emb {p['emb_dim']:>5}  layers {p['n_layers']:>3}  heads {p['n_heads']:>3}  "
+                  f"context {p['context_length']:>5}")
+        return 0
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+
+    ck = None
+    if args.resume:
+        try:
+            ck = load_checkpoint(args.resume)
+        except CheckpointError as e:
+            raise CLIError(str(e)) from None
+        if ck.trainer_state is None or "settings" not in ck.info:
+            raise CLIError(f"{ck.path}: holds no training state to resume from")
+    settings = _settings(args, ck.info["settings"] if ck else None)
+    if args.config and args.config not in PRESETS:
+        raise CLIError(f"unknown config {args.config!r}; choose one of: {', '.join(PRESETS)}")
+    out = Path(args.resume or args.out)
+
+    # --- text and tokenizer
+    text = load_texts(settings["text"]) if settings.get("text") else default_corpus()
+    if ck is not None and ck.info.get("text_sha256") != _fingerprint(text):
+        raise CLIError("the training text differs from the one this run started with; pass the same --text files")
+    if ck is not None:
+        tokenizer = ck.tokenizer
+    elif settings.get("tokenizer"):
+        tokenizer = BPETokenizer.load(settings["tokenizer"])
+    else:
+        started = time.perf_counter()
+        tokenizer = BPETokenizer.train(text, settings["vocab_size"], verbose=not args.quiet and None)
+        say(f"trained a {tokenizer.n_vocab:,}-token BPE vocabulary on {len(text):,} characters "
+            f"in {time.perf_counter() - started:.1f} s")
+
+    # --- model
+    if ck is not None:
+        cfg, model = ck.config, ck.model
+    else:
+        overrides = {k: settings[k] for k in ("context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb")
+                     if settings.get(k) is not None}
+        try:
+            cfg = GPTConfig.from_preset(settings["config"], vocab_size=tokenizer.n_vocab, **overrides)
+        except (TypeError, ValueError) as e:
+            raise CLIError(str(e)) from None
+        mg.manual_seed(settings["seed"])
+        model = GPTModel(cfg)
+
+    # --- data: the book's 90/10 split by characters, windows of the context length
+    train_text, val_text = train_val_split(text, 0.9)
+    ctx = cfg.context_length
+    train_ids = tokenizer.encode(train_text, allowed_special="all")
+    val_ids = tokenizer.encode(val_text, allowed_special="all")
+    for name, ids in (("training", train_ids), ("validation", val_ids)):
+        if len(ids) <= ctx:
+            raise CLIError(f"the {name} part of the text has {len(ids)} tokens but a window needs {ctx + 1}; "
+                           f"use more text or a smaller --context-length")
+    batch = settings["batch_size"]
+    train_loader = DataLoader(GPTDataset(train_ids, ctx, ctx), batch_size=batch, shuffle=True, drop_last=True,
+                              seed=settings["seed"])
+    val_loader = DataLoader(GPTDataset(val_ids, ctx, ctx), batch_size=batch, shuffle=False, drop_last=False)
+    if len(train_loader) == 0:
+        raise CLIError(f"the training text makes {len(train_loader.dataset)} windows of {ctx} tokens, fewer than "
+                       f"one batch of {batch}; use a smaller --batch-size")
+    total = settings["epochs"] * len(train_loader) if settings.get("epochs") else settings["steps"]
+
+    # --- optimizer: AdamW, weight decay on matrices only (not on biases, norms)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = AdamW([{"params": decay, "weight_decay": settings["weight_decay"]},
+                       {"params": no_decay, "weight_decay": 0.0}], lr=settings["lr"])
+    trainer = Trainer(model, optimizer, train_loader, val_loader, total_steps=total, peak_lr=settings["lr"],
+                      warmup_steps=min(settings["warmup"], total // 2), initial_lr=settings["lr"] * 0.01,
+                      min_lr=settings["min_lr"], grad_clip=settings["grad_clip"] or None,
+                      eval_freq=settings["eval_every"], eval_iter=settings["eval_batches"])
+    if ck is not None:
+        try:
+            optimizer.load_state_dict(ck.optimizer_state)
+            trainer.load_state_dict(ck.trainer_state)
+        except (ValueError, KeyError, TypeError) as e:
+            raise CLIError(f"{ck.path}: the training state does not fit this run ({e})") from None
+        if trainer.state.step >= total:
+            raise CLIError(f"the run in {out} already has {trainer.state.step} steps; pass a larger --steps to continue")
+        say(f"resuming {out} at step {trainer.state.step} of {total}")
+
+    info = {"settings": {k: settings.get(k) for k in list(DEFAULTS) + ["context_length", "emb_dim", "n_layers",
+                                                                     "n_heads", "drop_rate", "pos_emb", "epochs",
+                                                                     "text", "tokenizer", "prompt"]},
+            "text_sha256": _fingerprint(text)}
+    info["settings"]["steps"] = total
+    info["settings"]["text"] = [str(Path(t).resolve()) for t in settings["text"]] if settings.get("text") else None
+
+    def save() -> Path:
+        return save_checkpoint(out, model, tokenizer=tokenizer, optimizer=optimizer,
+                               trainer_state=trainer.state_dict(), info=info)
+
+    say(f"model: {cfg.n_layers} layers, {cfg.n_heads} heads, emb {cfg.emb_dim}, context {ctx}, "
+        f"{count_parameters(model):,} parameters")
+    say(f"data: {len(train_ids):,} training and {len(val_ids):,} validation tokens; "
+        f"{len(train_loader)} batches of {batch} x {ctx} per epoch; {total} steps")
+
+    progress = _Progress(total, args.quiet)
+    prompt = settings.get("prompt") or text[:40].split("\n")[0] or "The"
+
+    def on_eval(t, train_loss: float, val_loss: float) -> None:
+        progress.clear()
+        say(f"step {t.state.step}: train loss {train_loss:.3f}, val loss {val_loss:.3f}")
+        if not args.quiet:
+            generate_and_print_sample(model, tokenizer, prompt, max_new_tokens=30)
+        save()
+        _write_logs(out, t.state)
+
+    # Ctrl-C: finish the step in progress, save, exit. A second Ctrl-C stops at once.
+    def on_sigint(signum, frame):
+        if trainer._stop_requested:
+            raise KeyboardInterrupt
+        trainer.request_stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        trainer.run(on_step=progress.step, on_eval=on_eval)
+    except NonFiniteLossError as e:
+        progress.clear()
+        raise CLIError(f"{e}. The last good checkpoint is in {out}") from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.clear()
+
+    s = trainer.state
+    final = save()
+    _write_logs(out, s)
+    plot = _plot(out, s)
+    if trainer._stop_requested and s.step < total:
+        print(f"interrupted at step {s.step} of {total}: checkpoint saved to {final}; "
+              f"continue with: python -m gpt pretrain --resume {out}", file=sys.stderr)
+        return 130
+    say(f"trained {s.step} steps ({s.tokens_seen:,} tokens) in {_duration(s.elapsed)}; checkpoint: {final}"
+        + (f"; loss curve: {plot}" if plot else ""))
+    model.eval()
+    with mg.no_grad():
+        val_loss = calc_loss_loader(val_loader, model)
+    print(f"validation loss {val_loss:.2f}")
+    return 0
