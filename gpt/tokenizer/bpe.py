@@ -31,6 +31,7 @@ from operator import add
 from pathlib import Path
 from typing import Collection, Iterable, Literal
 
+import numpy as np
 import regex
 
 from gpt.tokenizer.atomic import write_text_atomic
@@ -77,37 +78,76 @@ def _merge_short(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
     return list(map(ranks.__getitem__, parts))
 
 
-def _merge_long(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
+def _merge_long(piece: bytes, ranks: dict[bytes, int], pair_table: np.ndarray | None = None) -> list[int]:
     """The same BPE as :func:`_merge_short` in O(n log n): a heap of candidate merges, a linked list of parts.
 
-    A part is a byte range ``[start, nxt[start])`` of the piece, named by its start. The heap holds
-    ``(rank, start, end)``: "join the part at ``start`` with the next one, covering ``piece[start:end]``",
-    ordered by rank then position (leftmost on ties, like the list version). Entries are never removed
-    early; one that no longer matches the current parts is skipped when it comes up (lazy deletion).
+    A part is a byte range ``[start, nxt[start])`` of the piece, named by its start.
+    ``pair_rank[s]`` is the rank of the part at ``s`` joined with the next part (``_NO_MERGE`` if that
+    is not a token, or if ``s`` is gone). The heap holds ``rank * n + s`` (one int sorts faster than
+    a tuple): lowest rank first, leftmost on ties, like the list version. Entries are never removed
+    early; one whose rank no longer matches ``pair_rank`` is skipped when it comes up (lazy deletion).
+    ``pair_table`` (optional) maps ``256 * first_byte + second_byte`` to the rank of that 2-byte token
+    or -1, to set up the heap with NumPy instead of a Python loop.
     """
     get = ranks.get
     n = len(piece)
-    nxt = list(range(1, n + 1))  # nxt[s]: start of the part after the part at s (n: none); -1: s is gone
+    nxt = list(range(1, n + 1))  # nxt[s]: start of the part after the part at s (n: none)
     prv = list(range(-1, n - 1))  # prv[s]: start of the part before it (-1: none)
-    heap = [(r, i, i + 2) for i in range(n - 1) if (r := get(piece[i : i + 2])) is not None]
+    if pair_table is not None:
+        b = np.frombuffer(piece, dtype=np.uint8).astype(np.int64)
+        first = pair_table[(b[:-1] << 8) | b[1:]]
+        where = np.flatnonzero(first >= 0)
+        heap = (first[where] * n + where).tolist()
+        pair_rank = np.where(first >= 0, first, _NO_MERGE).tolist()
+        pair_rank.append(_NO_MERGE)
+    else:
+        pair_rank = [get(piece[i : i + 2], _NO_MERGE) for i in range(n - 1)] + [_NO_MERGE]
+        heap = [r * n + i for i, r in enumerate(pair_rank) if r != _NO_MERGE]
     heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
+    parts = n
     while heap:
-        _, i, end = pop(heap)
-        j = nxt[i]
-        if j < 0 or j >= n or nxt[j] != end:
-            continue  # stale: a part involved was merged since this entry was pushed
-        nxt[i], nxt[j] = end, -1
-        if end < n:
+        if len(heap) > 2 * parts + 64:
+            # Mostly stale entries: rebuild from the current pairs, walking the parts (O(parts)).
+            heap, i = [], 0
+            while i < n:
+                if pair_rank[i] != _NO_MERGE:
+                    heap.append(pair_rank[i] * n + i)
+                i = nxt[i]
+            heapq.heapify(heap)
+            if not heap:
+                break
+        rank, i = divmod(pop(heap), n)
+        if pair_rank[i] != rank:
+            continue  # stale: the pair at i changed since this entry was pushed
+        while True:  # merge at i; then keep going right along a run of the same pair (see below)
+            j = nxt[i]
+            end = nxt[j]
+            nxt[i] = end  # part j joins part i
+            pair_rank[j] = _NO_MERGE
+            parts -= 1
+            p = prv[i]
+            left = _NO_MERGE
+            if p >= 0:
+                left = pair_rank[p] = get(piece[p:end], _NO_MERGE)
+                if left != _NO_MERGE:
+                    push(heap, left * n + p)
+            if end >= n:
+                pair_rank[i] = _NO_MERGE
+                break
             prv[end] = i
-            r = get(piece[i : nxt[end]])
-            if r is not None:
-                push(heap, (r, i, nxt[end]))
-        p = prv[i]
-        if p >= 0:
-            r = get(piece[p:end])
-            if r is not None:
-                push(heap, (r, p, end))
+            right = pair_rank[i] = get(piece[i : nxt[end]], _NO_MERGE)
+            # The next merge is the pair at ``end`` if it has this same rank and no lower-ranked pair
+            # was just created: no valid entry ranks lower, and every same-rank entry left of here
+            # has been used. Merging it now skips a heap round trip, and the entry for the pair at
+            # i, about to change again, is never pushed. (A new pair contains the token just made,
+            # so it is longer than that token and never has the same rank.)
+            if pair_rank[end] == rank and left > rank and right > rank:
+                i = end
+                continue
+            if right != _NO_MERGE:
+                push(heap, right * n + i)
+            break
     ids, i = [], 0
     while i < n:
         ids.append(ranks[piece[i : nxt[i]]])
@@ -115,10 +155,13 @@ def _merge_long(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
     return ids
 
 
-def bpe_merge(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
-    """Token ids of one pre-split piece (its bytes), given ``ranks`` (token bytes -> id = merge rank)."""
+def bpe_merge(piece: bytes, ranks: dict[bytes, int], pair_table: np.ndarray | None = None) -> list[int]:
+    """Token ids of one pre-split piece (its bytes), given ``ranks`` (token bytes -> id = merge rank).
+
+    This is BPE proper, without the whole-piece lookup that :meth:`BPETokenizer.encode` does first.
+    """
     if len(piece) > _LONG_PIECE:
-        return _merge_long(piece, ranks)
+        return _merge_long(piece, ranks, pair_table)
     return _merge_short(piece, ranks)
 
 
@@ -203,6 +246,11 @@ class BPETokenizer:
             except UnicodeDecodeError:
                 pass
         self._cache = dict(self._token_pieces)
+        # Rank of each 2-byte token by 256 * first + second byte (-1: none), for long pieces.
+        self._pair_table = np.full(65536, -1, dtype=np.int64)
+        for tok, i in self._ranks.items():
+            if len(tok) == 2:
+                self._pair_table[(tok[0] << 8) | tok[1]] = i
         self._special_regex_cache: dict[frozenset, regex.Pattern] = {}
 
     # ------------------------------------------------------------------ properties
@@ -249,7 +297,7 @@ class BPETokenizer:
         """
         if _SURROGATE.search(text) is not None:
             text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return self._encode_pieces(self._splitter.split(text), "strict")
+        return self._encode_pieces(self._splitter.split(text))
 
     def encode(
         self,
@@ -298,40 +346,46 @@ class BPETokenizer:
         """
         data = bytes(data)
         try:
-            return self._encode_pieces(self._splitter.split(data.decode("utf-8")), "strict")
+            return self._encode_pieces(self._splitter.split(data.decode("utf-8")))
         except UnicodeDecodeError:
             pass
         text = data.decode("utf-8", "surrogateescape")
         pieces = self._splitter.split(text)
-        if not any(_SURROGATE.search(p) for p in pieces):
-            return self._encode_pieces(pieces, "strict")
-        # Pieces holding escaped bytes must not enter the shared cache (encode_ordinary reads the
-        # same strings as U+FFFD), so they are encoded here without it.
-        out: list[int] = []
-        for p in pieces:
-            if _SURROGATE.search(p):
-                out += self._encode_piece_uncached(p.encode("utf-8", "surrogateescape"))
-            else:
-                out += self._encode_pieces([p], "strict")
-        return out
+        distinct = set(pieces)
+        escaped = {p for p in distinct if _SURROGATE.search(p)}
+        # Pieces holding escaped bytes stay out of the shared cache (encode_ordinary reads the same
+        # strings as U+FFFD), so they are encoded into a dictionary local to this call.
+        local = {p: tuple(self._encode_piece_uncached(p.encode("utf-8", "surrogateescape"))) for p in escaped}
+        plain = distinct - escaped
+        self._fill_cache(plain)
+        local.update((p, self._cache[p]) for p in plain)
+        return list(chain.from_iterable(map(local.__getitem__, pieces)))
 
     def _encode_piece_uncached(self, piece: bytes) -> list[int]:
         i = self._ranks.get(piece)
-        return [i] if i is not None else bpe_merge(piece, self._ranks)
+        return [i] if i is not None else bpe_merge(piece, self._ranks, self._pair_table)
 
-    def _encode_pieces(self, pieces: list[str], errors: str) -> list[int]:
+    def _encode_pieces(self, pieces: list[str]) -> list[int]:
         """Pre-split pieces -> ids, running BPE once per distinct piece not yet in the cache."""
-        cache = self._cache
-        missing = set(pieces).difference(cache)
-        if missing:
-            ranks = self._ranks
-            for piece in missing:
-                data = piece.encode("utf-8", errors)
-                cache[piece] = tuple(_merge_long(data, ranks) if len(data) > _LONG_PIECE else _merge_short(data, ranks))
-        ids = list(chain.from_iterable(map(cache.__getitem__, pieces)))
-        if len(cache) > len(self._token_pieces) + _CACHE_LIMIT:
+        try:  # the common case once warm: every piece is known
+            return list(chain.from_iterable(map(self._cache.__getitem__, pieces)))
+        except KeyError:
+            pass
+        self._fill_cache(pieces)
+        ids = list(chain.from_iterable(map(self._cache.__getitem__, pieces)))
+        if len(self._cache) > len(self._token_pieces) + _CACHE_LIMIT:
             self.clear_cache()
         return ids
+
+    def _fill_cache(self, pieces: Iterable[str]) -> None:
+        """Run BPE on the pieces (valid text) that are not in the cache yet and remember the results."""
+        cache, ranks = self._cache, self._ranks
+        for piece in set(pieces).difference(cache):
+            data = piece.encode("utf-8")
+            if len(data) > _LONG_PIECE:
+                cache[piece] = tuple(_merge_long(data, ranks, self._pair_table))
+            else:
+                cache[piece] = tuple(_merge_short(data, ranks))
 
     def clear_cache(self) -> None:
         """Forget the remembered BPE results of multi-token pieces (the token lookup stays)."""

@@ -11,7 +11,8 @@ classes are spelled out as explicit character ranges, but ``re`` matches ranges 
 Multilingual Plane (BMP, U+0000..U+FFFF) slowly. So :class:`Splitter` compiles two equivalent
 engines: ``re`` with BMP-only ranges (taken from ``regex`` itself, so the two agree character by
 character), used when the text has no character above U+FFFF, and ``regex`` for all other texts.
-A pattern the translation does not understand simply always uses ``regex``.
+A pattern the translation does not understand simply always uses ``regex``. GPT-2's pattern is
+also reordered into an equivalent, faster form (see ``_FASTER_EQUIVALENT``).
 """
 from __future__ import annotations
 
@@ -24,6 +25,18 @@ import regex
 # letters / by digits / by other symbols, and whitespace. ``\s+(?!\S)`` leaves the last space of a
 # run for the next word, so " world" keeps its leading space.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+# Spellings of GPT-2's pattern (ours and tiktoken's) -> an equivalent one that runs faster. The
+# alternatives starting with a letter or space + letter, a digit or space + digit, and an apostrophe
+# can never match at the same position (their first characters differ), so trying letters first
+# changes no result; it only skips seven failed contraction tests at most positions. The symbol
+# alternative still comes after the contractions and whitespace still comes last.
+_FASTER_EQUIVALENT = {
+    GPT2_PATTERN: r""" ?\p{L}+| ?\p{N}+|'(?:[sdmt]|ll|ve|re)| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""",
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""": (
+        r""" ?\p{L}+| ?\p{N}+|'(?:[sdmt]|ll|ve|re)| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+    ),
+}
 
 _ASTRAL = regex.compile("[\U00010000-\U0010ffff]")
 _PLAIN_ESCAPES = set("rntfv\\")  # escapes that mean one literal character in both engines
@@ -135,7 +148,7 @@ class Splitter:
             )
         self.pattern = pattern
         self.fast = None
-        translated = translate_for_re(pattern)
+        translated = translate_for_re(_FASTER_EQUIVALENT.get(pattern, pattern))
         if translated is not None:
             try:
                 fast = re.compile(translated)

@@ -1,0 +1,138 @@
+"""Tokenizer speed: encoding throughput (vs tiktoken when it is installed) and BPE training time.
+
+Used by ``python -m gpt bench``; also runnable alone: ``python -m gpt.tokenizer.bench [GPT2_DIR]``.
+Timings are the best of several runs, the usual way to measure on a shared machine; encoding is
+"cold": the tokenizer's piece cache is emptied before each run, so every distinct piece of the text
+goes through BPE (tiktoken has no such cache).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpt.tokenizer.bpe import BPETokenizer
+
+
+@dataclass
+class BenchResult:
+    text_bytes: int  # size of the benchmark text in UTF-8 bytes
+    tokens: int  # tokens in it, with the vocabulary below
+    vocabulary: str  # "gpt2" or "trained-<vocab_size>"
+    encode_mb_per_s: float  # ours, cold cache, single thread (MB = 10^6 bytes)
+    warm_encode_mb_per_s: float  # ours, every piece already cached
+    tiktoken_mb_per_s: float | None  # tiktoken's encode_ordinary on the same text and vocabulary, or None
+    train_seconds: float  # time to train a ``train_vocab_size`` vocabulary on the text
+    train_vocab_size: int
+
+    def summary(self) -> str:
+        lines = [
+            f"text: {self.text_bytes / 1e3:.0f} KB -> {self.tokens} tokens ({self.vocabulary} vocabulary)",
+            f"encode (cold cache): {self.encode_mb_per_s:.2f} MB/s; warm cache: {self.warm_encode_mb_per_s:.2f} MB/s",
+        ]
+        if self.tiktoken_mb_per_s is not None:
+            lines.append(
+                f"tiktoken encode_ordinary: {self.tiktoken_mb_per_s:.2f} MB/s "
+                f"(ours / tiktoken = {self.encode_mb_per_s / self.tiktoken_mb_per_s:.2f})"
+            )
+        lines.append(f"train a {self.train_vocab_size}-token vocabulary: {self.train_seconds:.2f} s")
+        return "\n".join(lines)
+
+
+def default_text() -> str:
+    """About 465 KB of English: the Python reference docs that ship with CPython (``pydoc_data.topics``)."""
+    from pydoc_data.topics import topics
+
+    return "".join(topics.values())
+
+
+def _best_time(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _tiktoken_encoding(tok: BPETokenizer, gpt2_dir: Path | None):
+    """tiktoken's Encoding for the same vocabulary, built offline; None if tiktoken is not installed."""
+    try:
+        import tiktoken
+        import tiktoken.load
+    except ImportError:
+        return None
+    if gpt2_dir is not None:
+        ranks = tiktoken.load.data_gym_to_mergeable_bpe_ranks(
+            str(gpt2_dir / "vocab.bpe"), str(gpt2_dir / "encoder.json")
+        )
+    else:
+        ranks = tok.mergeable_ranks
+    return tiktoken.Encoding("bench", pat_str=tok.pattern, mergeable_ranks=ranks, special_tokens=tok.special_tokens)
+
+
+def benchmark(
+    text: str | None = None,
+    gpt2_dir: str | os.PathLike | None = None,
+    train_vocab_size: int = 4096,
+    repeats: int = 5,
+    compare_tiktoken: bool = True,
+) -> BenchResult:
+    """Measure encoding speed and training time on ``text`` (default: :func:`default_text`).
+
+    Encoding uses GPT-2's vocabulary from ``gpt2_dir`` (a folder with ``encoder.json`` and
+    ``vocab.bpe``; default: ``$GPT_REFERENCE_DATA/gpt2`` when that exists), else the vocabulary
+    trained here. tiktoken, when importable, encodes the same text with the same vocabulary.
+    """
+    text = default_text() if text is None else text
+    data_bytes = len(text.encode("utf-8"))
+    if gpt2_dir is None and os.environ.get("GPT_REFERENCE_DATA"):
+        candidate = Path(os.environ["GPT_REFERENCE_DATA"]) / "gpt2"
+        gpt2_dir = candidate if (candidate / "encoder.json").is_file() else None
+    gpt2_dir = Path(gpt2_dir) if gpt2_dir is not None else None
+
+    train_seconds = float("inf")
+    trained = None
+    for _ in range(max(1, repeats // 2)):
+        t0 = time.perf_counter()
+        trained = BPETokenizer.train(text, train_vocab_size, verbose=False)
+        train_seconds = min(train_seconds, time.perf_counter() - t0)
+
+    if gpt2_dir is not None:
+        tok = BPETokenizer.from_gpt2_files(gpt2_dir / "encoder.json", gpt2_dir / "vocab.bpe")
+        vocabulary = "gpt2"
+    else:
+        tok, vocabulary = trained, f"trained-{train_vocab_size}"
+
+    def cold() -> None:
+        tok.clear_cache()
+        tok.encode_ordinary(text)
+
+    tokens = len(tok.encode_ordinary(text))
+    enc = _tiktoken_encoding(tok, gpt2_dir) if compare_tiktoken else None
+    if enc is not None and enc.encode_ordinary(text) != tok.encode_ordinary(text):
+        raise RuntimeError("tiktoken and BPETokenizer disagree on the benchmark text (a bug)")
+    # Alternate the contenders so that a busy moment on the machine does not favour one of them.
+    cold_s = warm_s = tiktoken_s = float("inf")
+    for _ in range(repeats):
+        cold_s = min(cold_s, _best_time(cold, 1))
+        warm_s = min(warm_s, _best_time(lambda: tok.encode_ordinary(text), 1))
+        if enc is not None:
+            tiktoken_s = min(tiktoken_s, _best_time(lambda: enc.encode_ordinary(text), 1))
+    tiktoken_mb = data_bytes / tiktoken_s / 1e6 if enc is not None else None
+    return BenchResult(
+        text_bytes=data_bytes,
+        tokens=tokens,
+        vocabulary=vocabulary,
+        encode_mb_per_s=data_bytes / cold_s / 1e6,
+        warm_encode_mb_per_s=data_bytes / warm_s / 1e6,
+        tiktoken_mb_per_s=tiktoken_mb,
+        train_seconds=train_seconds,
+        train_vocab_size=train_vocab_size,
+    )
+
+
+if __name__ == "__main__":
+    print(benchmark(gpt2_dir=sys.argv[1] if len(sys.argv) > 1 else None).summary())
