@@ -70,7 +70,14 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape: int, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True):
         super().__init__()
-        self.normalized_shape, self.eps = normalized_shape, eps
+        if not isinstance(normalized_shape, (int, np.integer)):  # PyTorch's (D,) spelling
+            if len(normalized_shape) != 1:
+                raise ValueError(
+                    f"LayerNorm normalises the last axis only; got normalized_shape={tuple(normalized_shape)}, "
+                    f"pass the size of the last axis"
+                )
+            (normalized_shape,) = normalized_shape
+        self.normalized_shape, self.eps = int(normalized_shape), eps
         if elementwise_affine:
             self.weight = Parameter(np.ones(normalized_shape, dtype=np.float32))
             self.bias = Parameter(np.zeros(normalized_shape, dtype=np.float32)) if bias else None
