@@ -19,7 +19,12 @@ class Sequential(Module):
             x = m(x)
         return x
 
-    def __getitem__(self, i: int) -> Module:
+    def __getitem__(self, i):
+        if isinstance(i, slice):  # a Sequential of the selected modules, under their own names
+            part = Sequential()
+            for name, m in list(self._modules.items())[i]:
+                part.add_module(name, m)
+            return part
         return list(self._modules.values())[i]
 
     def __len__(self) -> int:
