@@ -486,6 +486,16 @@ def test_layer_norm_eps_is_inside_the_square_root():
     np.testing.assert_array_equal(nn.LayerNorm(3)(mg.tensor(np.full((2, 3), 5.0, np.float32))).data, 0.0)
 
 
+def test_layer_norm_normalized_shape_as_a_one_axis_tuple_or_refused():
+    ln = nn.LayerNorm((3,))  # PyTorch's spelling of the same layer
+    assert ln.weight.shape == (3,) and repr(ln) == "LayerNorm((3,), eps=1e-05)"
+    x = np.array([[1.0, 2.0, 4.0]], dtype=np.float32)
+    np.testing.assert_allclose(ln(mg.tensor(x)).data, layer_norm_np(x), rtol=1e-5)
+    # normalising over several trailing axes is not implemented: refuse rather than normalise one
+    with pytest.raises(ValueError, match=re.escape("(2, 3)")):
+        nn.LayerNorm((2, 3))
+
+
 def test_layer_norm_without_bias():
     ln = nn.LayerNorm(3, bias=False)
     assert names(ln) == ["weight"]
@@ -581,7 +591,10 @@ def test_sequential_composes_indexes_and_registers():
     np.testing.assert_array_equal(seq(x).data, c(b(a(x))).data)
     assert len(seq) == 3 and seq[0] is a and seq[-1] is c and list(seq) == [a, b, c]
     assert names(seq) == ["0.weight", "0.bias", "2.weight", "2.bias"]
-    assert [m for m in seq[1:]] == [b, c]
+    tail = seq[1:]  # a slice is a Sequential too (PyTorch's), keeping the names
+    assert isinstance(tail, nn.Sequential) and list(tail) == [b, c]
+    assert names(tail) == ["2.weight", "2.bias"]
+    np.testing.assert_array_equal(tail(a(x)).data, seq(x).data)
     assert nn.Sequential()(x) is x
 
 
