@@ -494,8 +494,9 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     if isinstance(x, Tensor):
         return x
     arr = np.asarray(x)
-    if like is not None and arr.dtype.kind in "fiub" and like.dtype.kind == "f" and arr.dtype != like.dtype:
-        arr = arr.astype(like.dtype)  # also int arrays: NumPy promotes float32 with int64 to float64
+    if like is not None and arr.dtype.kind in "fiub" and like.dtype.kind == "f":
+        if arr.dtype != like.dtype:  # also int arrays: NumPy promotes float32 with int64 to float64
+            arr = arr.astype(like.dtype)
     elif arr.dtype == np.float64 and not isinstance(x, (np.ndarray, np.generic)):
         arr = arr.astype(DEFAULT_DTYPE)
     return Tensor(arr)
