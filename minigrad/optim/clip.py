@@ -71,6 +71,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     if not norm_type > 0.0:
         raise ValueError(f"norm_type must be > 0 (e.g. 2.0 or math.inf), got {norm_type}")
     grads = [p.grad for p in parameters if p.grad is not None]
+    for g in grads:
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f".grad must be a NumPy array, got {type(g).__name__}")
     if not grads:
         return 0.0
 

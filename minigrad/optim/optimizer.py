@@ -101,8 +101,8 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Any]] = {}  # Tensor hashes by identity
-        if isinstance(params, Tensor):
-            params = [params]
+        if isinstance(params, (Tensor, set, frozenset, dict)):
+            params = _as_param_list(params, type(self).__name__)  # wraps a tensor; rejects the others
         try:
             groups = list(params)
         except TypeError:
@@ -193,6 +193,8 @@ class Optimizer:
             if p.grad is None or not p.requires_grad:
                 continue
             g = p.grad
+            if not isinstance(g, np.ndarray):
+                raise TypeError(f".grad must be a NumPy array, got {type(g).__name__}")
             if g.shape != p.data.shape or g.dtype != p.data.dtype:
                 raise ValueError(f"a parameter of shape {p.data.shape} and dtype {p.data.dtype} has a "
                                  f"gradient of shape {g.shape} and dtype {g.dtype}; they must match")
@@ -240,7 +242,7 @@ class Optimizer:
         for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             saved_params = list(saved.get("params", ()))
             if len(saved_params) != len(group["params"]):
-                raise ValueError(f"parameter group {i} has {len(saved_params)} parameters in the state "
+                raise ValueError(f"parameter group {i} has {len(saved_params)} parameter(s) in the state "
                                  f"dict but {len(group['params'])} in this optimizer; build the "
                                  "optimizer over the same model and groups")
             for index, p in zip(saved_params, group["params"]):
