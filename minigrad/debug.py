@@ -8,11 +8,13 @@ viewer; no graphviz package is needed).
 from __future__ import annotations
 
 import contextlib
+import os
 import traceback
 
 import numpy as np
 
 _anomaly = False
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def is_anomaly_enabled() -> bool:
@@ -33,7 +35,8 @@ def detect_anomaly():
 def creation_site() -> str:
     """The innermost stack frame outside minigrad: where the user called the operation."""
     for frame in reversed(traceback.extract_stack()[:-1]):
-        if "/minigrad/" not in frame.filename.replace("\\", "/"):
+        # compare with the package's own folder: a user's project folder may be called minigrad too
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
             return f"{frame.filename}:{frame.lineno} ({frame.line})"
     return "<unknown>"
 
