@@ -74,7 +74,8 @@ def to_dot(root) -> str:
         if id(t) in seen:
             continue
         seen.add(id(t))
-        label = f"{t.name}\\n" if t.name else ""
+        # a name is user text: escape what would end or break the quoted DOT label
+        label = t.name.replace("\\", "\\\\").replace('"', '\\"') + "\\n" if t.name else ""
         label += f"{tuple(t.shape)} {t.dtype}"
         style = ', style=filled, fillcolor="#dbe9f6"' if t.requires_grad and t._ctx is None else ""
         lines.append(f'  t{id(t)} [shape=box, label="{label}"{style}];')
