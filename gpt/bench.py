@@ -1,0 +1,212 @@
+"""Speed measurements on the machine at hand: ``python -m gpt bench`` (or :func:`run_benchmarks`).
+
+What is measured (after a warm-up, the median of ``repeats`` runs):
+
+* ``matmul``: float32 matrix-multiply throughput at GPT-like shapes: the machine's practical peak.
+* ``train``: one AdamW step (forward, cross-entropy, backward, clipping, update) for the gpt2-small
+  shape (vocab 50,257, emb 768, 12 layers, 12 heads, context 256, batch 2, dropout 0.1) and for
+  the default pretraining model; seconds, tokens/s, achieved GFLOP/s and its share of the peak.
+* ``forward``: a no-grad forward pass of the same shapes.
+* ``generate``: greedy tokens/s with and without the KV cache (4-token prompt).
+* ``tokenizer``: BPE encoding MB/s and the time to train a 4,096-token vocabulary.
+* peak resident memory of the process after each section.
+
+Timings are not assertions: shared machines are noisy. Compare ratios measured in one run.
+"""
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer")
+MODELS = {
+    "gpt2-small": dict(preset="gpt2-small", context_length=256, batch=2, drop_rate=0.1),
+    "pretrain-default": dict(preset="mini", context_length=128, batch=16, drop_rate=0.1, vocab_size=4096),
+}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (Linux reports KiB)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / 1024 / 1024
+
+
+def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_peak(repeats: int = 5) -> dict:
+    """GFLOP/s of float32 A @ B at the shapes of a GPT-2-small training step (batch 2 x 256 tokens)."""
+    rng = np.random.default_rng(0)
+    shapes = [(512, 768, 768), (512, 768, 3072), (512, 3072, 768), (512, 768, 8192)]
+    best = 0.0
+    per_shape = {}
+    for m, k, n in shapes:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        t = _median_time(lambda: a @ b, repeats)
+        gflops = 2 * m * k * n / t / 1e9
+        per_shape[f"{m}x{k}x{n}"] = round(gflops, 1)
+        best = max(best, gflops)
+    return {"peak_gflops": round(best, 1), "by_shape": per_shape}
+
+
+def _build(spec: dict):
+    import minigrad as mg
+    from gpt.model import GPTConfig, GPTModel
+
+    overrides = {k: spec[k] for k in ("context_length", "drop_rate", "vocab_size") if k in spec}
+    cfg = GPTConfig.from_preset(spec["preset"], **overrides)
+    mg.manual_seed(123)
+    return cfg, GPTModel(cfg)
+
+
+def train_step(name: str, repeats: int = 3, peak_gflops: float | None = None) -> dict:
+    """Median seconds of one AdamW training step for the model ``name`` of :data:`MODELS`."""
+    import minigrad as mg
+    from minigrad.optim import AdamW, clip_grad_norm_
+    from gpt.model import flops_per_token
+
+    spec = MODELS[name]
+    cfg, model = _build(spec)
+    opt = AdamW(model.parameters(), lr=4e-4, weight_decay=0.1)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, cfg.vocab_size, (spec["batch"], cfg.context_length))
+    y = rng.integers(0, cfg.vocab_size, (spec["batch"], cfg.context_length))
+
+    def step() -> None:
+        opt.zero_grad()
+        logits = model(x)
+        loss = mg.cross_entropy(logits.flatten(0, 1), y.reshape(-1))
+        loss.backward()
+        clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    t = _median_time(step, repeats)
+    tokens = x.size
+    gflops = flops_per_token(cfg, training=True) * tokens / t / 1e9
+    out = {"model": name, "step_s": round(t, 4), "tokens_per_s": round(tokens / t, 1),
+           "gflops": round(gflops, 1)}
+    if peak_gflops:
+        out["fraction_of_peak"] = round(gflops / peak_gflops, 3)
+    del model, opt
+    gc.collect()
+    return out
+
+
+def forward_pass(name: str, repeats: int = 3) -> dict:
+    import minigrad as mg
+
+    spec = MODELS[name]
+    cfg, model = _build(spec)
+    model.eval()
+    x = np.random.default_rng(0).integers(0, cfg.vocab_size, (spec["batch"], cfg.context_length))
+
+    def fwd() -> None:
+        with mg.no_grad():
+            model(x)
+
+    t = _median_time(fwd, repeats)
+    del model
+    gc.collect()
+    return {"model": name, "forward_s": round(t, 4), "tokens_per_s": round(x.size / t, 1)}
+
+
+def generation(name: str = "gpt2-small", new_tokens: int = 30, repeats: int = 1) -> dict:
+    from gpt.generate import generate
+
+    spec = dict(MODELS[name])
+    cfg, model = _build(spec)
+    prompt = np.random.default_rng(0).integers(0, cfg.vocab_size, (1, 4))
+    out = {"model": name, "new_tokens": new_tokens}
+    for use_cache, key in ((False, "nocache_tok_s"), (True, "kvcache_tok_s")):
+        generate(model, prompt, 2, use_cache=use_cache)   # warm-up
+        t = _median_time(lambda: generate(model, prompt, new_tokens, use_cache=use_cache), repeats, warmup=0)
+        out[key] = round(new_tokens / t, 2)
+    del model
+    gc.collect()
+    return out
+
+
+def tokenizer_speed(gpt2_dir: str | None = None) -> dict:
+    from gpt.tokenizer.bench import benchmark
+
+    r = benchmark(gpt2_dir=gpt2_dir, repeats=3)
+    out = {"vocabulary": r.vocabulary, "text_kb": round(r.text_bytes / 1e3), "encode_mb_s": round(r.encode_mb_per_s, 2),
+           "train_4096_s": round(r.train_seconds, 2)}
+    if r.tiktoken_mb_per_s is not None:
+        out["tiktoken_mb_s"] = round(r.tiktoken_mb_per_s, 2)
+        out["ratio_vs_tiktoken"] = round(r.encode_mb_per_s / r.tiktoken_mb_per_s, 2)
+    return out
+
+
+def torch_reference(script: str, gen: int = 30, steps: int = 3) -> dict:
+    """Run ``shared/bench/torch_ref.py`` (PyTorch, same architecture) and parse its key=value line."""
+    cmd = [sys.executable, script, "--cfg", "124M", "--batch", "2", "--ctx", "256", "--steps", str(steps),
+           "--gen", str(gen)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    line = done.stdout.strip().splitlines()[-1]
+    return {k: float(v) for k, v in (item.split("=") for item in line.split())}
+
+
+def run_benchmarks(sections=SECTIONS, repeats: int = 3, models=tuple(MODELS), gpt2_dir: str | None = None,
+                   torch_script: str | None = None, report: Callable[[str, dict], None] | None = None) -> dict:
+    """Run the chosen sections; returns {section: result}. ``report(section, result)`` is called as
+    each finishes (for live printing)."""
+    results: dict = {}
+
+    def done(key: str, value: dict) -> None:
+        value["peak_rss_mb"] = round(peak_rss_mb())
+        results[key] = value
+        if report is not None:
+            report(key, value)
+
+    peak = None
+    if "matmul" in sections:
+        r = matmul_peak(max(repeats, 3))
+        peak = r["peak_gflops"]
+        done("matmul", r)
+    if "train" in sections:
+        for m in models:
+            done(f"train/{m}", train_step(m, repeats, peak))
+    if "forward" in sections:
+        for m in models:
+            done(f"forward/{m}", forward_pass(m, repeats))
+    if "generate" in sections:
+        done("generate/gpt2-small", generation("gpt2-small"))
+    if "tokenizer" in sections:
+        done("tokenizer", tokenizer_speed(gpt2_dir))
+    if torch_script:
+        ref = torch_reference(torch_script)
+        if "error" not in ref:
+            ours = {}
+            if "train/gpt2-small" in results:
+                ours["train_step_ratio"] = round(results["train/gpt2-small"]["step_s"] / ref["train_step_s"], 2)
+            if "forward/gpt2-small" in results:
+                ours["forward_ratio"] = round(results["forward/gpt2-small"]["forward_s"] / ref["forward_s"], 2)
+            if "generate/gpt2-small" in results:
+                g = results["generate/gpt2-small"]
+                ours["kvcache_speedup_vs_torch"] = round(g["kvcache_tok_s"] / ref["gen_kvcache_tok_s"], 2)
+                ours["nocache_speedup_vs_torch"] = round(g["nocache_tok_s"] / ref["gen_nocache_tok_s"], 2)
+            ref["ours_over_torch"] = ours
+        results["torch"] = ref
+        if report is not None:
+            report("torch", ref)
+    return results

@@ -1,0 +1,52 @@
+"""``python -m gpt bench``: how fast training, inference and tokenization run on this machine."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gpt.bench import MODELS, SECTIONS
+from gpt.cli import CLIError
+from gpt.cli.common import positive_int
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="measure training, inference and tokenizer speed on this machine",
+        description="Median timings after a warm-up: float32 matmul peak, an AdamW training step and a "
+                    "forward pass (gpt2-small shape at batch 2 x 256, and the default pretraining "
+                    "model), greedy generation with and without the KV cache, BPE encoding and "
+                    "training, and peak memory. Give --torch PATH/torch_ref.py to run the PyTorch "
+                    "reference in the same session and print the ratios.")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
+                   help=f"run only these sections ({', '.join(SECTIONS)})")
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), metavar="MODEL",
+                   help=f"models for train/forward ({', '.join(MODELS)}; default: both)")
+    p.add_argument("--repeats", type=positive_int, default=3, metavar="N", help="timed repeats per measurement (default: 3)")
+    p.add_argument("--vocab", metavar="DIR", help="GPT-2's encoder.json/vocab.bpe folder for the tokenizer section")
+    p.add_argument("--torch", metavar="SCRIPT", help="PyTorch reference script (shared/bench/torch_ref.py) to compare with")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=run)
+
+
+def _line(key: str, r: dict) -> str:
+    items = ", ".join(f"{k}={v}" for k, v in r.items() if not isinstance(v, dict))
+    return f"{key:<26} {items}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from gpt.bench import run_benchmarks
+
+    if args.torch:
+        from pathlib import Path
+        if not Path(args.torch).is_file():
+            raise CLIError(f"{args.torch}: no such file")
+    report = None if args.json else (lambda k, r: print(_line(k, r), flush=True))
+    results = run_benchmarks(sections=tuple(args.only or SECTIONS), repeats=args.repeats, models=tuple(args.models),
+                             gpt2_dir=args.vocab, torch_script=args.torch, report=report)
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    elif "torch" in results and "ours_over_torch" in results["torch"]:
+        print(_line("ratios (ours / torch)", results["torch"]["ours_over_torch"]))
+    return 0
