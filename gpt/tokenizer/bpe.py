@@ -418,6 +418,8 @@ class BPETokenizer:
         """Token ids -> the bytes they stand for."""
         if hasattr(ids, "tolist"):  # NumPy arrays: plain ints are faster dictionary keys
             ids = ids.tolist()
+        elif not isinstance(ids, (list, tuple)):
+            ids = list(ids)
         try:
             return b"".join(map(self._decoder.__getitem__, ids))
         except (KeyError, TypeError):
