@@ -89,8 +89,10 @@ def sample_next(logits: np.ndarray, temperature: float = 0.0, top_k: int | None 
     probs /= probs.sum(axis=-1, keepdims=True)
     if top_p is not None and top_p < 1.0:
         probs = _top_p_filter(probs, top_p)
-    # inverse-CDF sampling with one uniform number per row, each row from its own generator
-    u = np.array([r.random() for r in rngs])[:, None]
+    # inverse-CDF sampling with one uniform number per row, each row from its own generator: the
+    # first token whose cumulative probability reaches u * total. u is in (0, 1], never 0, so a
+    # token of probability 0 (filtered out) can never be that first token.
+    u = 1.0 - np.array([r.random() for r in rngs])[:, None]
     cdf = np.cumsum(probs, axis=-1)
     choice = (cdf < u * cdf[:, -1:]).sum(axis=-1)
     return np.minimum(choice, probs.shape[-1] - 1)
