@@ -77,7 +77,10 @@ def _top_p_filter(probs: np.ndarray, top_p: float) -> np.ndarray:
 
 def sample_next(logits: np.ndarray, temperature: float = 0.0, top_k: int | None = None,
                 top_p: float | None = None, rngs: Sequence[np.random.Generator] | None = None) -> np.ndarray:
-    """Pick one token per row of ``logits`` (b, vocab). temperature 0 means greedy (argmax)."""
+    """Pick one token per row of ``logits`` (b, vocab). temperature 0 means greedy (argmax).
+
+    ``rngs``: one Generator per row (the same one may repeat); None draws from a fresh, unseeded one.
+    """
     logits = logits.astype(np.float64)   # sampling arithmetic in float64: tiny tail probabilities stay exact
     if top_k is not None:
         logits = _top_k_filter(logits, top_k)
@@ -89,6 +92,8 @@ def sample_next(logits: np.ndarray, temperature: float = 0.0, top_k: int | None 
     probs /= probs.sum(axis=-1, keepdims=True)
     if top_p is not None and top_p < 1.0:
         probs = _top_p_filter(probs, top_p)
+    if rngs is None:
+        rngs = [np.random.default_rng()] * len(probs)
     # inverse-CDF sampling with one uniform number per row, each row from its own generator: the
     # first token whose cumulative probability reaches u * total. u is in (0, 1], never 0, so a
     # token of probability 0 (filtered out) can never be that first token.
