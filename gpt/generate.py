@@ -12,6 +12,7 @@ Everything here runs under ``no_grad``: generation never needs gradients.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Sequence
 
 import numpy as np
@@ -20,8 +21,16 @@ import minigrad as mg
 
 
 def text_to_token_ids(text: str, tokenizer) -> np.ndarray:
-    """Encode ``text`` to a (1, T) int64 array (a batch of one), allowing ``<|endoftext|>``."""
-    ids = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
+    """Encode ``text`` to a (1, T) int64 array (a batch of one), allowing ``<|endoftext|>``.
+
+    A tokenizer whose ``encode`` has no ``allowed_special`` option (the book's SimpleTokenizer, which
+    has ``<|endoftext|>`` in its vocabulary as a word) is given the text alone.
+    """
+    params = inspect.signature(tokenizer.encode).parameters.values()
+    if any(p.name == "allowed_special" or p.kind is p.VAR_KEYWORD for p in params):
+        ids = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
+    else:
+        ids = tokenizer.encode(text)
     return np.asarray(ids, dtype=np.int64)[None, :]
 
 
