@@ -103,7 +103,8 @@ def train_model_simple(model, train_loader, val_loader, optimizer, num_epochs: i
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the step that produced it was not applied."""
+    """The loss became NaN or infinite. In a training step, that step was not applied; in an
+    evaluation, the weights of the step just taken are the cause (they are not checkpointed)."""
 
 
 @dataclass
@@ -176,6 +177,14 @@ class Trainer:
     def evaluate(self) -> tuple[float, float]:
         train_loss, val_loss = evaluate_model(self.model, self.train_loader, self.val_loader or [], self.eval_iter)
         s = self.state
+        # The step just taken may have blown the weights up (its own loss was still finite). Stop
+        # here, before anyone records or checkpoints these weights as a normal result. (An empty
+        # validation loader gives NaN by design; that is not divergence.)
+        has_val = self.val_loader is not None and len(self.val_loader) > 0
+        for name, value in (("training", train_loss), ("validation", val_loss if has_val else 0.0)):
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"the {name} loss became {value} when evaluating after step {s.step}; "
+                                         "try a lower learning rate or stronger gradient clipping")
         s.train_losses.append(train_loss)
         s.val_losses.append(val_loss)
         s.track_tokens_seen.append(s.tokens_seen)
