@@ -1,0 +1,71 @@
+"""Plumbing shared by the example scripts (not part of the book): command-line flags, finding the
+book's reference files, and section headings. The chapter's ideas live in the scripts themselves.
+
+Every example accepts:
+
+    --fast            a few-seconds run with smaller settings (the test suite uses it);
+                      the environment variable EXAMPLES_FAST=1 does the same
+    --data-dir DIR    the folder with the book's files (the-verdict.txt, gpt2/encoder.json,
+                      gpt2/vocab.bpe); defaults to the environment variable GPT_REFERENCE_DATA
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+# Run from a source checkout without `pip install -e .`: put the repository root on the path.
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+
+def parse_args(description: str, configure=None) -> argparse.Namespace:
+    """Parse the shared flags (plus any that ``configure(parser)`` adds); sets ``args.fast``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--fast", action="store_true",
+                        help="finish in a few seconds with smaller settings (also: EXAMPLES_FAST=1)")
+    parser.add_argument("--data-dir", metavar="DIR", default=os.environ.get("GPT_REFERENCE_DATA"),
+                        help="folder with the-verdict.txt and gpt2/{encoder.json,vocab.bpe} "
+                             "(default: $GPT_REFERENCE_DATA)")
+    if configure is not None:
+        configure(parser)
+    args = parser.parse_args()
+    args.fast = args.fast or os.environ.get("EXAMPLES_FAST", "").strip() not in ("", "0")
+    return args
+
+
+def reference_file(args: argparse.Namespace, relative: str) -> Path | None:
+    """``DIR/relative`` if ``--data-dir`` (or GPT_REFERENCE_DATA) names a folder holding it, else None."""
+    if not args.data_dir:
+        return None
+    path = Path(args.data_dir) / relative
+    return path if path.is_file() else None
+
+
+def gpt2_tokenizer(args: argparse.Namespace):
+    """GPT-2's tokenizer (what the book gets from ``tiktoken.get_encoding("gpt2")``), or None when
+    the vocabulary files are not available."""
+    encoder, vocab = reference_file(args, "gpt2/encoder.json"), reference_file(args, "gpt2/vocab.bpe")
+    if encoder is None or vocab is None:
+        return None
+    from gpt.tokenizer import BPETokenizer
+    return BPETokenizer.from_gpt2_files(encoder, vocab)
+
+
+def section(title: str) -> None:
+    """Print a heading, so that the output reads like the book's sections."""
+    print(f"\n{'=' * 8} {title} {'=' * max(3, 70 - len(title))}")
+
+
+class Stopwatch:
+    """``with Stopwatch() as t: ...`` then ``t.seconds``."""
+
+    def __enter__(self) -> "Stopwatch":
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self._start
