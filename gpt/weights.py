@@ -49,8 +49,9 @@ def _strip(state: dict) -> dict:
 
 
 def _config_from_weights(state: dict, path: Path, overrides: dict) -> GPTConfig:
-    if "wte.weight" not in state:
-        raise ValueError(f"{path}: no 'wte.weight' tensor; is this a GPT-2 model.safetensors?")
+    for key in ("wte.weight", "wpe.weight"):
+        if key not in state:
+            raise ValueError(f"{path}: no {key!r} tensor; is this a GPT-2 model.safetensors?")
     vocab, d = state["wte.weight"].shape
     layers = {int(m.group(1)) for k in state if (m := re.match(r"h\.(\d+)\.", k))}
     if not layers or sorted(layers) != list(range(len(layers))):
