@@ -124,7 +124,7 @@ def test_properties(tok):
     assert tok.decode_single_token_bytes(ord("a")) == b"a"
     no_eot = BPETokenizer(tok.merges, {})
     with pytest.raises(ValueError, match="no <\\|endoftext\\|>"):
-        no_eot.eot_token
+        _ = no_eot.eot_token
 
 
 @pytest.mark.parametrize("bad", [-1, 1000, 10**9, "7", None])

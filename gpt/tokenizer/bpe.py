@@ -24,7 +24,6 @@ from __future__ import annotations
 import heapq
 import json
 import os
-import time
 import unicodedata
 from itertools import chain, repeat
 from operator import add
