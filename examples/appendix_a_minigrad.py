@@ -171,7 +171,7 @@ def main() -> int:
     train_loader = DataLoader(train_ds, batch_size=2, shuffle=True, drop_last=True, seed=123)
     test_loader = DataLoader(test_ds, batch_size=2, shuffle=False, drop_last=False)
     for idx, (x, labels) in enumerate(train_loader):
-        print(f"Batch {idx + 1}: x = {np.array2string(x, separator=', ', max_line_width=200)}, y = {labels.tolist()}")
+        print(f"Batch {idx + 1}: x = {[[round(float(v), 2) for v in row] for row in x]}, y = {labels.tolist()}")
 
     section("A.7 The training loop")
     mg.manual_seed(123)
