@@ -61,6 +61,14 @@ def _write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _link_or_copy(src, dst) -> None:
+    """Hard-link ``src`` to ``dst`` (instant, no extra space), or copy it where links are not allowed."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def _split_arrays(obj, prefix: str, arrays: dict):
     """Replace every ndarray inside ``obj`` (nested dicts/lists) by {"__array__": key}, collecting them."""
     if isinstance(obj, np.ndarray):
@@ -115,13 +123,24 @@ def save_checkpoint(directory, model: GPTModel, *, tokenizer=None, optimizer=Non
             safetensors.save_file(arrays, tmp / "optimizer.safetensors")
             _write_text_atomic(tmp / "trainer.json", json.dumps({"optimizer": opt, "trainer": trainer_state}) + "\n")
         final = directory / name
-        if final.exists():                         # re-saving the same step: replace it
-            shutil.rmtree(final)
+        backup = None
+        if final.exists():
+            # Re-saving the same step. A directory cannot be renamed over a non-empty one, so the
+            # old one has to go first; meanwhile `latest` names a hard-linked copy of it, so that
+            # at every moment it names a complete checkpoint.
+            backup = tmp.with_name(tmp.name + ".old")
+            shutil.copytree(final, backup, copy_function=_link_or_copy)
+            _write_text_atomic(directory / LATEST, backup.name + "\n")
+            trash = tmp.with_name(tmp.name + ".trash")
+            os.replace(final, trash)               # atomic: never half-deleted under the final name
+            shutil.rmtree(trash)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _write_text_atomic(directory / LATEST, name + "\n")
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
     # prune older checkpoints (never the one just written)
     older = sorted(p for p in directory.glob("step-*") if p.is_dir() and p.name != name)
     for p in older[:max(0, len(older) - (keep - 1))]:
