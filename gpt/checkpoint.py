@@ -199,11 +199,19 @@ def load_checkpoint(directory, *, load_training_state: bool = True) -> Checkpoin
             raise CheckpointError(f"{path / 'tokenizer.txt'}: {e}") from None
     optimizer_state = trainer_state = None
     if load_training_state and (path / "trainer.json").is_file():
+        trainer_file = path / "trainer.json"
         try:
-            extra = json.loads((path / "trainer.json").read_text(encoding="utf-8"))
+            extra = json.loads(trainer_file.read_text(encoding="utf-8"))
+            trainer_state = extra.get("trainer")
+        except (ValueError, OSError, AttributeError) as e:
+            raise CheckpointError(f"{trainer_file}: the training state is damaged ({e})") from None
+        try:
             arrays = safetensors.load_file(path / "optimizer.safetensors")
         except (ValueError, OSError) as e:
-            raise CheckpointError(f"{path}: training state is damaged ({e})") from None
-        optimizer_state = _join_arrays(extra.get("optimizer"), arrays) if extra.get("optimizer") else None
-        trainer_state = extra.get("trainer")
+            raise CheckpointError(f"{path / 'optimizer.safetensors'}: the optimizer state is damaged ({e})") from None
+        try:
+            optimizer_state = _join_arrays(extra.get("optimizer"), arrays) if extra.get("optimizer") else None
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{trainer_file}: refers to an optimizer array that optimizer.safetensors "
+                                  f"does not hold ({e})") from None
     return Checkpoint(path, model, cfg, tokenizer, config.get("info", {}), optimizer_state, trainer_state)
