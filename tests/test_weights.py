@@ -87,6 +87,8 @@ def test_exported_file_has_gpt2_names_and_layouts(exported):
     assert (cfg["n_embd"], cfg["n_head"], cfg["n_layer"], cfg["n_positions"], cfg["vocab_size"]) == (12, 3, 2, 8, 13)
     assert cfg["activation_function"] == "gelu_new" and cfg["layer_norm_epsilon"] == 1e-5
     assert cfg["tie_word_embeddings"] is False
+    # GPT-2's <|endoftext|> (50256) does not exist in a 13-token vocabulary: no token id may point past it
+    assert all(cfg[k] is None or 0 <= cfg[k] < 13 for k in ("bos_token_id", "eos_token_id"))
 
 
 def test_keys_without_the_transformer_prefix(exported, tmp_path):
