@@ -159,7 +159,9 @@ def state_dict_to_gpt2(model: GPTModel) -> dict[str, np.ndarray]:
 
 
 def hf_config(cfg: GPTConfig, tied: bool) -> dict:
-    """The ``config.json`` transformers expects for a GPT2LMHeadModel of this shape."""
+    """The ``config.json`` transformers expects for a GPT2LMHeadModel of this shape. GPT-2's
+    <|endoftext|> id (50256) is named only when the vocabulary has it."""
+    eot = 50256 if cfg.vocab_size > 50256 else None
     return {
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
         "vocab_size": cfg.vocab_size, "n_positions": cfg.context_length, "n_ctx": cfg.context_length,
@@ -167,7 +169,7 @@ def hf_config(cfg: GPTConfig, tied: bool) -> dict:
         "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
         "resid_pdrop": cfg.drop_rate, "embd_pdrop": cfg.drop_rate, "attn_pdrop": cfg.drop_rate,
         "scale_attn_weights": True, "tie_word_embeddings": tied,
-        "bos_token_id": 50256, "eos_token_id": 50256,
+        "bos_token_id": eot, "eos_token_id": eot,
     }
 
 
