@@ -122,12 +122,14 @@ class GPTDataset:
 class _Pass:
     """Bookkeeping for one pass over the data (one ``iter()``): where it is and how it was shuffled."""
 
-    __slots__ = ("epoch", "start_state", "position")
+    __slots__ = ("epoch", "start_state", "position", "finished", "closed")
 
     def __init__(self, epoch: int, start_state: dict, position: int = 0):
         self.epoch = epoch  # which pass this is: the number of passes started before it
         self.start_state = start_state  # the generator's state just before this pass drew its order
         self.position = position  # batches already handed out
+        self.finished = False  # ran to the end (StopIteration)
+        self.closed = False  # its iterator is exhausted, closed or garbage-collected
 
 
 class DataLoader:
@@ -142,11 +144,18 @@ class DataLoader:
     Resuming (beyond the book): ``state_dict()`` records the generator, how many passes have started,
     and how far the pass in progress has got; a loader of the same data given that state with
     ``load_state_dict()`` continues with exactly the batches the original would have produced: its
-    next ``iter()`` finishes the interrupted pass, and later passes shuffle identically. The pass in
-    progress is the oldest unfinished one, so a training loop that evaluates on a few batches of the
-    same loader in between (the book's ``evaluate_model`` does, with a nested loop that breaks off)
-    is resumed at the training loop's position. An iterator counts as unfinished until it is
-    exhausted, closed (``close()``), or garbage-collected (immediately in CPython once dropped).
+    next ``iter()`` finishes the interrupted pass, and later passes shuffle identically.
+
+    Which pass is "in progress" when a training loop also evaluates on a few batches of the same
+    loader (the book's ``evaluate_model`` does, in a nested loop that breaks off)? The loader follows
+    the outermost pass: an ``iter()`` while another pass's iterator is still open is a nested pass
+    and leaves the position alone. The outermost pass stays the pass in progress until it runs to the
+    end or a later outermost ``iter()`` replaces it, even once its iterator is gone, so a checkpoint
+    taken after Ctrl-C broke the training loop still records where it stopped. (The flip side: a
+    few batches read outside any training loop, say an evaluation between epochs, count as the pass
+    in progress until the next ``iter()``; save checkpoints from inside the training loop.) An
+    iterator is open until it is exhausted, closed (``close()``) or garbage-collected, which CPython
+    does as soon as a ``for`` loop breaks off.
 
     Args:
         dataset: anything with ``__len__`` and ``__getitem__``; a ``get_batch(indices)`` method, as
@@ -175,7 +184,7 @@ class DataLoader:
         self.collate_fn = collate_fn
         self._rng = np.random.default_rng(seed)
         self._passes_started = 0
-        self._live: list[_Pass] = []  # unfinished passes, oldest first
+        self._current: _Pass | None = None  # the outermost pass: the one state_dict() describes
         self._resume: _Pass | None = None  # set by load_state_dict: the pass the next iter() finishes
 
     def __len__(self) -> int:
@@ -205,19 +214,16 @@ class DataLoader:
             # the generator state it started with, leaving the loader's generator where it was.
             p, self._resume = self._resume, None
             order = self._order(np.random.Generator(_bit_generator(p.start_state)))
+            self._current = p
         else:
             p = _Pass(self._passes_started, self._rng.bit_generator.state)
             self._passes_started += 1
             order = self._order(self._rng)
-        self._live.append(p)
+            if self._current is None or self._current.closed:
+                self._current = p  # outermost; otherwise nested inside the current pass
         it = _LoaderIterator(self, p, order)
-        weakref.finalize(it, self._release, p)  # runs when the iterator is garbage-collected
+        weakref.finalize(it, _close, p)  # runs when the iterator is garbage-collected
         return it
-
-    def _release(self, p: _Pass) -> None:
-        """Forget a pass that has finished or whose iterator is gone."""
-        if any(live is p for live in self._live):
-            self._live = [live for live in self._live if live is not p]
 
     # -- checkpointing -----------------------------------------------------------------------------
 
@@ -225,12 +231,18 @@ class DataLoader:
         """The loader's position, as plain (JSON-serializable) dicts and ints.
 
         Keys: ``rng_state`` (the generator now), ``passes_started``, and for the pass in progress (the
-        oldest unfinished one; the next pass if none is) ``epoch``, ``position`` (batches already
-        yielded) and ``epoch_rng_state`` (the generator when that pass drew its order; None when no
-        pass is in progress). ``num_windows``, ``batch_size``, ``shuffle`` and ``drop_last`` are
-        recorded so that a state cannot be loaded into a loader over different data.
+        outermost one, see the class docstring; the next pass if none is) ``epoch`` (its index),
+        ``position`` (batches already yielded) and ``epoch_rng_state`` (the generator when that pass
+        drew its order; None when no pass is in progress). ``num_windows``, ``batch_size``,
+        ``shuffle`` and ``drop_last`` are recorded so that a state cannot be loaded into a loader
+        over different data.
+
+        ``epoch`` counts every ``iter()``: when a training loop also evaluates on this loader, it
+        runs ahead of the loop's own epoch count, so a trainer should keep that count itself.
         """
-        current = self._resume if self._resume is not None else (self._live[0] if self._live else None)
+        current = self._resume if self._resume is not None else self._current
+        if current is not None and current.finished:
+            current = None  # that pass is over: the next iter() starts a new one
         return {
             "epoch": current.epoch if current is not None else self._passes_started,
             "position": current.position if current is not None else 0,
@@ -267,24 +279,28 @@ class DataLoader:
             resume = None
             if state["epoch_rng_state"] is not None:
                 if not 0 <= position <= len(self):
-                    raise ValueError(f"position {position} is outside 0..{len(self)} batches")
+                    raise ValueError(f"the saved data loader state has position {position} but a pass here "
+                                     f"has {len(self)} batches; resume with the same data and settings")
                 _bit_generator(state["epoch_rng_state"])  # validate now rather than at iter()
-                resume = _Pass(epoch, state["epoch_rng_state"], position)
+                resume = _Pass(epoch, copy.deepcopy(state["epoch_rng_state"]), position)
         except (KeyError, TypeError) as err:
             raise ValueError(f"not a data loader state (missing or malformed {err}); pass the dict "
                              "that DataLoader.state_dict() returned") from None
         self._rng = rng
         self._passes_started = passes_started
-        self._live = []
+        self._current = None
         self._resume = resume
 
 
 def _bit_generator(state: dict) -> np.random.BitGenerator:
     """A bit generator restored from ``state`` (a ``BitGenerator.state`` dict)."""
     try:
-        bit_generator = getattr(np.random, state["bit_generator"])()
+        kind = getattr(np.random, state["bit_generator"], None)
+        if not (isinstance(kind, type) and issubclass(kind, np.random.BitGenerator)):
+            raise ValueError(f"unknown bit generator {state['bit_generator']!r}")
+        bit_generator = kind()
         bit_generator.state = state
-    except (AttributeError, KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"the saved random-generator state is not valid ({err})") from None
     return bit_generator
 
@@ -302,6 +318,7 @@ class _LoaderIterator:
     def __next__(self) -> Any:
         p, size = self._pass, self._loader.batch_size
         if p.position >= self._num_batches:
+            p.finished = True
             self.close()
             raise StopIteration
         indices = self._order[p.position * size : (p.position + 1) * size]  # [<= batch_size]
@@ -310,8 +327,12 @@ class _LoaderIterator:
         return batch
 
     def close(self) -> None:
-        """Stop this pass early; the loader's state then no longer refers to it."""
-        self._loader._release(self._pass)
+        """Stop reading this pass: a later ``iter()`` is then an outermost pass, not a nested one."""
+        _close(self._pass)
+
+
+def _close(p: _Pass) -> None:
+    p.closed = True
 
 
 # --------------------------------------------------------------------------------------------------
