@@ -68,7 +68,8 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__} needs a minigrad Optimizer, not {type(optimizer).__name__}")
+            raise TypeError(f"{type(self).__name__} needs a minigrad Optimizer, "
+                            f"not {type(optimizer).__name__}")
         self.optimizer = optimizer
         for i, group in enumerate(optimizer.param_groups):
             if last_epoch == -1:
@@ -115,8 +116,8 @@ class LRScheduler:
 class LambdaLR(LRScheduler):
     """lr = base_lr * ``lr_lambda(step)``; ``lr_lambda`` may be one function or one per group."""
 
-    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
-                 last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer,
+                 lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]], last_epoch: int = -1):
         n = len(optimizer.param_groups)
         if callable(lr_lambda):
             self.lr_lambdas = [lr_lambda] * n

@@ -15,13 +15,14 @@ arrays and numbers. ``state_dict()`` turns it into plain data keyed by the param
 (0, 1, 2, ... across all groups, as PyTorch does), so a checkpoint does not depend on object ids.
 
 Every update works in place on ``param.data`` with NumPy ufuncs (``out=``) and touches a parameter
-one cache-sized chunk at a time (:func:`chunked`): with GPT-2's 163M parameters this halves the time
-of an AdamW step compared with whole-array operations, and needs no parameter-sized temporaries.
+one cache-sized chunk at a time (:func:`chunked`): with GPT-2's 163M parameters this roughly halves
+the time of an AdamW step compared with whole-array operations, and needs no parameter-sized
+temporaries.
 """
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -274,12 +275,13 @@ class Optimizer:
 
     @staticmethod
     def _load_value(value, p: Tensor, index: int, name: str):
-        """A saved state entry as the optimizer stores it: arrays copied in ``p``'s dtype, numbers as numbers."""
+        """A saved state entry as the optimizer keeps it: arrays copied in ``p``'s dtype, numbers as is."""
         if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
             return value.item()  # a step count saved as a 0-d array
         if isinstance(value, np.ndarray):
             if value.shape != p.data.shape:
                 raise ValueError(f"state {name!r} of parameter {index} has shape {value.shape} but the "
-                                 f"parameter has shape {p.data.shape}; the model does not match the checkpoint")
+                                 f"parameter has shape {p.data.shape}; the model does not match the "
+                                 "checkpoint")
             return np.array(value, dtype=p.data.dtype, order="C", copy=True)
         return value
