@@ -126,6 +126,16 @@ def test_kv_cache_gives_the_same_greedy_ids(kind, prompt_len, new, context_size,
     np.testing.assert_array_equal(plain, simple)
 
 
+@settings(max_examples=6)
+@given(kind=st.sampled_from(KINDS), prompt_len=st.integers(1, 8), new=st.integers(1, 9), seed=st.integers(0, 2**16))
+def test_kv_cache_gives_the_same_samples(kind, prompt_len, new, seed):
+    model = tiny_model(kind, seed)
+    idx = np.random.default_rng(seed).integers(0, VOCAB, (2, prompt_len))
+    opts = dict(temperature=1.0, top_k=6, top_p=0.95)
+    np.testing.assert_array_equal(generate(model, idx, new, rng=seed, use_cache=True, **opts),
+                                  generate(model, idx, new, rng=seed, use_cache=False, **opts))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_kv_cache_past_the_context_length(kind):
     model = tiny_model(kind, seed=3)
