@@ -25,7 +25,8 @@ import heapq
 import json
 import os
 import unicodedata
-from itertools import chain, repeat
+from array import array
+from itertools import repeat
 from operator import add
 from pathlib import Path
 from typing import Collection, Iterable, Literal
@@ -42,6 +43,7 @@ _LONG_PIECE = 256  # pieces longer than this (in bytes) use the heap-based merge
 _CACHE_LIMIT = 1 << 16  # at most this many remembered multi-token pieces
 _SURROGATE = regex.compile("[\ud800-\udfff]")
 FORMAT_HEADER = "gpt-bpe v1"
+_ID_TYPECODE = next(code for code in "IL" if array(code).itemsize == 4)  # an array typecode for uint32
 
 
 class UnknownTokenError(KeyError, ValueError):
@@ -154,6 +156,16 @@ def _merge_long(piece: bytes, ranks: dict[bytes, int], pair_table: np.ndarray | 
     return ids
 
 
+def _pack_ids(ids) -> bytes:
+    """Token ids -> 4 bytes each (native uint32), the form the piece cache stores them in."""
+    return array(_ID_TYPECODE, ids).tobytes()
+
+
+def _unpack_ids(packed: bytes) -> list[int]:
+    """The inverse of :func:`_pack_ids`, for the concatenated ids of many pieces."""
+    return np.frombuffer(packed, dtype=np.uint32).tolist()
+
+
 def bpe_merge(piece: bytes, ranks: dict[bytes, int], pair_table: np.ndarray | None = None) -> list[int]:
     """Token ids of one pre-split piece (its bytes), given ``ranks`` (token bytes -> id = merge rank).
 
@@ -238,10 +250,11 @@ class BPETokenizer:
         self.pattern = pattern
         self._splitter = Splitter(pattern)
         # Every token that is valid UTF-8 text, as a one-token piece: the whole-piece lookup.
-        self._token_pieces: dict[str, tuple[int, ...]] = {}
+        # Cached ids are stored packed (see _pack_ids): joining bytes is faster than joining tuples.
+        self._token_pieces: dict[str, bytes] = {}
         for i, tok in enumerate(vocab):
             try:
-                self._token_pieces[tok.decode("utf-8")] = (i,)
+                self._token_pieces[tok.decode("utf-8")] = _pack_ids((i,))
             except UnicodeDecodeError:
                 pass
         self._cache = dict(self._token_pieces)
@@ -354,11 +367,11 @@ class BPETokenizer:
         escaped = {p for p in distinct if _SURROGATE.search(p)}
         # Pieces holding escaped bytes stay out of the shared cache (encode_ordinary reads the same
         # strings as U+FFFD), so they are encoded into a dictionary local to this call.
-        local = {p: tuple(self._encode_piece_uncached(p.encode("utf-8", "surrogateescape"))) for p in escaped}
+        local = {p: _pack_ids(self._encode_piece_uncached(p.encode("utf-8", "surrogateescape"))) for p in escaped}
         plain = distinct - escaped
-        self._fill_cache(plain)
-        local.update((p, self._cache[p]) for p in plain)
-        return list(chain.from_iterable(map(local.__getitem__, pieces)))
+        cache = self._fill_cache(plain)
+        local.update((p, cache[p]) for p in plain)
+        return _unpack_ids(b"".join(map(local.__getitem__, pieces)))
 
     def _encode_piece_uncached(self, piece: bytes) -> list[int]:
         i = self._ranks.get(piece)
@@ -367,24 +380,29 @@ class BPETokenizer:
     def _encode_pieces(self, pieces: list[str]) -> list[int]:
         """Pre-split pieces -> ids, running BPE once per distinct piece not yet in the cache."""
         try:  # the common case once warm: every piece is known
-            return list(chain.from_iterable(map(self._cache.__getitem__, pieces)))
+            return _unpack_ids(b"".join(map(self._cache.__getitem__, pieces)))
         except KeyError:
             pass
-        self._fill_cache(pieces)
-        ids = list(chain.from_iterable(map(self._cache.__getitem__, pieces)))
-        if len(self._cache) > len(self._token_pieces) + _CACHE_LIMIT:
+        cache = self._fill_cache(pieces)
+        ids = _unpack_ids(b"".join(map(cache.__getitem__, pieces)))
+        if len(cache) > len(self._token_pieces) + _CACHE_LIMIT:
             self.clear_cache()
         return ids
 
-    def _fill_cache(self, pieces: Iterable[str]) -> None:
-        """Run BPE on the pieces (valid text) that are not in the cache yet and remember the results."""
+    def _fill_cache(self, pieces: Iterable[str]) -> dict[str, bytes]:
+        """Run BPE on the pieces (valid text) not in the cache yet; returns the cache holding them all.
+
+        (The cache is returned rather than re-read from ``self`` so that a ``clear_cache`` from another
+        thread, which swaps in a new dictionary, cannot take the results away mid-call.)
+        """
         cache, ranks = self._cache, self._ranks
         for piece in set(pieces).difference(cache):
             data = piece.encode("utf-8")
             if len(data) > _LONG_PIECE:
-                cache[piece] = tuple(_merge_long(data, ranks, self._pair_table))
+                cache[piece] = _pack_ids(_merge_long(data, ranks, self._pair_table))
             else:
-                cache[piece] = tuple(_merge_short(data, ranks))
+                cache[piece] = _pack_ids(_merge_short(data, ranks))
+        return cache
 
     def clear_cache(self) -> None:
         """Forget the remembered BPE results of multi-token pieces (the token lookup stays)."""
