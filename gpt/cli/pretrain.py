@@ -261,9 +261,13 @@ def run(args: argparse.Namespace) -> int:
     info["settings"]["steps"] = total
     info["settings"]["text"] = [str(Path(t).resolve()) for t in settings["text"]] if settings.get("text") else None
 
+    last_saved = ck.path if ck is not None else None      # the newest checkpoint of this run
+
     def save() -> Path:
-        return save_checkpoint(out, model, tokenizer=tokenizer, optimizer=optimizer,
-                               trainer_state=trainer.state_dict(), info=info)
+        nonlocal last_saved
+        last_saved = save_checkpoint(out, model, tokenizer=tokenizer, optimizer=optimizer,
+                                     trainer_state=trainer.state_dict(), info=info)
+        return last_saved
 
     say(f"model: {cfg.n_layers} layers, {cfg.n_heads} heads, emb {cfg.emb_dim}, context {ctx}, "
         f"{count_parameters(model):,} parameters")
@@ -292,7 +296,8 @@ def run(args: argparse.Namespace) -> int:
         trainer.run(on_step=progress.step, on_eval=on_eval)
     except NonFiniteLossError as e:
         progress.clear()
-        raise CLIError(f"{e}. The last good checkpoint is in {out}") from None
+        kept = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was saved"
+        raise CLIError(f"{e}; {kept}") from None
     finally:
         signal.signal(signal.SIGINT, previous)
         progress.clear()
