@@ -293,7 +293,10 @@ def run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        trainer.run(on_step=progress.step, on_eval=on_eval)
+        # Weights that diverge overflow inside the model before the loss turns NaN; the Trainer
+        # reports that in one line (NonFiniteLossError), so NumPy's RuntimeWarnings are only noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            trainer.run(on_step=progress.step, on_eval=on_eval)
     except NonFiniteLossError as e:
         progress.clear()
         kept = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was saved"
