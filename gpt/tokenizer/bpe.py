@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import sys
 import unicodedata
 from array import array
 from itertools import repeat
@@ -254,7 +255,7 @@ class BPETokenizer:
         self._token_pieces: dict[str, bytes] = {}
         for i, tok in enumerate(vocab):
             try:
-                self._token_pieces[tok.decode("utf-8")] = _pack_ids((i,))
+                self._token_pieces[tok.decode("utf-8")] = i.to_bytes(4, sys.byteorder)  # = _pack_ids([i])
             except UnicodeDecodeError:
                 pass
         self._cache = dict(self._token_pieces)

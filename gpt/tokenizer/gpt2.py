@@ -71,43 +71,36 @@ def read_gpt2_files(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLik
         raise ValueError(f"{encoder_json} should map token strings to integer ids")
 
     lines = vocab_bpe.read_text(encoding="utf-8").split("\n")
-    if lines and lines[0].startswith("#version"):
-        lines = lines[1:]
-    pairs = []
-    for lineno, line in enumerate(lines, start=2):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2:
-            raise ValueError(f"{vocab_bpe} line {lineno}: expected 'left right', got {line!r}")
-        pairs.append(parts)
+    start = 1 if lines and lines[0].startswith("#version") else 0
+    pairs = [line.split() for line in lines[start:]]
+    pairs = [p for p in pairs if p]
+    for k, p in enumerate(pairs):
+        if len(p) != 2:
+            raise ValueError(f"{vocab_bpe}: merge {k} should be 'left right', got {' '.join(p)!r}")
 
     table = bytes_to_unicode()
-    byte_ids = []
-    for b in range(256):
-        key = table[b]
-        if key not in encoder:
-            raise ValueError(f"{encoder_json} has no entry for byte {b} ({key!r}); not a byte-level BPE vocabulary")
-        byte_ids.append(encoder[key])
+    missing = [b for b in range(256) if table[b] not in encoder]
+    if missing:
+        raise ValueError(f"{encoder_json} has no entry for byte {missing[0]}; not a byte-level BPE vocabulary")
+    byte_ids = [encoder[table[b]] for b in range(256)]
     if sorted(byte_ids) != list(range(256)):
         raise ValueError(f"{encoder_json}: the 256 single bytes must have the ids 0..255")
 
-    merges = []
-    used = set(table.values())
-    for k, (left, right) in enumerate(pairs):
-        try:
-            merged_id = encoder[left + right]
-            pair = (encoder[left], encoder[right])
-        except KeyError as e:
-            raise ValueError(f"{vocab_bpe}: merge {left!r} {right!r} uses {e.args[0]!r}, which {encoder_json} lacks") from None
-        if merged_id != 256 + k:
-            raise ValueError(
-                f"{vocab_bpe}: merge {k} ({left!r} {right!r}) has id {merged_id} in {encoder_json}, "
-                f"expected {256 + k} (merges must be numbered in rank order after the 256 bytes)"
-            )
-        merges.append(pair)
-        used.add(left + right)
-    special_tokens = {s: i for s, i in encoder.items() if s not in used}
+    try:
+        merges = [(encoder[left], encoder[right]) for left, right in pairs]
+        merged_ids = [encoder[left + right] for left, right in pairs]
+    except KeyError as e:
+        raise ValueError(f"{vocab_bpe} has a merge with {e.args[0]!r}, which {encoder_json} lacks") from None
+    n = 256 + len(merges)
+    if merged_ids != list(range(256, n)):
+        k = next(k for k, i in enumerate(merged_ids) if i != 256 + k)
+        raise ValueError(
+            f"{vocab_bpe}: merge {k} ({' '.join(pairs[k])}) has id {merged_ids[k]} in {encoder_json}, expected "
+            f"{256 + k} (merges must be numbered in rank order after the 256 bytes)"
+        )
+    special_tokens = {s: i for s, i in encoder.items() if i >= n}
+    if len(encoder) != n + len(special_tokens):
+        raise ValueError(f"{encoder_json} gives the same id to two entries, or skips ids below {n}")
     return byte_ids, merges, special_tokens
 
 
