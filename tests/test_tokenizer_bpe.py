@@ -203,6 +203,31 @@ def test_gpt2_format_export_import(tok, tmp_path):
     assert back.encode(sample) == tok.encode(sample)
 
 
+def test_damaged_gpt2_files_are_reported(tok, tmp_path):
+    enc, bpe = tmp_path / "encoder.json", tmp_path / "vocab.bpe"
+    tok.save_gpt2_files(enc, bpe)
+    good_encoder, good_merges = enc.read_text(encoding="utf-8"), bpe.read_text(encoding="utf-8")
+    lines = good_merges.split("\n")
+
+    bpe.write_text("\n".join(lines[:3] + ["a b c"] + lines[3:]), encoding="utf-8")
+    with pytest.raises(ValueError, match="should be 'left right'"):
+        BPETokenizer.from_gpt2_files(enc, bpe)
+    bpe.write_text("\n".join([lines[0], lines[2], lines[1]] + lines[3:]), encoding="utf-8")
+    with pytest.raises(ValueError, match="rank order"):
+        BPETokenizer.from_gpt2_files(enc, bpe)
+    bpe.write_text(good_merges, encoding="utf-8")
+    encoder = json.loads(good_encoder)
+    del encoder["Ġ"]
+    enc.write_text(json.dumps(encoder), encoding="utf-8")
+    with pytest.raises(ValueError, match="no entry for byte 32"):
+        BPETokenizer.from_gpt2_files(enc, bpe)
+    enc.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ValueError, match="should map"):
+        BPETokenizer.from_gpt2_files(enc, bpe)
+    with pytest.raises(FileNotFoundError):
+        BPETokenizer.from_gpt2_files(tmp_path / "nope.json", bpe)
+
+
 def test_bad_constructor_arguments(tok):
     with pytest.raises(ValueError, match="not defined before"):
         BPETokenizer([(1, 256)])

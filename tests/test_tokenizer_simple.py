@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gpt.tokenizer import SimpleTokenizer
-from gpt.tokenizer.simple import split_words
+from gpt.tokenizer.simple import SimpleTokenizerV1, SimpleTokenizerV2, split_words
 
 BOOK_SENTENCE = "Hello, do you like tea? <|endoftext|> In the sunlit terraces of the palace."
 
@@ -39,6 +39,13 @@ def test_strict_mode_names_the_unknown_word():
     with pytest.raises(KeyError, match="'dog'"):
         tok.encode("the dog sat")
     assert SimpleTokenizer.from_text("the cat sat").encode("the dog") == [2, 4]
+
+
+def test_the_books_class_names():
+    vocab = SimpleTokenizer.from_text("the cat sat").str_to_int
+    with pytest.raises(KeyError, match="'dog'"):
+        SimpleTokenizerV1(vocab).encode("the dog")
+    assert SimpleTokenizerV2(vocab).encode("the dog") == [2, 4]
 
 
 def test_split_follows_the_books_rules():

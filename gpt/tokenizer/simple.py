@@ -75,3 +75,17 @@ class SimpleTokenizer:
             except (KeyError, TypeError):
                 raise KeyError(f"token id {i!r} is not in the vocabulary (ids 0..{len(self.int_to_str) - 1})") from None
         return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(words))
+
+
+class SimpleTokenizerV1(SimpleTokenizer):
+    """The book's ``SimpleTokenizerV1(vocab)``: a word outside the vocabulary raises KeyError."""
+
+    def __init__(self, vocab: dict[str, int]) -> None:
+        super().__init__(vocab, strict=True)
+
+
+class SimpleTokenizerV2(SimpleTokenizer):
+    """The book's ``SimpleTokenizerV2(vocab)``: a word outside the vocabulary becomes ``<|unk|>``."""
+
+    def __init__(self, vocab: dict[str, int]) -> None:
+        super().__init__(vocab, strict=False)
