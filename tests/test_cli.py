@@ -8,6 +8,7 @@ import math
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -351,6 +352,7 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:training stopped after")      # the tokenizer on a very short text
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_ends_with_a_one_line_error(case, tmp_path, text_file, short_text):
     argv, expected = BAD_INPUTS[case]
@@ -369,6 +371,22 @@ def test_bad_checkpoint_and_text_for_evaluate(trained, tmp_path):
     (damaged / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
     code, _, stderr = run_cli("generate", "--checkpoint", damaged, "--prompt", "Hi")
     check_one_line_error(code, stderr, str(damaged / "config.json"))
+
+
+def test_gpt2_weights_that_are_not_safetensors(reference_data, text_file):
+    code, _, stderr = run_cli("generate", "--gpt2", text_file, "--vocab", reference_data / "gpt2", "--prompt", "Hi")
+    check_one_line_error(code, stderr, str(text_file))
+
+
+def test_resume_extends_a_finished_run(trained, tmp_path):
+    out = tmp_path / "ck"
+    shutil.copytree(trained[0], out)
+    code, stdout, stderr = run_cli("pretrain", "--resume", out, "--steps", 8, "--quiet")
+    assert code == 0, stderr
+    assert VALIDATION_LOSS.fullmatch(stdout.strip())
+    ck = load_checkpoint(out)
+    assert ck.path.name == "step-000008" and ck.trainer_state["train_state"]["step"] == 8
+    assert json.loads((out / "log.json").read_text())["eval_steps"] == [3, 6, 8]
 
 
 def test_resume_with_a_different_text_or_no_steps_left(trained, tmp_path, short_text):
