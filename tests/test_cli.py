@@ -389,6 +389,17 @@ def test_resume_extends_a_finished_run(trained, tmp_path):
     assert json.loads((out / "log.json").read_text())["eval_steps"] == [3, 6, 8]
 
 
+def test_a_new_run_does_not_overwrite_the_run_in_its_out_folder(trained, tmp_path, text_file):
+    out = tmp_path / "ck"
+    shutil.copytree(trained[0], out)
+    before = weights(out)
+    code, stdout, stderr = run_cli("pretrain", *FAST, "--text", text_file, "--steps", 6, "--eval-every", 3,
+                                   "--seed", 7, "--out", out, "--quiet")
+    check_one_line_error(code, stderr, str(out), "--resume")
+    assert_same_arrays(weights(out), before)
+    assert load_checkpoint(out).path.name == "step-000006"
+
+
 def test_resume_with_a_different_text_or_no_steps_left(trained, tmp_path, short_text):
     out, _, _ = trained
     code, _, stderr = run_cli("pretrain", "--resume", out, "--steps", 6)
