@@ -189,6 +189,10 @@ def run(args: argparse.Namespace) -> int:
     if args.config and args.config not in PRESETS:
         raise CLIError(f"unknown config {args.config!r}; choose one of: {', '.join(PRESETS)}")
     out = Path(args.resume or args.out)
+    if ck is None and (out / "latest").exists():
+        # a new run would overwrite that run's log and, step by step, its checkpoints
+        raise CLIError(f"{out} already holds a training run; continue it with --resume {out}, "
+                       "or pass another --out (or delete the folder)")
 
     # --- text and tokenizer
     text = load_texts(settings["text"]) if settings.get("text") else default_corpus()
