@@ -210,26 +210,39 @@ def interrupt_at(monkeypatch, step):
     monkeypatch.setattr(Trainer, "train_step", train_step)
 
 
-@pytest.mark.parametrize("stop", [3, 4])       # at an evaluation step, and between two
+@pytest.mark.parametrize("batch_size, stop", [
+    (2, 3),               # at an evaluation step (every 3)
+    (2, 4),               # between two evaluations
+    (16, "epoch"),        # exactly at the end of the first pass over the training data
+])
 def test_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
-        tmp_path, text_file, monkeypatch, stop):
-    args = ["pretrain", *FAST, "--drop-rate", "0.1", "--text", text_file, "--steps", 8, "--eval-every", 3, "--quiet"]
+        tmp_path, text_file, monkeypatch, batch_size, stop):
+    args = ["pretrain", *FAST, "--batch-size", batch_size, "--drop-rate", "0.1", "--text", text_file,
+            "--eval-every", 3]
+    code, stdout, stderr = run_cli(*args, "--steps", 1, "--out", tmp_path / "probe")
+    assert code == 0, stderr
+    per_epoch = int(re.search(r"(\d+) batches of", stdout).group(1))
+    if stop == "epoch":
+        stop = per_epoch
+    total = stop + 4
+    assert per_epoch > total or stop == per_epoch
+    args += ["--steps", total, "--quiet"]
     code, _, stderr = run_cli(*args, "--out", tmp_path / "straight")
     assert code == 0, stderr
     with monkeypatch.context() as m:
         interrupt_at(m, stop)
         code, stdout, stderr = run_cli(*args, "--out", tmp_path / "stopped")
     assert code == 130
-    assert f"interrupted at step {stop} of 8" in stderr and "--resume" in stderr
+    assert f"interrupted at step {stop} of {total}" in stderr and "--resume" in stderr
     assert "Traceback" not in stderr and "validation loss" not in stdout
     assert load_checkpoint(tmp_path / "stopped").trainer_state["train_state"]["step"] == stop
-    code, stdout, stderr = run_cli("pretrain", "--resume", tmp_path / "stopped", "--steps", 8, "--quiet")
+    code, stdout, stderr = run_cli("pretrain", "--resume", tmp_path / "stopped", "--steps", total, "--quiet")
     assert code == 0, stderr
     assert VALIDATION_LOSS.fullmatch(last_line(stdout))
     assert_same_arrays(weights(tmp_path / "stopped"), weights(tmp_path / "straight"))
     straight_log = json.loads((tmp_path / "straight" / "log.json").read_text())
     resumed_log = json.loads((tmp_path / "stopped" / "log.json").read_text())
-    for key in ("train_losses", "val_losses", "track_lrs", "eval_steps", "tokens_seen"):
+    for key in ("train_losses", "val_losses", "track_lrs", "eval_steps", "tokens_seen", "epoch"):
         assert resumed_log[key] == straight_log[key], key
 
 
