@@ -5,6 +5,7 @@ Gradients of the layers are checked against central differences in tests/test_nn
 """
 from __future__ import annotations
 
+import copy
 import math
 import re
 
@@ -268,6 +269,19 @@ def test_buffers_persistent_and_non_persistent():
     assert list(m.state_dict()) == ["fc.weight", "fc.bias", "mask", "cache"]
     m.double()
     assert m.mask.dtype == np.float64 and m.state_dict()["mask"].dtype == np.float64
+
+
+def test_deepcopy_gives_an_independent_module_with_the_same_registrations():
+    mg.manual_seed(0)
+    m = TwoLayer()
+    twin = copy.deepcopy(m)
+    assert names(twin) == names(m)
+    x = mg.tensor(np.ones((2, 4), dtype=np.float32))
+    np.testing.assert_array_equal(twin(x).data, m(x).data)
+    twin.fc1.weight.data += 1.0                    # a copy, not a view
+    assert not np.array_equal(twin(x).data, m(x).data)
+    backward_sum(twin(x))
+    assert twin.fc1.weight.grad is not None and m.fc1.weight.grad is None
 
 
 # ---------------------------------------------------------------------- modes, gradients, dtypes
