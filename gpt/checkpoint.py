@@ -164,8 +164,12 @@ def resolve(directory) -> Path:
     return step_dir
 
 
-def load_checkpoint(directory, *, load_training_state: bool = True) -> Checkpoint:
+def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None) -> Checkpoint:
     """Read the checkpoint at ``directory`` (see :func:`resolve`) into a new model (and tokenizer).
+
+    ``prepare(model, info)``, if given, is called on the freshly built model before the weights are
+    loaded, to redo changes made to the model's structure after it was built (a classification
+    head, LoRA layers: see ``gpt.finetune.classify.load_classifier``); ``info`` is what was saved.
 
     Every problem (missing file, damaged JSON or safetensors, weights that do not fit the config)
     raises :class:`CheckpointError` naming the file.
@@ -186,6 +190,8 @@ def load_checkpoint(directory, *, load_training_state: bool = True) -> Checkpoin
     model = GPTModel(cfg)
     if config.get("tied") and not cfg.tie_weights:
         model.out_head.weight = model.tok_emb.weight
+    if prepare is not None:
+        prepare(model, config.get("info", {}))
     try:
         model.load_state_dict(weights)
     except ValueError as e:
