@@ -1,0 +1,39 @@
+"""Fine-tuning a pretrained GPT (the book's chapters 6 and 7, and appendix E).
+
+* :mod:`gpt.finetune.classify` -- chapter 6: a text classifier (the spam detector): labelled data,
+  replacing the output head, loss and accuracy on the last token, training, ``classify``.
+* :mod:`gpt.finetune.lora` -- appendix E: LoRA layers, ``replace_linear_with_lora`` and
+  ``merge_lora``.
+* :mod:`gpt.finetune.spam_demo` -- a generated spam/ham data set for offline demos and tests.
+"""
+from gpt.finetune.classify import (
+    ClassificationDataset,
+    ClassifierTrainer,
+    LabeledText,
+    balance,
+    calc_accuracy_loader,
+    classify,
+    classify_review,
+    freeze_for_classification,
+    label_names,
+    load_classifier,
+    prepare_for_classification,
+    random_split,
+    read_csv,
+    read_labeled_file,
+    read_tsv,
+    replace_output_head,
+    save_classifier,
+    train_classifier_simple,
+)
+from gpt.finetune.lora import LinearWithLoRA, LoRALayer, merge_lora, replace_linear_with_lora
+
+__all__ = [
+    # chapter 6
+    "LabeledText", "read_tsv", "read_csv", "read_labeled_file", "label_names", "balance", "random_split",
+    "ClassificationDataset", "replace_output_head", "freeze_for_classification", "prepare_for_classification",
+    "calc_accuracy_loader", "train_classifier_simple", "ClassifierTrainer", "classify", "classify_review",
+    "save_classifier", "load_classifier",
+    # appendix E
+    "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "merge_lora",
+]
