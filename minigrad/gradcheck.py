@@ -54,12 +54,13 @@ def gradcheck(
     Returns True, or raises :class:`GradcheckError` naming the input, the worst element's index,
     both values and the operation.
     """
-    args = []
-    for x in inputs:
+    args, copied = [], set()
+    for i, x in enumerate(inputs):
         if isinstance(x, Tensor) and x.requires_grad and not (
             x.dtype == np.float64 and x.data.flags.c_contiguous and x.data.flags.writeable
         ):  # perturb a contiguous float64 copy; float64 tensors (e.g. a module's parameters) in place
             x = Tensor(np.array(x.data, dtype=np.float64, order="C"), requires_grad=True, name=x.name)
+            copied.add(i)
         args.append(x)
     checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
@@ -76,6 +77,15 @@ def gradcheck(
     upstream = np.asarray(upstream, dtype=np.float64).reshape(out.shape)
     if out.requires_grad:
         out.backward(upstream.astype(out.dtype))
+    for i in sorted(copied):
+        if args[i].grad is None:
+            # fn never used the float64 copy: typically a float32 module parameter passed alongside
+            # the input, which fn reads from the module instead. Checking it would check nothing.
+            raise GradcheckError(
+                f"gradcheck: input {i} ({inputs[i].dtype}, shape {inputs[i].shape}) was copied to float64 "
+                "but fn never used the copy; if it is a module parameter, call model.double() first so "
+                "that it is perturbed in place"
+            )
 
     def objective() -> float:
         with no_grad():
