@@ -118,6 +118,8 @@ def load_gpt2(path: str | os.PathLike, **overrides) -> GPTModel:
     ctx = overrides.pop("context_length", None)
     cfg = _config_from_weights(state, path, overrides)
     if ctx is not None:
+        if not isinstance(ctx, int) or ctx < 1:
+            raise ValueError(f"context_length must be a positive integer, got {ctx!r}")
         if ctx > cfg.context_length:
             raise ValueError(f"context_length {ctx} exceeds the {cfg.context_length} positions GPT-2 was trained with")
         state["wpe.weight"] = state["wpe.weight"][:ctx]
