@@ -16,7 +16,7 @@ import sys
 from importlib import import_module
 
 # Modules of gpt.cli that provide subcommands, in the order --help lists them.
-COMMANDS: list[str] = ["pretrain", "generate", "tokenizer", "bench", "download"]
+COMMANDS: list[str] = ["pretrain", "generate", "tokenizer", "bench", "download", "finetune_classify"]
 
 
 class CLIError(Exception):
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except CLIError as e:
         print(f"error: {e}", file=sys.stderr)
-    except FileNotFoundError as e:
-        print(f"error: file not found: {e.filename or e}", file=sys.stderr)
+    except FileNotFoundError as e:  # an OS error names the file; our own messages say it all
+        print(f"error: file not found: {e.filename}" if e.filename else f"error: {e}", file=sys.stderr)
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
     except Exception as e:  # a bug, not bad input: still one line, with a way to see more
