@@ -15,50 +15,84 @@ from gpt.finetune.classify import LabeledText
 
 __all__ = ["demo_messages"]
 
-_HAM = [
-    "Hey, are we still meeting at the {place} at {time}?",
-    "I'll be a bit late, stuck in traffic. See you at {time}.",
-    "Can you pick up some {food} on your way home?",
-    "Thanks for dinner last night, it was lovely!",
-    "Did you remember to call {name} about the weekend?",
-    "Running late, start without me. Be there by {time}.",
-    "Ok see you at the {place} then",
-    "How was the {event}? Tell me everything tomorrow.",
-    "{name} says hi. We're at the {place} if you want to come.",
-    "Sorry I missed your call, I was in the {place}. Call you later.",
-    "Don't forget we have the {event} on {day}.",
-    "Just got home. So tired, going to sleep early tonight.",
-    "Can we move our lunch to {day}? Something came up.",
-    "I left my keys at the {place}, can you let me in at {time}?",
-    "Happy birthday {name}! Hope you have a great day.",
-    "Mum wants to know if you're coming for {food} on {day}.",
-]
+# A message is opener + body + closer, each drawn from its class's lists, so the same body comes with
+# many framings and a classifier has to learn the words rather than memorise a few sentences. Some
+# words ("free", "call", "win", "text") appear on both sides, as they do in real messages.
+_HAM = {
+    "opener": ["", "", "Hey, ", "Hi {name}, ", "Ok ", "Sorry, ", "Morning! ", "Hey {name}! ", "So ",
+               "Hey, just wanted to check: ", "Quick question, ", "Yo ", "Hiya, "],
+    "body": [
+        "are we still meeting at the {place} at {time}?",
+        "I'll be a bit late, stuck in traffic.",
+        "can you pick up some {food} on your way home?",
+        "thanks for dinner last night, it was lovely.",
+        "did you remember to call {name} about the weekend?",
+        "running late, start without me.",
+        "see you at the {place} then.",
+        "how was the {event}? Tell me everything tomorrow.",
+        "{name} says hi, we're at the {place} if you want to come.",
+        "sorry I missed your call, I was at the {place}.",
+        "don't forget we have the {event} on {day}.",
+        "just got home, so tired. Going to sleep early tonight.",
+        "can we move lunch to {day}? Something came up.",
+        "I left my keys at the {place}, can you let me in at {time}?",
+        "happy birthday {name}! Hope you have a great day.",
+        "mum wants to know if you're coming for dinner on {day}.",
+        "are you free tonight? We could get {food}.",
+        "did we win the {event} in the end?",
+        "call me when you get home, no rush.",
+        "text me when you're at the {place} and I'll come down.",
+        "are we still on for dinner tonight?",
+        "I'm at the {place} with {name}, come over if you like.",
+        "what time does the {event} start on {day}?",
+        "thanks again for your help with the move.",
+        "can't talk now, in a meeting. Later?",
+    ],
+    "closer": ["", "", "", " Let me know!", " See you soon.", " x", " :)", " Thanks!", " Talk later.",
+               " Love you.", " Cheers."],
+}
 
-_SPAM = [
-    "WINNER! You have been selected to receive a {prize}. Call {phone} now to claim.",
-    "URGENT! Your mobile number has won {money}. Text CLAIM to {short} before {day}.",
-    "FREE entry to win a {prize}! Reply WIN to {short}. T&Cs apply, {cost}/msg.",
-    "Congratulations! You've won a {prize}. To claim call {phone}. Claim code {code}.",
-    "Your account has been suspended. Verify now at {url} or lose your {money} credit.",
-    "You have 1 new voicemail. Call {phone} to listen. Calls cost {cost}/min.",
-    "Claim your FREE {prize} today! Text YES to {short}. Offer ends {day}.",
-    "Final notice: {money} cash prize waiting for you. Call {phone} quoting {code}.",
-    "Hot singles in your area want to chat! Text CHAT to {short}, {cost} per msg.",
-    "Your {prize} is ready for delivery. Confirm your details at {url} now!",
-]
+_SPAM = {
+    "opener": ["", "", "URGENT! ", "WINNER!! ", "Congratulations! ", "FREE MSG: ", "Dear customer, ",
+               "Final notice: ", "IMPORTANT: ", "Last chance! "],
+    "body": [
+        "you have been selected to receive a {prize}.",
+        "your mobile number has won {money} cash.",
+        "you are a winner! Claim your {prize} now.",
+        "you have won a guaranteed {money} award.",
+        "your account has been suspended. Verify your details at {url}.",
+        "you have 1 new voicemail. Call {phone} to listen.",
+        "claim your FREE {prize} today.",
+        "{money} in cash is waiting for you.",
+        "hot singles in your area want to chat!",
+        "your {prize} is ready for delivery. Confirm your address at {url}.",
+        "you are specially selected to receive {money} or a {prize}.",
+        "FREE entry to our weekly draw to win a {prize}.",
+        "your loan of {money} has been approved, no credit check.",
+        "as a valued customer you get a FREE upgrade to the latest {prize}.",
+        "we tried to contact you about your {money} reward.",
+    ],
+    "closer": ["", " Call {phone} now to claim.", " Text WIN to {short}.", " Reply YES to {short}.",
+               " T&Cs apply, {cost}/msg.", " Claim code {code}.", " Offer ends {day}.", " Reply STOP to opt out.",
+               " Call {phone}, {cost}/min.", " Visit {url} now!"],
+}
 
 _FILL = {
     "place": ["cafe", "station", "library", "gym", "park", "pub", "office", "cinema", "shop"],
     "time": ["6", "7:30", "noon", "half past five", "8pm", "10"],
     "food": ["bread", "milk", "pizza", "curry", "eggs", "cake"],
     "name": ["Sam", "Alex", "Priya", "Tom", "Jess", "Omar", "Lucy", "Dan"],
-    "event": ["party", "match", "concert", "interview", "wedding", "meeting"],
+    "event": ["party", "match", "concert", "interview", "wedding", "quiz"],
     "day": ["Monday", "Tuesday", "Friday", "Saturday", "Sunday", "tomorrow"],
     "prize": ["new iPhone", "holiday for 2", "1000 pound gift card", "brand new car", "camera", "laptop"],
-    "money": ["1000 pounds", "2000 cash", "500 pounds", "a 900 prize"],
+    "money": ["1000 pounds", "2000 pounds", "500 pounds", "900 pounds", "$1000", "5000 dollars"],
     "cost": ["150p", "1.50", "50p", "25p"],
     "url": ["www.win-now.biz", "secure-check.co", "prize-claims.net"],
 }
+
+
+def _capitalize(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _fill(template: str, rng: np.random.Generator) -> str:
@@ -82,6 +116,9 @@ def demo_messages(n: int = 1000, spam_fraction: float = 0.25, seed: int = 123) -
     rng.shuffle(labels)
     out = []
     for label in labels:
-        templates = _SPAM if label == "spam" else _HAM
-        out.append(LabeledText(label, _fill(templates[rng.integers(len(templates))], rng)))
+        parts = _SPAM if label == "spam" else _HAM
+        opener, body, closer = (parts[k][rng.integers(len(parts[k]))] for k in ("opener", "body", "closer"))
+        if not opener or opener.endswith(("! ", ": ", ". ")):
+            body = _capitalize(body)
+        out.append(LabeledText(label, _capitalize(_fill(opener + body + closer, rng))))
     return out
