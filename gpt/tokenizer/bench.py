@@ -43,8 +43,10 @@ class BenchResult:
 
 def default_text() -> str:
     """About 465 KB of English: the Python reference docs that ship with CPython (``pydoc_data.topics``)."""
-    from pydoc_data.topics import topics
-
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        raise RuntimeError("this Python has no pydoc_data module; pass the benchmark a text of your own") from None
     return "".join(topics.values())
 
 
