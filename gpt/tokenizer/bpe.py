@@ -40,7 +40,7 @@ from gpt.tokenizer.pretokenize import GPT2_PATTERN, Splitter
 
 _BYTE = [bytes((b,)) for b in range(256)]  # byte value -> the one-byte bytes object
 _NO_MERGE = 1 << 62  # "rank" of a pair whose joined bytes are not a token
-_LONG_PIECE = 256  # pieces longer than this (in bytes) use the heap-based merge
+_LONG_PIECE = 32  # pieces longer than this (in bytes) use the heap-based merge (measured crossover)
 _CACHE_LIMIT = 1 << 16  # at most this many remembered multi-token pieces
 _SURROGATE = regex.compile("[\ud800-\udfff]")
 FORMAT_HEADER = "gpt-bpe v1"
@@ -95,7 +95,7 @@ def _merge_long(piece: bytes, ranks: dict[bytes, int], pair_table: np.ndarray | 
     n = len(piece)
     nxt = list(range(1, n + 1))  # nxt[s]: start of the part after the part at s (n: none)
     prv = list(range(-1, n - 1))  # prv[s]: start of the part before it (-1: none)
-    if pair_table is not None:
+    if pair_table is not None and n > 256:  # NumPy's call overhead only pays off on long pieces
         b = np.frombuffer(piece, dtype=np.uint8).astype(np.int64)
         first = pair_table[(b[:-1] << 8) | b[1:]]
         where = np.flatnonzero(first >= 0)
