@@ -1,0 +1,96 @@
+"""softmax and log_softmax along any axis: gradients, the direct formula, and numerical stability
+for logits of +-1e4 and for rows containing -inf (a causal mask)."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minigrad as mg
+from minigrad.testing import arrays, assert_gradients_match, shapes, tensors
+
+seeds = st.integers(0, 2**32 - 1)
+small = shapes(min_dims=1, max_dims=3, max_side=4)
+
+
+def softmax_reference(x, axis):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@given(x=tensors(small), data=st.data(), seed=seeds)
+def test_gradient_any_axis(op, x, data, seed):
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    assert_gradients_match(lambda t: getattr(mg, op)(t, axis), x, seed=seed)
+
+
+@given(x=arrays(small, min_value=-20, max_value=20), data=st.data())
+def test_forward_formula(x, data):
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    t = mg.tensor(x)
+    y = mg.softmax(t, axis).data
+    np.testing.assert_allclose(y, np.exp(x) / np.sum(np.exp(x), axis=axis, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(np.sum(y, axis=axis), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(mg.log_softmax(t, axis).data,
+                               x - np.log(np.sum(np.exp(x), axis=axis, keepdims=True)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(t.softmax(dim=axis).data, y, rtol=1e-15)
+    np.testing.assert_allclose(t.log_softmax(axis).data, np.log(y), rtol=1e-10, atol=1e-12)
+
+
+@given(x=arrays(shapes(min_dims=1, max_dims=2, max_side=5), min_value=-1e4, max_value=1e4),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_stable_for_huge_logits(x, dtype):
+    """exp(1e4) overflows; subtracting the row maximum first keeps everything finite."""
+    x = x.astype(dtype)
+    y = mg.softmax(mg.tensor(x)).data
+    log_y = mg.log_softmax(mg.tensor(x)).data
+    assert y.dtype == dtype and log_y.dtype == dtype
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(log_y))
+    x64 = x.astype(np.float64)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(y, softmax_reference(x64, -1), **tol)
+    shifted = x64 - x64.max(axis=-1, keepdims=True)
+    np.testing.assert_allclose(log_y, shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)),
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-2 if dtype == np.float32 else 1e-9)
+
+
+def test_huge_logits_example():
+    x = mg.tensor(np.array([[1e4, -1e4, 0.0], [1e4, 1e4, -1e4]]), requires_grad=True)
+    np.testing.assert_allclose(mg.softmax(x).data, [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
+    np.testing.assert_allclose(mg.log_softmax(x).data, [[0.0, -2e4, -1e4], [-np.log(2), -np.log(2), -2e4 - np.log(2)]])
+    mg.log_softmax(x).sum().backward()
+    assert np.all(np.isfinite(x.grad))
+
+
+@given(x=arrays((3, 5), min_value=-5, max_value=5), mask=arrays((3, 5), dtype=bool, elements=st.booleans()),
+       seed=seeds)
+def test_rows_with_minus_infinity(x, mask, seed):
+    """-inf logits (masked positions) get probability exactly 0, never NaN, and no gradient;
+    the other positions get the softmax of the unmasked logits alone."""
+    mask[:, 0] = False  # every row keeps at least one position
+    logits = np.where(mask, -np.inf, x)
+    t = mg.tensor(x, requires_grad=True)
+    y = mg.softmax(t.masked_fill(mask, -np.inf))
+    assert not np.isnan(y.data).any()
+    assert np.all(y.data[mask] == 0.0)
+    e = np.where(mask, 0.0, np.exp(x - x.max(axis=1, keepdims=True)))
+    np.testing.assert_allclose(y.data, e / e.sum(axis=1, keepdims=True), rtol=1e-12)
+
+    log_y = mg.log_softmax(mg.tensor(logits)).data
+    assert not np.isnan(log_y).any()
+    assert np.all(np.isneginf(log_y[mask])) and np.all(np.isfinite(log_y[~mask]))
+    np.testing.assert_allclose(log_y[~mask], np.log(y.data[~mask]), rtol=1e-10, atol=1e-12)
+
+    g = np.random.default_rng(seed).standard_normal((3, 5))
+    y.backward(g)
+    assert np.all(np.isfinite(t.grad)) and np.all(t.grad[mask] == 0.0)
+    # unmasked positions: the gradient of softmax over the unmasked logits only
+    p = y.data
+    np.testing.assert_allclose(t.grad, p * (g - np.sum(g * p, axis=1, keepdims=True)), rtol=1e-10, atol=1e-12)
+
+
+def test_log_softmax_gradient_is_finite_with_minus_infinity():
+    t = mg.tensor(np.array([[0.5, -1.0, 2.0]]), requires_grad=True)
+    out = mg.log_softmax(t.masked_fill(np.array([[False, True, False]]), -np.inf))
+    out[:, [0, 2]].sum().backward()
+    assert np.all(np.isfinite(t.grad)) and t.grad[0, 1] == 0.0
