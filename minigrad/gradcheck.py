@@ -101,11 +101,13 @@ def gradcheck(
         num_flat = numeric.reshape(-1)
         for j in range(flat.size):
             orig = flat[j]
-            flat[j] = orig + eps
-            plus = objective()
-            flat[j] = orig - eps
-            minus = objective()
-            flat[j] = orig
+            try:
+                flat[j] = orig + eps
+                plus = objective()
+                flat[j] = orig - eps
+                minus = objective()
+            finally:  # float64 inputs are perturbed in place: restore them even if fn raises
+                flat[j] = orig
             num_flat[j] = (plus - minus) / (2 * eps)
         err = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
         # a NaN/Inf on either side (e.g. f is undefined at x +- eps) is a failure, never a pass
