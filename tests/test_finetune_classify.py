@@ -609,6 +609,29 @@ def test_lora_from_the_command_line_trains_only_the_lora_matrices(base, tmp_path
     assert load_classifier(tmp_path).info["classifier"]["lora"] == {"rank": 2, "alpha": 4.0}
 
 
+def test_from_gpt2_weights_with_gpt2s_tokenizer(reference_data, base, tmp_path):
+    """--gpt2: a tiny model in GPT-2's file layout (tied head, qkv biases) with GPT-2's vocabulary;
+    texts are padded with GPT-2's <|endoftext|>, 50256, and the classifier answers through classify."""
+    from gpt.weights import export_hf
+
+    mg.manual_seed(8)
+    export_hf(GPTModel(GPTConfig(vocab_size=50257, context_length=32, emb_dim=16, n_heads=2, n_layers=1,
+                                 drop_rate=0.0, qkv_bias=True, tie_weights=True)), tmp_path / "gpt2")
+    code, stdout, stderr = run_cli("finetune-classify", "--gpt2", tmp_path / "gpt2" / "model.safetensors",
+                                   "--vocab", reference_data / "gpt2", "--data", base[1], "--epochs", 1,
+                                   "--batch-size", 16, "--out", tmp_path / "ck")
+    assert code == 0, stderr
+    assert re.fullmatch(r"test accuracy \d+\.\d\d%", stdout.strip().splitlines()[-1])
+    ck = load_classifier(tmp_path / "ck")
+    assert ck.info["classifier"]["pad_token_id"] == 50256 and ck.tokenizer.n_vocab == 50257
+    assert ck.config.tie_weights and ck.model.out_head.weight.shape == (2, 16)
+    texts = ["abc", "xyz", "<|endoftext|> is just text"]
+    code, stdout, stderr = run_cli("classify", "--checkpoint", tmp_path / "ck", "--text", *texts)
+    assert code == 0, stderr
+    assert stdout.splitlines() == [classify(t, ck.model, ck.tokenizer, ck.info["classifier"]["max_length"], 50256,
+                                            ["a-m", "n-z"]) for t in texts]
+
+
 def interrupt_at(monkeypatch, step):
     """A real SIGINT right after training step ``step``, as a user pressing Ctrl-C."""
     real = ClassifierTrainer.train_step
@@ -652,6 +675,25 @@ def test_resume_can_extend_the_epochs(finetuned, tmp_path):
     assert load_classifier(tmp_path / "ck").path.name == "step-000044"
 
 
+@pytest.mark.parametrize("blow_up_at, last_good", [(0, None), (7, "step-000006")])
+def test_diverging_training_stops_with_one_line_naming_the_last_good_checkpoint(base, tmp_path, monkeypatch,
+                                                                                blow_up_at, last_good):
+    checkpoint, data = base
+    real_lr_at = ClassifierTrainer.lr_at
+    monkeypatch.setattr(ClassifierTrainer, "lr_at",
+                        lambda self, step: 1e30 if step == blow_up_at else real_lr_at(self, step))
+    code, stdout, stderr = run_cli("finetune-classify", "--checkpoint", checkpoint, "--data", data, *FAST,
+                                   "--out", tmp_path, "--quiet")
+    assert code == 2 and stderr.count("\n") == 1 and stderr.startswith("error: ") and "nan" in stderr.lower()
+    assert "Warning" not in stderr and "test accuracy" not in stdout
+    if last_good is None:
+        assert "no checkpoint was saved" in stderr and not (tmp_path / "latest").exists()
+    else:
+        assert str(tmp_path / last_good) in stderr
+        ck = load_classifier(tmp_path)
+        assert ck.path.name == last_good and all(np.isfinite(v).all() for v in ck.model.state_dict().values())
+
+
 BAD_INPUTS = {
     "missing data file": (["--checkpoint", "{base}", "--data", "{tmp}/nope.tsv"], ["nope.tsv"]),
     "malformed line": (["--checkpoint", "{base}", "--data", "{bad}"], ["line 3", "tab"]),
@@ -675,6 +717,7 @@ BAD_INPUTS = {
                      ["--train-frac"]),
     "batch larger than the data": (["--checkpoint", "{base}", "--data", "{data}", "--batch-size", "500"],
                                    ["--batch-size"]),
+    "out holds a run": (["--checkpoint", "{base}", "--data", "{data}", "--out", "{tuned}"], ["--resume"]),
     "resume of a language model": (["--resume", "{base}"], ["not a classifier"]),
     "resume changing the lr": (["--resume", "{tuned}", "--lr", "1"], ["--lr", "resuming"]),
     "resume with other data": (["--resume", "{tuned}", "--data", "{one}"], ["differs"]),
@@ -691,7 +734,9 @@ def test_bad_input_ends_with_a_one_line_error(case, base, finetuned, tmp_path):
     argv, expected = BAD_INPUTS[case]
     argv = [a.format(base=checkpoint, data=data, tmp=tmp_path, bad=tmp_path / "bad.tsv", one=tmp_path / "one.tsv",
                      csv=tmp_path / "x.csv", tuned=finetuned[0]) for a in argv]
-    code, stdout, stderr = run_cli("finetune-classify", *argv, "--out", tmp_path / "out")
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    code, stdout, stderr = run_cli("finetune-classify", *argv)
     assert code == 2, stderr
     assert "Traceback" not in stderr
     error = stderr.strip().splitlines()[-1]

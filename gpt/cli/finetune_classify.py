@@ -153,6 +153,8 @@ def _examples_note(name: str, examples, labels) -> str:
 
 # ---------------------------------------------------------------------- finetune-classify
 def run_finetune(args: argparse.Namespace) -> int:
+    import numpy as np
+
     import minigrad as mg
     from minigrad.optim import AdamW
 
@@ -204,6 +206,10 @@ def run_finetune(args: argparse.Namespace) -> int:
         raise CLIError(f"--train-frac {settings['train_frac']} and --val-frac {settings['val_frac']} leave no "
                        "training or no test data; they must be positive and add up to less than 1")
     out = Path(args.resume or args.out)
+    if ck is None and (out / "latest").exists():
+        # a new run would overwrite that run's checkpoints, step by step
+        raise CLIError(f"{out} already holds a training run; continue it with --resume {out}, "
+                       "or pass another --out (or delete the folder)")
 
     # --- data: read, number the labels, balance, split
     examples, fingerprint = _load_examples(settings)
@@ -293,11 +299,14 @@ def run_finetune(args: argparse.Namespace) -> int:
         say(f"resuming {out} at step {trainer.state.step} of {total}")
 
     info = {"settings": settings, "data_sha256": fingerprint}
+    last_saved = ck.path if ck is not None else None      # the newest checkpoint of this run
 
     def save() -> Path:
-        return save_classifier(out, model, tokenizer=tokenizer, labels=labels, max_length=length,
-                               pad_token_id=pad_token_id, optimizer=optimizer,
-                               trainer_state=trainer.state_dict(), info=info)
+        nonlocal last_saved
+        last_saved = save_classifier(out, model, tokenizer=tokenizer, labels=labels, max_length=length,
+                                     pad_token_id=pad_token_id, optimizer=optimizer,
+                                     trainer_state=trainer.state_dict(), info=info)
+        return last_saved
 
     say("labels: " + ", ".join(f"{i} = {name}" for i, name in enumerate(labels)))
     say("data: " + "; ".join(_examples_note(n, part, labels)
@@ -328,9 +337,14 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        trainer.run(on_step=progress.step, on_eval=on_eval)
+        # diverging weights overflow inside the model before the loss turns NaN; the trainer says so
+        # in one line (NonFiniteLossError), so NumPy's RuntimeWarnings would only be noise
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            trainer.run(on_step=progress.step, on_eval=on_eval)
     except NonFiniteLossError as e:
-        raise CLIError(f"{e}. The last good checkpoint is in {out}") from None
+        progress.clear()
+        kept = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was saved"
+        raise CLIError(f"{e}; {kept}") from None
     finally:
         signal.signal(signal.SIGINT, previous)
         progress.clear()
