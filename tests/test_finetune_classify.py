@@ -784,3 +784,15 @@ def test_the_chapter_6_example_runs_fast():
     assert accuracies[1] > accuracies[0] and accuracies[2] > accuracies[0]
     change = float(re.search(r"largest logit change (\S+)$", out, re.M).group(1))
     assert change < 1e-4
+
+
+@pytest.mark.parametrize("command, flags", [
+    ("finetune-classify", ["--data", "--demo", "--checkpoint", "--gpt2", "--lora-rank", "--trainable-blocks",
+                           "--resume", "--eval-every"]),
+    ("classify", ["--checkpoint", "--text"]),
+])
+def test_help(command, flags):
+    code, stdout, _ = run_cli(command, "--help")
+    assert code == 0 and stdout.startswith("usage: python -m gpt " + command)
+    for flag in flags:
+        assert flag in stdout
