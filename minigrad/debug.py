@@ -59,9 +59,8 @@ def check_forward(ctx, inputs: list[np.ndarray], out: np.ndarray) -> None:
 def check_backward(ctx, grad: np.ndarray) -> None:
     if grad.dtype.kind in "fc" and not np.isfinite(grad).all():
         what = "NaN" if np.isnan(grad).any() else "Inf"
-        raise FloatingPointError(
-            f"{type(ctx).__name__} produced {what} in its backward pass; created at {ctx.created_at}"
-        )
+        where = ctx.created_at or "an unrecorded line (run the forward pass inside detect_anomaly() to see it)"
+        raise FloatingPointError(f"{type(ctx).__name__} produced {what} in its backward pass; created at {where}")
 
 
 def to_dot(root) -> str:
