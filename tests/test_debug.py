@@ -156,3 +156,11 @@ def test_user_code_in_a_folder_named_minigrad_is_found(tmp_path, monkeypatch):
     finally:
         sys.modules.pop("user_model", None)
     assert f"{folder / 'user_model.py'}:5" in str(info.value)
+
+
+def test_backward_anomaly_of_a_graph_built_outside_the_block_says_how_to_see_the_line():
+    x = mg.tensor([0.0, 1.0], requires_grad=True)
+    loss = mg.sqrt(x).sum()
+    with np.errstate(divide="ignore"), mg.detect_anomaly():
+        with pytest.raises(FloatingPointError, match=r"Sqrt produced Inf .* run the forward pass inside detect_anomaly"):
+            loss.backward()
