@@ -578,6 +578,16 @@ def test_finetune_classify_reports_progress_and_ends_with_the_test_accuracy(fine
     assert ck.path.name == "step-000033"                            # 3 epochs of 11 batches
 
 
+def test_the_built_in_demo_data_balanced_as_the_book_does(base, tmp_path):
+    code, stdout, stderr = run_cli("finetune-classify", "--demo", "--balance", "--checkpoint", base[0], "--epochs", 1,
+                                   "--batch-size", 32, "--max-length", 12, "--eval-every", 100, "--out", tmp_path)
+    assert code == 0, stderr
+    assert "data: training 350 (ham 1" in stdout and "; validation 50 (" in stdout and "; test 100 (" in stdout
+    assert "labels: 0 = ham, 1 = spam" in stdout and "10 batches of 32 per epoch; 10 steps" in stdout
+    assert re.fullmatch(r"test accuracy \d+\.\d\d%", stdout.strip().splitlines()[-1])
+    assert load_classifier(tmp_path).info["settings"]["demo"] is True
+
+
 def test_classify_prints_one_label_per_text(finetuned):
     out, _ = finetuned
     texts = ["bad cafe", "turn on your supply", "faded beige hm"]
