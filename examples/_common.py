@@ -60,6 +60,49 @@ def section(title: str) -> None:
     print(f"\n{'=' * 8} {title} {'=' * max(3, 70 - len(title))}")
 
 
+def ascii_plot(series: dict, width: int = 64, height: int = 14, x_label: str = "", y_format: str = "{:.3g}") -> str:
+    """A terminal line chart, for when matplotlib is not installed.
+
+    ``series``: name -> (xs, ys). Each series is drawn with its own character (``*``, ``o``, ``+``,
+    ...) in a ``width`` x ``height`` grid scaled to the data; later series draw over earlier ones.
+    """
+    marks = "*o+x#"
+    points = [(float(x), float(y)) for xs, ys in series.values() for x, y in zip(xs, ys)]
+    if not points:
+        return "(nothing to plot)"
+    x_lo, x_hi = min(p[0] for p in points), max(p[0] for p in points)
+    y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
+    x_span, y_span = (x_hi - x_lo) or 1.0, (y_hi - y_lo) or 1.0
+    grid = [[" "] * width for _ in range(height)]
+    for mark, (xs, ys) in zip(marks, series.values()):
+        for x, y in zip(xs, ys):
+            col = round((float(x) - x_lo) / x_span * (width - 1))
+            row = round((y_hi - float(y)) / y_span * (height - 1))   # row 0 is the top
+            grid[row][col] = mark
+    labels = [y_format.format(y_hi), y_format.format(y_lo)]
+    pad = max(len(s) for s in labels)
+    lines = []
+    for i, row in enumerate(grid):
+        label = labels[0] if i == 0 else labels[1] if i == height - 1 else ""
+        lines.append(f"{label:>{pad}} |" + "".join(row))
+    lines.append(" " * pad + " +" + "-" * width)
+    lines.append(" " * pad + f"  {x_lo:<{width // 2}.6g}{x_hi:>{width - width // 2}.6g}")
+    legend = "   ".join(f"{m} {name}" for m, name in zip(marks, series))
+    lines.append(" " * pad + f"  {legend}" + (f"   (x: {x_label})" if x_label else ""))
+    return "\n".join(lines)
+
+
+def matplotlib_pyplot():
+    """``matplotlib.pyplot`` with a file-only backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
 class Stopwatch:
     """``with Stopwatch() as t: ...`` then ``t.seconds``."""
 
