@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from gpt import safetensors
+from gpt.atomic import write_text_atomic
 from gpt.model import GPTConfig, GPTModel
 
 LATEST = "latest"
@@ -46,19 +47,6 @@ class Checkpoint:
     info: dict
     optimizer_state: dict | None
     trainer_state: dict | None
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _link_or_copy(src, dst) -> None:
@@ -114,14 +102,14 @@ def save_checkpoint(directory, model: GPTModel, *, tokenizer=None, optimizer=Non
                               tmp / "model.safetensors", metadata={"format": "np"})
         config = {"model": model.cfg.to_dict(), "tied": model.out_head.weight is model.tok_emb.weight,
                   "info": info or {}}
-        _write_text_atomic(tmp / "config.json", json.dumps(config, indent=2) + "\n")
+        write_text_atomic(tmp / "config.json", json.dumps(config, indent=2) + "\n")
         if tokenizer is not None:
             tokenizer.save(tmp / "tokenizer.txt")
         if optimizer is not None or trainer_state is not None:
             arrays: dict[str, np.ndarray] = {}
             opt = _split_arrays(optimizer.state_dict(), "optimizer", arrays) if optimizer is not None else None
             safetensors.save_file(arrays, tmp / "optimizer.safetensors")
-            _write_text_atomic(tmp / "trainer.json", json.dumps({"optimizer": opt, "trainer": trainer_state}) + "\n")
+            write_text_atomic(tmp / "trainer.json", json.dumps({"optimizer": opt, "trainer": trainer_state}) + "\n")
         final = directory / name
         backup = None
         if final.exists():
@@ -130,7 +118,7 @@ def save_checkpoint(directory, model: GPTModel, *, tokenizer=None, optimizer=Non
             # at every moment it names a complete checkpoint.
             backup = tmp.with_name(tmp.name + ".old")
             shutil.copytree(final, backup, copy_function=_link_or_copy)
-            _write_text_atomic(directory / LATEST, backup.name + "\n")
+            write_text_atomic(directory / LATEST, backup.name + "\n")
             trash = tmp.with_name(tmp.name + ".trash")
             os.replace(final, trash)               # atomic: never half-deleted under the final name
             shutil.rmtree(trash)
@@ -138,7 +126,7 @@ def save_checkpoint(directory, model: GPTModel, *, tokenizer=None, optimizer=Non
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _write_text_atomic(directory / LATEST, name + "\n")
+    write_text_atomic(directory / LATEST, name + "\n")
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
     # prune older checkpoints (never the one just written)

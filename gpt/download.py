@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
+from gpt.atomic import fsync_dir, write_bytes_atomic
+
 __all__ = ["DownloadError", "ChecksumError", "RemoteFile", "Item", "CATALOG", "MIRROR_ENV",
            "download", "fetch", "mirror_url", "default_directory"]
 
@@ -134,7 +136,7 @@ def _extract_sms(directory: Path, force: bool) -> list[Path]:
         if line.strip() and not (line.startswith(b"ham\t") or line.startswith(b"spam\t")):
             raise DownloadError(f"{member} line {number} is not 'ham<TAB>text' or 'spam<TAB>text'; "
                                 "the archive is not the SMS Spam Collection")
-    _write_atomic(out, data)
+    write_bytes_atomic(out, data)
     return [out]
 
 
@@ -301,29 +303,6 @@ def _sha256_of(path: Path, upto: int | None = None) -> "hashlib._Hash":
     return h
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def _unlink(path: Path) -> None:
     try:
         path.unlink()
@@ -405,7 +384,7 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, size:
                 raise DownloadError(f"{dest.name} from {url} is not what was expected: "
                                     f"{str(e).replace(str(part), dest.name)}; deleted it") from None
         os.replace(part, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         return dest
     have = part.stat().st_size if part.exists() else 0
     kept = f"; {have:,} bytes kept in {part.name}, run again to resume" if have else ""

@@ -31,13 +31,14 @@ import json
 import mmap as _mmap
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from gpt.atomic import atomic_write
 
 __all__ = [
     "SafetensorsError", "TensorInfo", "Header", "DTYPES", "save_file", "load_file", "save", "load",
@@ -215,38 +216,11 @@ def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike,
     fsynced and then renamed over ``path``: a crash never leaves a half-written file under that name.
     """
     head, arrays = _prepare(tensors, metadata, dtypes)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(head)
-            for a in arrays:
-                if a.size:
-                    f.write(a.view(np.uint8))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with atomic_write(path, "wb") as f:
+        f.write(head)
+        for a in arrays:
+            if a.size:
+                f.write(a.view(np.uint8))
 
 
 # ------------------------------------------------------------------------------------------------

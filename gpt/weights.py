@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from gpt import safetensors
+from gpt.atomic import write_text_atomic
 from gpt.model import GPTConfig, GPTModel
 
 # head count is not stored in the weights; the published sizes use these
@@ -183,7 +184,5 @@ def export_hf(model: GPTModel, directory: str | os.PathLike) -> Path:
     tensors = state_dict_to_gpt2(model)
     tied = "lm_head.weight" not in tensors
     safetensors.save_file(tensors, directory / "model.safetensors", metadata={"format": "pt"})
-    tmp = directory / ".config.json.tmp"
-    tmp.write_text(json.dumps(hf_config(model.cfg, tied), indent=2) + "\n")
-    os.replace(tmp, directory / "config.json")
+    write_text_atomic(directory / "config.json", json.dumps(hf_config(model.cfg, tied), indent=2) + "\n")
     return directory

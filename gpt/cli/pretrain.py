@@ -124,14 +124,14 @@ def _duration(seconds: float) -> str:
 
 def _write_logs(out: Path, state) -> None:
     """log.json (the whole history) and log.csv (one row per evaluation), both atomically."""
-    from gpt.checkpoint import _write_text_atomic
+    from gpt.atomic import write_text_atomic
 
-    _write_text_atomic(out / "log.json", json.dumps(state.to_dict()) + "\n")
+    write_text_atomic(out / "log.json", json.dumps(state.to_dict()) + "\n")
     rows = ["step,tokens_seen,train_loss,val_loss,lr"]
     for step, tokens, tr, va in zip(state.eval_steps, state.track_tokens_seen, state.train_losses, state.val_losses):
         lr = state.track_lrs[step - 1] if 0 < step <= len(state.track_lrs) else float("nan")
         rows.append(f"{step},{tokens},{tr:.6f},{va:.6f},{lr:.6g}")
-    _write_text_atomic(out / "log.csv", "\n".join(rows) + "\n")
+    write_text_atomic(out / "log.csv", "\n".join(rows) + "\n")
 
 
 def _plot(out: Path, state) -> Path | None:
