@@ -15,13 +15,11 @@ Timings are not assertions: shared machines are noisy. Compare ratios measured i
 """
 from __future__ import annotations
 
-import gc
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -104,8 +102,6 @@ def train_step(name: str, repeats: int = 3, peak_gflops: float | None = None) ->
            "gflops": round(gflops, 1)}
     if peak_gflops:
         out["fraction_of_peak"] = round(gflops / peak_gflops, 3)
-    del model, opt
-    gc.collect()
     return out
 
 
@@ -122,8 +118,6 @@ def forward_pass(name: str, repeats: int = 3) -> dict:
             model(x)
 
     t = _median_time(fwd, repeats)
-    del model
-    gc.collect()
     return {"model": name, "forward_s": round(t, 4), "tokens_per_s": round(x.size / t, 1)}
 
 
@@ -138,8 +132,6 @@ def generation(name: str = "gpt2-small", new_tokens: int = 30, repeats: int = 1)
         generate(model, prompt, 2, use_cache=use_cache)   # warm-up
         t = _median_time(lambda: generate(model, prompt, new_tokens, use_cache=use_cache), repeats, warmup=0)
         out[key] = round(new_tokens / t, 2)
-    del model
-    gc.collect()
     return out
 
 

@@ -33,7 +33,6 @@ import os
 import struct
 from dataclasses import dataclass
 from math import prod
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np

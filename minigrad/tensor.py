@@ -21,12 +21,11 @@ Design notes for people stepping through it in a debugger:
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
 from minigrad import debug
-from minigrad.grad_mode import is_grad_enabled
 
 DEFAULT_DTYPE = np.float32
 

@@ -8,7 +8,6 @@ checkpoint; ``--resume DIR`` continues it to exactly the weights an uninterrupte
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import math
