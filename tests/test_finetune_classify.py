@@ -25,7 +25,7 @@ import minigrad as mg
 from minigrad.optim import AdamW
 
 from gpt import safetensors
-from gpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gpt.checkpoint import CheckpointError, save_checkpoint
 from gpt.cli import main
 from gpt.data import DataLoader
 from gpt.finetune.classify import (
