@@ -168,7 +168,6 @@ def run_finetune(args: argparse.Namespace) -> int:
         balance,
         calc_accuracy_loader,
         encode_labels,
-        freeze_all_but_lora,
         freeze_for_classification,
         label_names,
         load_classifier,
@@ -176,6 +175,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         random_split,
         save_classifier,
     )
+    from gpt.finetune.lora import freeze_all_but_lora
     from gpt.model import count_parameters
     from gpt.train import NonFiniteLossError
 

@@ -26,7 +26,7 @@ from gpt.finetune.classify import (
     save_classifier,
     train_classifier_simple,
 )
-from gpt.finetune.lora import LinearWithLoRA, LoRALayer, merge_lora, replace_linear_with_lora
+from gpt.finetune.lora import LinearWithLoRA, LoRALayer, freeze_all_but_lora, merge_lora, replace_linear_with_lora
 
 __all__ = [
     # chapter 6
@@ -35,5 +35,33 @@ __all__ = [
     "calc_accuracy_loader", "train_classifier_simple", "ClassifierTrainer", "classify", "classify_review",
     "save_classifier", "load_classifier",
     # appendix E
-    "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "merge_lora",
+    "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "freeze_all_but_lora", "merge_lora",
+]
+# chapter 7
+from gpt.finetune.instruct import (  # noqa: E402
+    InstructionDataset,
+    InstructionSplit,
+    add_lora,
+    custom_collate_fn,
+    demo_instruction_data,
+    demo_tokenizer,
+    exact_match,
+    exact_match_accuracy,
+    extract_response,
+    format_input,
+    format_response,
+    generate_response,
+    generate_responses,
+    load_instruct_checkpoint,
+    load_instruction_data,
+    save_instruct_checkpoint,
+    split_instruction_data,
+    write_responses,
+)
+
+__all__ += [
+    "load_instruction_data", "format_input", "format_response", "InstructionSplit", "split_instruction_data",
+    "InstructionDataset", "custom_collate_fn", "add_lora", "save_instruct_checkpoint", "load_instruct_checkpoint",
+    "extract_response", "generate_response", "generate_responses", "write_responses", "demo_instruction_data",
+    "demo_tokenizer", "exact_match", "exact_match_accuracy",
 ]

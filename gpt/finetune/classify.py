@@ -40,13 +40,13 @@ from minigrad.nn import functional as F
 from minigrad.optim import clip_grad_norm_
 
 from gpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from gpt.finetune.lora import LoRALayer, lora_settings, replace_linear_with_lora
+from gpt.finetune.lora import lora_settings, replace_linear_with_lora
 from gpt.train import NonFiniteLossError, Trainer
 
 __all__ = [
     "LabeledText", "read_tsv", "read_csv", "read_labeled_file", "label_names", "encode_labels", "balance",
     "random_split", "ClassificationDataset", "replace_output_head", "freeze_for_classification",
-    "freeze_all_but_lora", "prepare_for_classification", "calc_loss_batch", "calc_loss_loader",
+    "prepare_for_classification", "calc_loss_batch", "calc_loss_loader",
     "calc_accuracy_loader", "evaluate_model", "train_classifier_simple", "ClassifierTrainer", "classify",
     "classify_review", "save_classifier", "load_classifier",
 ]
@@ -328,15 +328,6 @@ def freeze_for_classification(model, trainable_blocks: int | str = 1):
         block.requires_grad_(True)
     model.final_norm.requires_grad_(True)
     model.out_head.requires_grad_(True)
-    return model
-
-
-def freeze_all_but_lora(model):
-    """Freeze every parameter except the LoRA matrices A and B (appendix E's setting). Returns the model."""
-    model.requires_grad_(False)
-    for m in model.modules():
-        if isinstance(m, LoRALayer):
-            m.requires_grad_(True)
     return model
 
 

@@ -24,7 +24,8 @@ import numpy as np
 from minigrad import nn
 from minigrad import random as _random
 
-__all__ = ["LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "merge_lora", "lora_settings"]
+__all__ = ["LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "freeze_all_but_lora", "merge_lora",
+           "lora_settings"]
 
 
 def _check_rank_alpha(rank, alpha) -> None:
@@ -135,6 +136,16 @@ def replace_linear_with_lora(model: nn.Module, rank: int, alpha: float) -> nn.Mo
             if isinstance(child, nn.Linear):
                 child.requires_grad_(False)
                 setattr(parent, name, LinearWithLoRA(child, rank, alpha))
+    return model
+
+
+def freeze_all_but_lora(model: nn.Module) -> nn.Module:
+    """Freeze every parameter except the LoRA matrices A and B (appendix E's setting), e.g. again
+    after loading a LoRA checkpoint. Returns the model."""
+    model.requires_grad_(False)
+    for m in model.modules():
+        if isinstance(m, LoRALayer):
+            m.requires_grad_(True)
     return model
 
 
