@@ -99,7 +99,8 @@ class _Progress:
         tok_s = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
         steps_s = (len(self.window) - 1) / (t1 - t0) if t1 > t0 else 0.0
         eta = (self.total - s.step) / steps_s if steps_s else float("nan")
-        line = (f"step {s.step}/{self.total}  epoch {s.epoch + 1}  loss {loss:.3f}  "
+        epoch = (s.step - 1) // len(trainer.train_loader) + 1        # the pass this step belonged to
+        line = (f"step {s.step}/{self.total}  epoch {epoch}  loss {loss:.3f}  "
                 f"lr {trainer.lr_at(max(s.step - 1, 0)):.2e}  {tok_s:,.0f} tok/s  ETA {_duration(eta)}")
         if self.tty:
             sys.stderr.write("\r" + line.ljust(100))
