@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad as mg
-from minigrad.testing import arrays, assert_gradients_match, broadcastable_shapes, tensors
+from minigrad.testing import assert_gradients_match, broadcastable_shapes, tensors
 
 SMALL = dict(max_dims=3, max_side=3)
 seeds = st.integers(0, 2**32 - 1)
