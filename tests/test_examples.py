@@ -1,0 +1,179 @@
+"""Every script in examples/ runs in its fast mode and prints the figures it is about.
+
+Each example runs as a subprocess, as a reader would run it (``python examples/X.py --fast``), and must
+exit with status 0 and print its key lines: the book's numbers where the example reproduces them
+(Appendix A's loss and gradients, chapter 3's attention weights, ...), and otherwise a property
+that only holds when the code works (a reloaded checkpoint gives identical logits, the learning
+rates the training loop used follow the schedule, ...). With GPT_REFERENCE_DATA set, the examples run
+on the book's files and more of the book's figures are checked.
+
+BLAS is limited to one thread in the subprocesses: on a shared 2-core machine, spinning BLAS threads
+make these small models several times slower, and the whole file should take well under a minute.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+TIMEOUT = 300  # seconds per example; they take a few seconds each on an idle laptop
+
+
+def run_example(name: str, *args: str, fast_by: str = "flag", extra_env: dict | None = None):
+    """Run ``examples/name`` in fast mode (``--fast`` or ``EXAMPLES_FAST=1``); returns the CompletedProcess."""
+    env = dict(os.environ)
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
+    env.pop("EXAMPLES_FAST", None)
+    flags = list(args)
+    if fast_by == "flag":
+        flags.append("--fast")
+    else:
+        env["EXAMPLES_FAST"] = "1"
+    env.update(extra_env or {})
+    return subprocess.run([sys.executable, str(EXAMPLES / name), *flags], cwd=ROOT, env=env, capture_output=True,
+                          text=True, encoding="utf-8", timeout=TIMEOUT)
+
+
+def check_ok(result) -> str:
+    assert result.returncode == 0, f"exit code {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def line_with(output: str, label: str) -> str:
+    """The first output line that starts with ``label`` (fails the test when there is none)."""
+    for line in output.splitlines():
+        if line.startswith(label):
+            return line
+    raise AssertionError(f"no line starting with {label!r} in the output:\n{output[-3000:]}")
+
+
+def numbers(text: str) -> list[float]:
+    """Every number in ``text``, in order (thousands separators allowed)."""
+    return [float(s.replace(",", "")) for s in re.findall(r"-?\d[\d,]*\.?\d*(?:e-?\d+)?", text)]
+
+
+def numbers_after(output: str, label: str) -> list[float]:
+    return numbers(line_with(output, label)[len(label):])
+
+
+@pytest.fixture(scope="module")
+def reference_dir():
+    """The book's files when GPT_REFERENCE_DATA names a folder that has them, else None (no skip)."""
+    root = os.environ.get("GPT_REFERENCE_DATA")
+    if root and (Path(root) / "the-verdict.txt").is_file() and (Path(root) / "gpt2" / "vocab.bpe").is_file():
+        return Path(root)
+    return None
+
+
+def test_appendix_a_reproduces_the_books_logistic_example_and_trains_the_mlp():
+    out = check_ok(run_example("appendix_a_minigrad.py"))
+    assert numbers_after(out, "loss:") == pytest.approx([0.0852], abs=1e-4)
+    assert numbers_after(out, "dL/dw1 =") == pytest.approx([-0.0898], abs=1e-4)
+    assert numbers_after(out, "dL/db  =") == pytest.approx([-0.0817], abs=1e-4)
+    assert line_with(out, "gradcheck of the logistic loss:").endswith("passed")
+    assert numbers_after(out, "Total number of trainable model parameters:") == [2213]
+    assert numbers_after(out, "predictions:") == [0, 0, 0, 1, 1, 0, 0, 0, 1, 1]   # predictions, then labels
+    assert numbers_after(out, "Training accuracy:") == [100]
+    assert numbers_after(out, "Test accuracy:") == [100]
+    assert line_with(out, "the reloaded model gives the same outputs:").endswith("True")
+
+
+def test_ch02_tokenizers(reference_dir):
+    out = check_ok(run_example("ch02_tokenizers.py"))
+    # whatever the text: the decoded BPE round trip and the embedding shapes of section 2.8
+    assert "Hello, do you like tea? <|endoftext|> In the sunlit terraces of someunknownPlace." in out
+    assert numbers_after(out, "Inputs shape:") == [8, 4]
+    assert numbers_after(out, "Token embeddings:") == [8, 4, 256]
+    assert numbers_after(out, "Position embeddings:") == [4, 256]
+    assert numbers_after(out, "Input embeddings:") == [8, 4, 256]
+    assert line_with(out, "same as one-hot @ weight:").endswith("True")
+    if reference_dir is not None:   # the book's figures on the-verdict.txt with GPT-2's vocabulary
+        assert numbers_after(out, "Total number of characters:") == [20479]
+        assert numbers_after(out, "Tokens:") == [4690]
+        assert numbers_after(out, "Vocabulary size:") == [1130]
+        assert numbers_after(out, "Vocabulary size with <|endoftext|> and <|unk|>:") == [1132]
+        assert "<|unk|>, do you like tea? <|endoftext|> In the sunlit terraces of the <|unk|>." in out
+        assert ("[15496, 11, 466, 345, 588, 8887, 30, 220, 50256, 554, 262, 4252, 18250, 8812, 2114, 286, 617, "
+                "34680, 27271, 13]") in out
+        assert numbers_after(out, "Tokens in the text:") == [5145]
+        assert numbers_after(out, "first batch:") == [40, 367, 2885, 1464, 367, 2885, 1464, 1807]
+        assert numbers_after(out, "second batch:") == [367, 2885, 1464, 1807, 2885, 1464, 1807, 3619]
+
+
+def test_ch03_attention_reproduces_the_books_figures():
+    out = check_ok(run_example("ch03_attention.py"))
+    assert numbers_after(out, "Attention scores:") == pytest.approx([0.9544, 1.4950, 1.4754, 0.8434, 0.7070, 1.0865], abs=1e-4)
+    assert numbers_after(out, "Attention weights (softmax):") == pytest.approx(
+        [0.1385, 0.2379, 0.2333, 0.1240, 0.1082, 0.1581], abs=1e-4)
+    assert numbers_after(out, "Context vector z^(2):") == pytest.approx([0.4419, 0.6515, 0.5683], abs=1e-4)
+    assert line_with(out, "V1 with V2's weights gives V2's output:").endswith("True")
+    assert line_with(out, "The same with -inf and one softmax:").endswith("True")
+    assert line_with(out, "Changing tokens 2-6 leaves token 1's output alone:").endswith("True")
+    assert numbers_after(out, "context_vecs.shape:") == [2, 6, 2]
+    assert numbers_after(out, "MultiHeadAttentionWrapper, 2 heads of d_out=2:")[-3:] == [2, 6, 4]
+    assert numbers_after(out, "MultiHeadAttention, d_out=2 split into 2 heads:")[-3:] == [2, 6, 2]
+    assert numbers(line_with(out, "A GPT-2-sized MultiHeadAttention"))[-1] == 2_360_064
+
+
+def test_ch04_gpt_model_fast_mode_by_environment_variable(reference_dir):
+    out = check_ok(run_example("ch04_gpt_model.py", fast_by="env"))
+    # EXAMPLES_FAST=1 selects the small model: GPT-2's vocabulary, 2 layers of width 64
+    params = numbers_after(out, "Total number of parameters:")[0]
+    assert params == 2 * 50257 * 64 + 64 * 64 + 2 * (4 * 64 * 64 + 64 + 8 * 64 * 64 + 5 * 64 + 4 * 64) + 2 * 64
+    assert numbers_after(out, "Output shape:")[::2] == [2, 50257]
+    ratio = numbers(line_with(out, "First layer's gradient, with / without shortcuts:"))[-1]
+    assert ratio > 1                                        # shortcuts keep the first layer's gradient alive
+    prompt_length = len(numbers_after(out, "encoded:"))
+    assert numbers_after(out, "Output length:") == [prompt_length + 6]
+    if reference_dir is not None:
+        assert numbers_after(out, "encoded:") == [15496, 11, 314, 716]
+        batch = out.split("Batch of token ids:")[1].split("=====")[0]
+        assert numbers(batch) == [6109, 3626, 6100, 345, 6109, 1110, 6622, 257]
+
+
+def test_ch05_pretraining_trains_samples_and_round_trips_a_checkpoint(tmp_path):
+    out = check_ok(run_example("ch05_pretraining.py", "--out", str(tmp_path)))
+    ce = numbers(line_with(out, "Average log-probability:"))
+    assert ce[0] == pytest.approx(-ce[1]) and numbers_after(out, "F.cross_entropy:")[0] == pytest.approx(ce[1], abs=1e-3)
+    first_train, first_val, last_train, last_val = numbers(line_with(out, "Training took").split("from")[1])
+    assert last_train < first_train and last_val < first_val
+    assert line_with(out, "Greedy (argmax):").endswith("forward")
+    assert numbers_after(out, "Top-k probabilities:") == pytest.approx([0.0615, 0, 0, 0.5775, 0, 0, 0, 0.3610, 0], abs=1e-4)
+    assert line_with(out, "The reloaded model gives identical logits:").endswith("True")
+    assert (tmp_path / "checkpoint" / "latest").is_file()   # --out keeps the checkpoint for `python -m gpt generate`
+
+
+def test_appendix_d_schedule_clipping_and_train_model():
+    out = check_ok(run_example("appendix_d_training_loop.py"))
+    assert line_with(out, "minigrad.optim.warmup_cosine_lr gives the same schedule:").endswith("True")
+    assert line_with(out, "The learning rates train_model used match the schedule above:").endswith("True")
+    before = numbers_after(out, "Gradient norm (all gradients as one vector):")[0]
+    after = numbers_after(out, "Gradient norm after clipping:")[0]
+    max_norm = 1.0 if before > 1.0 else before / 2   # the example halves a norm that is already below 1
+    assert after == pytest.approx(max_norm, abs=2e-4)
+
+
+def test_ch05_book_reference_without_the_data_says_what_to_do(tmp_path):
+    result = run_example("ch05_book_reference.py", "--data-dir", str(tmp_path / "missing"))
+    assert result.returncode == 2
+    assert "the-verdict.txt" in result.stderr and "--data-dir" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ch05_book_reference_fast(reference_dir):
+    if reference_dir is None:
+        pytest.skip("GPT_REFERENCE_DATA is not set (the book's reference run needs the-verdict.txt and GPT-2's vocabulary)")
+    out = check_ok(run_example("ch05_book_reference.py", "--data-dir", str(reference_dir)))
+    assert numbers_after(out, "Characters:") == [20479]
+    assert numbers_after(out, "Tokens:") == [5145]
+    assert numbers_after(out, "Training tokens:") == [4608]
+    assert numbers_after(out, "Validation tokens:") == [512]
+    train_loss, val_loss = numbers_after(out, "Initial losses: training")[:2]
+    assert 10.5 < train_loss < 11.5 and 10.5 < val_loss < 11.5   # about ln(50257) = 10.8 for an untrained model
+    assert "Every effort moves you" in out
