@@ -159,8 +159,8 @@ class MultiHeadAttention(nn.Module):
         # query i sits at position past + i and may see keys 0 .. past + i
         mask = self.mask[past:past + num_tokens, :num_keys]
         attn_scores = queries @ keys.transpose(2, 3)                        # (b, H, T, T_keys)
-        attn_scores = attn_scores.masked_fill(mask, -np.inf)
-        attn_weights = F.softmax(attn_scores * (1.0 / math.sqrt(self.head_dim)), -1)
+        # softmax(attn_scores.masked_fill(mask, -inf) / sqrt(head_dim)) as one fused pass
+        attn_weights = F.masked_softmax(attn_scores, mask, scale=1.0 / math.sqrt(self.head_dim))
         attn_weights = self.dropout(attn_weights)
         context = (attn_weights @ values).transpose(1, 2)                   # (b, T, H, hd)
         context = context.reshape(b, num_tokens, self.d_out)

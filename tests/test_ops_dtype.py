@@ -90,6 +90,7 @@ CASES = {
     "masked_fill np.float64": lambda t: t(3, 3).masked_fill(MASK, F64(-1e9)),
     "softmax": lambda t: mg.softmax(t(2, 3), axis=0),
     "log_softmax": lambda t: mg.log_softmax(t(2, 3)),
+    "masked_softmax": lambda t: mg.masked_softmax(t(2, 3, 3), MASK, scale=np.float64(0.5)),
     "cross_entropy mean": lambda t: mg.cross_entropy(t(2, 3, 4), np.array([[0, 3, -100], [1, 1, 2]])),
     "cross_entropy none": lambda t: mg.cross_entropy(t(4, 3), np.array([0, 2, -100, 1]), reduction="none"),
     "cross_entropy sum": lambda t: mg.cross_entropy(t(4, 3), np.array([0, 2, -100, 1]), reduction="sum"),

@@ -94,3 +94,25 @@ def test_log_softmax_gradient_is_finite_with_minus_infinity():
     out = mg.log_softmax(t.masked_fill(np.array([[False, True, False]]), -np.inf))
     out[:, [0, 2]].sum().backward()
     assert np.all(np.isfinite(t.grad)) and t.grad[0, 1] == 0.0
+
+
+@given(x=tensors(shapes(min_dims=2, max_dims=4, max_side=4)), data=st.data(), seed=seeds)
+def test_masked_softmax_gradient(x, data, seed):
+    rows, cols = x.shape[-2:]
+    mask = data.draw(arrays((rows, cols), dtype=bool, elements=st.booleans()), label="mask")
+    mask[:, 0] = False  # every row keeps a position
+    scale = data.draw(st.floats(0.1, 2.0), label="scale")
+    assert_gradients_match(lambda t: mg.masked_softmax(t, mask, scale), x, seed=seed)
+
+
+@given(x=arrays(shapes(min_dims=2, max_dims=4, max_side=5), min_value=-30, max_value=30), data=st.data())
+def test_masked_softmax_equals_mask_scale_softmax(x, data):
+    """The fused op is exactly softmax(masked_fill(x * scale, mask, -inf)) of the last axis,
+    with masked positions exactly 0 (a causal mask in attention)."""
+    rows, cols = x.shape[-2:]
+    mask = np.triu(np.ones((rows, cols), dtype=bool), k=data.draw(st.integers(1, max(1, cols)), label="k"))
+    scale = data.draw(st.floats(0.05, 3.0), label="scale")
+    got = mg.masked_softmax(mg.tensor(x), mask, scale).data
+    expected = softmax_reference(np.where(mask, -np.inf, x * scale), -1)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    assert np.all(got[..., mask] == 0.0)

@@ -7,6 +7,7 @@ from minigrad.ops import (  # noqa: F401
     layer_norm,
     linear,
     log_softmax,
+    masked_softmax,
     relu,
     sigmoid,
     softmax,

@@ -13,7 +13,7 @@ from minigrad.ops.layer_norm import layer_norm
 from minigrad.ops.matmul import linear, matmul
 from minigrad.ops.reduce import max, mean, sum, var
 from minigrad.ops.shape import flatten, permute, reshape, squeeze, swapaxes, transpose, unsqueeze
-from minigrad.ops.softmax import log_softmax, softmax
+from minigrad.ops.softmax import log_softmax, masked_softmax, softmax
 from minigrad.ops.unary import abs, astype, exp, log, relu, sigmoid, sqrt, tanh
 
 __all__ = [
@@ -22,5 +22,5 @@ __all__ = [
     "sum", "mean", "max", "var",
     "reshape", "flatten", "unsqueeze", "squeeze", "permute", "transpose", "swapaxes",
     "getitem", "concat", "cat", "stack", "split", "chunk", "where", "masked_fill",
-    "softmax", "log_softmax", "cross_entropy", "layer_norm", "embedding", "dropout",
+    "softmax", "log_softmax", "masked_softmax", "cross_entropy", "layer_norm", "embedding", "dropout",
 ]

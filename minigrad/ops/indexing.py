@@ -75,11 +75,15 @@ class MaskedFill(Function):
 
     def forward(self, x, mask, value):
         self.mask = mask
-        return np.where(mask, x.dtype.type(value), x)
+        out = np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, mask.shape)))  # a copy we own
+        np.copyto(out, x.dtype.type(value), where=mask)   # several times faster than np.where
+        return out
 
     def backward(self, grad):
         # filled positions are constants: no gradient reaches x there
-        return np.where(self.mask, grad.dtype.type(0), grad)
+        gx = np.array(grad)
+        np.copyto(gx, grad.dtype.type(0), where=self.mask)
+        return gx
 
 
 def getitem(x, index):

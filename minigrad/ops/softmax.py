@@ -52,6 +52,34 @@ class LogSoftmax(Function):
         return gx
 
 
+class MaskedSoftmax(Function):
+    """softmax(where(mask, -inf, x * scale)) along the last axis, in one node.
+
+    The attention step ``softmax(scores.masked_fill(mask, -inf) / sqrt(d_k))`` as one pass over
+    the scores instead of three (mask, scale, softmax), each of which would allocate a
+    (b, H, T, T) array. Masked positions get probability exactly 0.
+    Backward: dx = scale * y * (g - sum(g * y)), which is 0 at masked positions (y = 0 there).
+    """
+
+    def forward(self, x, mask, scale):
+        y = x * x.dtype.type(scale)
+        np.copyto(y, -np.inf, where=mask)             # mask broadcasts against x's last two axes
+        y -= _row_max(y, -1)
+        np.exp(y, out=y)
+        y /= np.sum(y, axis=-1, keepdims=True)
+        self.save_for_backward(y)
+        self.scale = scale
+        return y
+
+    def backward(self, grad):
+        (y,) = self.saved_tensors
+        gx = grad - np.sum(grad * y, axis=-1, keepdims=True)
+        gx *= y
+        if self.scale != 1.0:
+            gx *= gx.dtype.type(self.scale)
+        return gx
+
+
 def softmax(x, axis: int = -1):
     """exp(x) / sum(exp(x)) along ``axis``."""
     return Softmax.apply(x, axis=axis)
@@ -60,3 +88,10 @@ def softmax(x, axis: int = -1):
 def log_softmax(x, axis: int = -1):
     """x - log(sum(exp(x))) along ``axis``."""
     return LogSoftmax.apply(x, axis=axis)
+
+
+def masked_softmax(x, mask, scale: float = 1.0):
+    """``softmax(masked_fill(x * scale, mask, -inf), -1)`` fused; ``mask`` (bool, broadcastable
+    to x, True = hidden) is typically a causal mask of shape (T, T_keys)."""
+    m = np.asarray(getattr(mask, "data", mask), dtype=bool)
+    return MaskedSoftmax.apply(x, mask=m, scale=float(scale))
