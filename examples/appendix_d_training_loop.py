@@ -69,7 +69,7 @@ def main() -> int:
         text_data, n_epochs = text_data[:4_000], 2
         vocab_size, settings = 300, dict(context_length=32, emb_dim=32, n_heads=2, n_layers=1)
     else:
-        n_epochs = 8
+        n_epochs = 15                                     # as in the book
         vocab_size, settings = 512, dict(context_length=64, emb_dim=96, n_heads=4, n_layers=2)
 
     train_data, val_data = train_val_split(text_data, train_ratio=0.90)
