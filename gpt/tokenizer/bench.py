@@ -79,7 +79,7 @@ def benchmark(
     text: str | None = None,
     gpt2_dir: str | os.PathLike | None = None,
     train_vocab_size: int = 4096,
-    repeats: int = 5,
+    repeats: int = 10,
     compare_tiktoken: bool = True,
 ) -> BenchResult:
     """Measure encoding speed and training time on ``text`` (default: :func:`default_text`).
