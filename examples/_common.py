@@ -5,8 +5,9 @@ Every example accepts:
 
     --fast            a few-seconds run with smaller settings (the test suite uses it);
                       the environment variable EXAMPLES_FAST=1 does the same
-    --data-dir DIR    the folder with the book's files (the-verdict.txt, gpt2/encoder.json,
-                      gpt2/vocab.bpe); defaults to the environment variable GPT_REFERENCE_DATA
+    --data-dir DIR    the folder with the book's files (the-verdict.txt, and GPT-2's encoder.json and
+                      vocab.bpe in DIR/gpt2/ or DIR); defaults to the environment variable
+                      GPT_REFERENCE_DATA
 """
 from __future__ import annotations
 
@@ -28,13 +29,27 @@ def parse_args(description: str, configure=None) -> argparse.Namespace:
     parser.add_argument("--fast", action="store_true",
                         help="finish in a few seconds with smaller settings (also: EXAMPLES_FAST=1)")
     parser.add_argument("--data-dir", metavar="DIR", default=os.environ.get("GPT_REFERENCE_DATA"),
-                        help="folder with the-verdict.txt and gpt2/{encoder.json,vocab.bpe} "
-                             "(default: $GPT_REFERENCE_DATA)")
+                        help="folder with the-verdict.txt and GPT-2's encoder.json + vocab.bpe (in DIR/gpt2/ "
+                             "or DIR) (default: $GPT_REFERENCE_DATA)")
     if configure is not None:
         configure(parser)
     args = parser.parse_args()
     args.fast = args.fast or os.environ.get("EXAMPLES_FAST", "").strip() not in ("", "0")
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        parser.error(f"--data-dir {args.data_dir} is not a folder; it should hold the-verdict.txt and GPT-2's "
+                     "encoder.json + vocab.bpe (leave it unset to use the embedded corpus)")
     return args
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
 
 
 def reference_file(args: argparse.Namespace, relative: str) -> Path | None:
@@ -48,11 +63,20 @@ def reference_file(args: argparse.Namespace, relative: str) -> Path | None:
 def gpt2_tokenizer(args: argparse.Namespace):
     """GPT-2's tokenizer (what the book gets from ``tiktoken.get_encoding("gpt2")``), or None when
     the vocabulary files are not available."""
-    encoder, vocab = reference_file(args, "gpt2/encoder.json"), reference_file(args, "gpt2/vocab.bpe")
-    if encoder is None or vocab is None:
-        return None
     from gpt.tokenizer import BPETokenizer
-    return BPETokenizer.from_gpt2_files(encoder, vocab)
+    for folder in ("gpt2/", ""):   # the shared data layout, or the files of `python -m gpt download gpt2-small`
+        encoder, vocab = reference_file(args, folder + "encoder.json"), reference_file(args, folder + "vocab.bpe")
+        if encoder is not None and vocab is not None:
+            return BPETokenizer.from_gpt2_files(encoder, vocab)
+    return None
+
+
+# What to tell a user whose --data-dir lacks a file
+WHERE_TO_GET_THE_DATA = (
+    "the-verdict.txt is in the book's repository (rasbt/LLMs-from-scratch, ch02/01_main-chapter-code); "
+    "GPT-2's encoder.json and vocab.bpe come with `python -m gpt download gpt2-small` "
+    "(put them in DIR/gpt2/ or DIR itself)"
+)
 
 
 def section(title: str) -> None:

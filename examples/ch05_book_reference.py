@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import sys
 
-from _common import Stopwatch, gpt2_tokenizer, parse_args, reference_file, section
+from _common import (WHERE_TO_GET_THE_DATA, Stopwatch, gpt2_tokenizer, parse_args, positive_int, reference_file,
+                     section)
 
 import minigrad as mg
 from minigrad.optim import AdamW
@@ -46,16 +47,15 @@ GPT_CONFIG_124M = {
 
 def main() -> int:
     def options(p):
-        p.add_argument("--epochs", type=int, default=None, help="default 10 (1 with --fast)")
+        p.add_argument("--epochs", type=positive_int, default=None, help="default 10 (1 with --fast)")
 
     args = parse_args("The book's chapter-5 reference pretraining run on the-verdict.txt.", options)
     verdict = reference_file(args, "the-verdict.txt")
     tokenizer = gpt2_tokenizer(args)
     if verdict is None or tokenizer is None:
-        where = args.data_dir or "(not set)"
-        print(f"error: this example needs the-verdict.txt and gpt2/encoder.json + gpt2/vocab.bpe in the data "
-              f"folder {where}; pass --data-dir DIR or set GPT_REFERENCE_DATA "
-              f"(`python -m gpt download --help` fetches them)", file=sys.stderr)
+        where = f"the data folder {args.data_dir}" if args.data_dir else "a data folder (none was given)"
+        print(f"error: this example needs the-verdict.txt and GPT-2's vocabulary in {where}; pass --data-dir DIR "
+              f"or set GPT_REFERENCE_DATA. {WHERE_TO_GET_THE_DATA}", file=sys.stderr)
         return 2
 
     config = dict(GPT_CONFIG_124M)

@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import Stopwatch, ascii_plot, matplotlib_pyplot, parse_args, reference_file, section
+from _common import (Stopwatch, ascii_plot, matplotlib_pyplot, parse_args, positive_int, reference_file,
+                     section)
 
 import minigrad as mg
 from minigrad.nn import functional as F
@@ -68,7 +69,7 @@ def main() -> int:
     def options(p):
         p.add_argument("--out", metavar="DIR", help="keep the checkpoint (and loss plot) in DIR "
                                                     "(default: a temporary folder, deleted at the end)")
-        p.add_argument("--epochs", type=int, default=None, help="training epochs (default 10; 1 with --fast)")
+        p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default 10; 1 with --fast)")
 
     args = parse_args("Chapter 5: pretrain a small GPT, sample from it, save and reload it.", options)
     np.set_printoptions(precision=4, suppress=True)

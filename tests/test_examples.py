@@ -159,8 +159,12 @@ def test_appendix_d_schedule_clipping_and_train_model():
     assert after == pytest.approx(max_norm, abs=2e-4)
 
 
-def test_ch05_book_reference_without_the_data_says_what_to_do(tmp_path):
-    result = run_example("ch05_book_reference.py", "--data-dir", str(tmp_path / "missing"))
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_ch05_book_reference_without_the_data_says_what_to_do(tmp_path, folder):
+    data_dir = tmp_path / folder
+    if folder == "empty":
+        data_dir.mkdir()
+    result = run_example("ch05_book_reference.py", "--data-dir", str(data_dir))
     assert result.returncode == 2
     assert "the-verdict.txt" in result.stderr and "--data-dir" in result.stderr
     assert "Traceback" not in result.stderr
