@@ -154,7 +154,7 @@ def main() -> int:
                                                      embedding_layer(input_ids).data))
 
     section("2.8 Encoding word positions")
-    vocab_size = 50257 if bpe.n_vocab == 50257 else bpe.n_vocab
+    vocab_size = bpe.n_vocab                      # 50,257 for GPT-2's tokenizer
     output_dim, max_length = 256, 4
     token_embedding_layer = nn.Embedding(vocab_size, output_dim)
     dataloader = create_dataloader(raw_text, bpe, batch_size=8, max_length=max_length, stride=max_length,
