@@ -178,6 +178,7 @@ def main() -> int:
 
         section("5.4 Saving and loading: model, tokenizer and optimizer")
         path = save_checkpoint(out_dir / "checkpoint", model, tokenizer=tokenizer, optimizer=optimizer,
+                               step=num_epochs * len(train_loader),   # optimizer steps taken: names the folder
                                info={"example": "ch05_pretraining", "epochs": num_epochs})
         print("Saved", ", ".join(sorted(p.name for p in path.iterdir())), "in", path)
         checkpoint = load_checkpoint(out_dir / "checkpoint")
