@@ -167,6 +167,30 @@ def _unpack_ids(packed: bytes) -> list[int]:
     return np.frombuffer(packed, dtype=np.uint32).tolist()
 
 
+class _PieceCache(dict):
+    """Pre-split piece (str) -> its token ids, packed (see :func:`_pack_ids`).
+
+    Looking up a piece that is not there runs BPE on it (``__missing__``) and remembers the result, so
+    one pass of ``map(cache.__getitem__, pieces)`` both fills the cache and reads it; found pieces
+    cost one C-level dictionary lookup.
+    """
+
+    __slots__ = ("ranks", "pair_table")
+
+    def __init__(self, known: dict[str, bytes], ranks: dict[bytes, int], pair_table: np.ndarray) -> None:
+        super().__init__(known)
+        self.ranks, self.pair_table = ranks, pair_table
+
+    def __missing__(self, piece: str) -> bytes:
+        data = piece.encode("utf-8")
+        if len(data) > _LONG_PIECE:
+            packed = _pack_ids(_merge_long(data, self.ranks, self.pair_table))
+        else:
+            packed = _pack_ids(_merge_short(data, self.ranks))
+        self[piece] = packed
+        return packed
+
+
 def bpe_merge(piece: bytes, ranks: dict[bytes, int], pair_table: np.ndarray | None = None) -> list[int]:
     """Token ids of one pre-split piece (its bytes), given ``ranks`` (token bytes -> id = merge rank).
 
@@ -258,13 +282,13 @@ class BPETokenizer:
                 self._token_pieces[tok.decode("utf-8")] = i.to_bytes(4, sys.byteorder)  # = _pack_ids([i])
             except UnicodeDecodeError:
                 pass
-        self._cache = dict(self._token_pieces)
         # Rank of each 2-byte token by 256 * first + second byte (-1: none), for long pieces.
         self._pair_table = np.full(65536, -1, dtype=np.int64)
         for tok, i in self._ranks.items():
             if len(tok) == 2:
                 self._pair_table[(tok[0] << 8) | tok[1]] = i
         self._special_regex_cache: dict[frozenset, regex.Pattern] = {}
+        self.clear_cache()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -370,8 +394,10 @@ class BPETokenizer:
         # strings as U+FFFD), so they are encoded into a dictionary local to this call.
         local = {p: _pack_ids(self._encode_piece_uncached(p.encode("utf-8", "surrogateescape"))) for p in escaped}
         plain = distinct - escaped
-        cache = self._fill_cache(plain)
+        cache = self._cache
         local.update((p, cache[p]) for p in plain)
+        if len(cache) > len(self._token_pieces) + _CACHE_LIMIT:
+            self.clear_cache()
         return _unpack_ids(b"".join(map(local.__getitem__, pieces)))
 
     def _encode_piece_uncached(self, piece: bytes) -> list[int]:
@@ -379,35 +405,16 @@ class BPETokenizer:
         return [i] if i is not None else bpe_merge(piece, self._ranks, self._pair_table)
 
     def _encode_pieces(self, pieces: list[str]) -> list[int]:
-        """Pre-split pieces -> ids, running BPE once per distinct piece not yet in the cache."""
-        try:  # the common case once warm: every piece is known
-            return _unpack_ids(b"".join(map(self._cache.__getitem__, pieces)))
-        except KeyError:
-            pass
-        cache = self._fill_cache(pieces)
+        """Pre-split pieces -> ids; BPE runs once per distinct piece not yet in the cache."""
+        cache = self._cache  # a local reference: clear_cache() in another thread swaps in a new one
         ids = _unpack_ids(b"".join(map(cache.__getitem__, pieces)))
         if len(cache) > len(self._token_pieces) + _CACHE_LIMIT:
             self.clear_cache()
         return ids
 
-    def _fill_cache(self, pieces: Iterable[str]) -> dict[str, bytes]:
-        """Run BPE on the pieces (valid text) not in the cache yet; returns the cache holding them all.
-
-        (The cache is returned rather than re-read from ``self`` so that a ``clear_cache`` from another
-        thread, which swaps in a new dictionary, cannot take the results away mid-call.)
-        """
-        cache, ranks = self._cache, self._ranks
-        for piece in set(pieces).difference(cache):
-            data = piece.encode("utf-8")
-            if len(data) > _LONG_PIECE:
-                cache[piece] = _pack_ids(_merge_long(data, ranks, self._pair_table))
-            else:
-                cache[piece] = _pack_ids(_merge_short(data, ranks))
-        return cache
-
     def clear_cache(self) -> None:
         """Forget the remembered BPE results of multi-token pieces (the token lookup stays)."""
-        self._cache = dict(self._token_pieces)
+        self._cache = _PieceCache(self._token_pieces, self._ranks, self._pair_table)
 
     def _special_set(self, value, name: str) -> set[str]:
         if value == "all":
