@@ -32,10 +32,7 @@ from minigrad.ops import *  # noqa: F401,F403  (every op is also a top-level fun
 from minigrad.ops import __all__ as _ops_all
 from minigrad.random import manual_seed
 
-try:
-    from minigrad.gradcheck import GradcheckError, gradcheck
-except ImportError:  # pragma: no cover - during development
-    pass
+from minigrad.gradcheck import GradcheckError, gradcheck
 
 __all__ = [
     "Tensor", "tensor", "as_tensor", "zeros", "ones", "zeros_like", "ones_like", "full", "arange",

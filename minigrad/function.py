@@ -29,6 +29,13 @@ from minigrad.tensor import Tensor, as_tensor
 
 
 class Function:
+    """Base class of differentiable operations; see the module docstring for how to write one.
+
+    An instance is the context of one call: ``forward`` runs on NumPy arrays and may stash what
+    ``backward`` needs (``save_for_backward``); ``apply`` wraps the result in a Tensor that points
+    back to this context, which points to the input tensors (``parents``).
+    """
+
     #: set by an op that legitimately outputs +-inf from finite inputs (masked_fill with -inf)
     may_produce_inf = False
 
@@ -55,8 +62,17 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options) -> Tensor:
-        like = next((x for x in inputs if isinstance(x, Tensor)), None)
+        like = next((x for x in inputs if isinstance(x, Tensor) and x.dtype.kind == "f"), None)
+        if like is None:
+            like = next((x for x in inputs if isinstance(x, Tensor)), None)
         tensors = tuple(as_tensor(x, like) for x in inputs)
+        if len(tensors) > 1:
+            # An integer tensor meeting a float one takes the float's dtype (as in PyTorch); NumPy
+            # would promote int64 with float32 to float64.
+            first_float = next((t for t in tensors if t.dtype.kind == "f"), None)
+            if first_float is not None and any(t.dtype.kind in "iub" for t in tensors):
+                tensors = tuple(Tensor(t.data.astype(first_float.dtype)) if t.dtype.kind in "iub" else t
+                                for t in tensors)
         ctx = cls()
         needs = tuple(t.requires_grad for t in tensors)
         ctx.needs_input_grad = needs

@@ -438,7 +438,6 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
         g = grads.pop(id(node), None)
         if g is None:
             continue
-        summed.discard(id(g))
         if node._hooks:
             for hook in node._hooks:
                 replaced = hook(g)

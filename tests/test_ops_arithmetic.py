@@ -101,3 +101,9 @@ def test_pow_rejects_tensor_exponent():
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(TypeError, match="scalar"):
         x ** mg.tensor([2.0, 3.0])
+
+
+def test_pow_zero_has_zero_gradient_even_at_zero():
+    x = mg.tensor(np.array([0.0, -1.5, 2.0]), requires_grad=True)
+    (x ** 0).sum().backward()
+    assert np.all(x.grad == 0.0)

@@ -109,3 +109,13 @@ def test_bad_targets_are_user_errors():
         mg.cross_entropy(logits, np.array([0.0, 1.0]))
     with pytest.raises(ValueError, match="reduction"):
         mg.cross_entropy(logits, np.array([0, 1]), reduction="avg")
+
+
+def test_ignored_row_with_minus_infinity_does_not_poison_the_loss():
+    """An ignored row may hold anything, -inf included: it must not turn the mean into NaN."""
+    logits = mg.tensor(np.array([[-np.inf, 1.0], [0.5, 0.2]]), requires_grad=True)
+    loss = mg.cross_entropy(logits, np.array([-100, 1]))
+    expected = -(0.2 - np.log(np.exp(0.5) + np.exp(0.2)))
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-12)
+    loss.backward()
+    assert np.all(logits.grad[0] == 0.0) and np.all(np.isfinite(logits.grad))

@@ -118,3 +118,17 @@ def test_every_op_is_covered():
     """Every differentiable op exported by minigrad has a case (named after it) above."""
     missing = set(mg.ops.__all__) - {name.split()[0] for name in CASES}
     assert not missing, f"ops without a dtype case: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("expr", [
+    lambda: mg.arange(3) * 0.5,
+    lambda: mg.arange(3) / 2,
+    lambda: mg.arange(1, 4) / mg.arange(1, 4),
+    lambda: mg.tensor([1, 2]).mean(),
+    lambda: mg.tensor([1, 2]) + mg.zeros(2),
+    lambda: mg.zeros(2) * mg.tensor([True, False]),
+])
+def test_integer_tensors_meet_floats_in_float32(expr):
+    """Integers mixed with floats (or divided, or averaged) give float32, as in PyTorch, where
+    NumPy's own promotion would give float64."""
+    assert expr().dtype == np.float32

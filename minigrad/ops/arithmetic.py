@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.ops.unary import astype
+from minigrad.tensor import DEFAULT_DTYPE
 
 
 class Add(Function):
@@ -28,7 +30,8 @@ class Sub(Function):
 
 class Mul(Function):
     def forward(self, a, b):
-        self.save_for_backward(a, b)
+        # keep only what backward will read: b for da, a for db
+        self.save_for_backward(a if self.needs_input_grad[1] else None, b if self.needs_input_grad[0] else None)
         return a * b
 
     def backward(self, grad):
@@ -40,7 +43,7 @@ class Mul(Function):
 
 class Div(Function):
     def forward(self, a, b):
-        self.save_for_backward(a, b)
+        self.save_for_backward(a if self.needs_input_grad[1] else None, b)
         return a / b
 
     def backward(self, grad):
@@ -69,6 +72,8 @@ class Pow(Function):
     def backward(self, grad):
         (x,) = self.saved_tensors
         p = self.exponent
+        if p == 0:
+            return np.zeros_like(grad)  # x^0 = 1 is constant (avoid 0 * 0^-1 = NaN at x = 0)
         return grad * (p * x ** (p - 1))  # d(x^p)/dx = p x^(p-1)
 
 
@@ -88,7 +93,9 @@ def mul(a, b):
 
 
 def div(a, b):
-    """a / b (broadcasting)."""
+    """a / b (broadcasting). Dividing integers gives float32 (as in PyTorch), not NumPy's float64."""
+    if not any(np.asarray(getattr(v, "data", v)).dtype.kind in "fc" for v in (a, b)):
+        a = astype(a, DEFAULT_DTYPE)
     return Div.apply(a, b)
 
 

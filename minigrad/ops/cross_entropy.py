@@ -37,7 +37,7 @@ class CrossEntropy(Function):
         np.exp(p, out=p)
         s = np.sum(p, axis=1, keepdims=True)
         losses = (np.log(s[:, 0]) + m[:, 0]) - x[rows, safe_t]   # -log softmax(x)[t]
-        losses *= valid
+        losses[~valid] = 0.0                                         # (not * valid: inf * 0 is NaN)
         p /= s                                                       # p = softmax(x)
         n_valid = int(valid.sum())
         self.save_for_backward(p, safe_t, valid)

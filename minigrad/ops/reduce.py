@@ -6,6 +6,8 @@ import builtins
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.ops.unary import astype
+from minigrad.tensor import DEFAULT_DTYPE
 
 
 def _axes(axis, ndim: int) -> tuple[int, ...]:
@@ -89,6 +91,8 @@ def sum(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy/torch
 
 
 def mean(x, axis=None, keepdims=False):
+    if np.asarray(getattr(x, "data", x)).dtype.kind not in "fc":  # mean of integers: float32, not float64
+        x = astype(x, DEFAULT_DTYPE)
     return Mean.apply(x, axes=_axes(axis, np.ndim(getattr(x, "data", x))), keepdims=keepdims)
 
 
