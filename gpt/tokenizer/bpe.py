@@ -35,7 +35,7 @@ from typing import Collection, Iterable, Literal
 import numpy as np
 import regex
 
-from gpt.tokenizer.atomic import write_text_atomic
+from gpt.atomic import write_text_atomic
 from gpt.tokenizer.pretokenize import GPT2_PATTERN, Splitter
 
 _BYTE = [bytes((b,)) for b in range(256)]  # byte value -> the one-byte bytes object

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from gpt.tokenizer.atomic import write_text_atomic
+from gpt.atomic import write_text_atomic
 
 
 @functools.lru_cache(maxsize=None)
