@@ -13,6 +13,17 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The permissions a plain ``open()``/``mkdir()`` would give (temp files are created 0600)."""
+    return (0o777 if directory else 0o666) & ~_current_umask()
+
+
 def fsync_dir(folder: str | os.PathLike) -> None:
     """Make a rename inside ``folder`` durable; a no-op where folders cannot be opened (Windows)."""
     try:
@@ -35,6 +46,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
         raise FileNotFoundError(2, "No such directory", str(path.parent))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, default_mode())   # mkstemp makes 0600; the final file should be readable as usual
         with os.fdopen(fd, mode, encoding=encoding, **({"newline": "\n"} if "b" not in mode else {})) as f:
             yield f
             f.flush()

@@ -15,6 +15,7 @@ Shapes: b = batch, T = tokens, H = heads, hd = head_dim = d_out / H.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -36,9 +37,14 @@ def simple_self_attention(inputs):
     return scores, weights, weights @ inputs
 
 
+@functools.lru_cache(maxsize=8)
 def causal_mask(context_length: int) -> np.ndarray:
-    """(context_length, context_length) bool, True above the diagonal: positions a query may not see."""
-    return np.triu(np.ones((context_length, context_length), dtype=bool), k=1)
+    """(context_length, context_length) bool, True above the diagonal: positions a query may not see.
+
+    Made once per length and shared (read-only) by every attention layer."""
+    mask = np.triu(np.ones((context_length, context_length), dtype=bool), k=1)
+    mask.flags.writeable = False
+    return mask
 
 
 class SelfAttentionV1(nn.Module):

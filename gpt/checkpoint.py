@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from gpt import safetensors
-from gpt.atomic import write_text_atomic
+from gpt.atomic import default_mode, write_text_atomic
 from gpt.model import GPTConfig, GPTModel
 
 LATEST = "latest"
@@ -97,6 +97,7 @@ def save_checkpoint(directory, model: GPTModel, *, tokenizer=None, optimizer=Non
         step = int((trainer_state or {}).get("train_state", {}).get("step", 0))
     name = f"step-{step:06d}"
     tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{name}.", suffix=".tmp"))
+    os.chmod(tmp, default_mode(directory=True))   # mkdtemp makes 0700
     try:
         safetensors.save_file({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()},
                               tmp / "model.safetensors", metadata={"format": "np"})
@@ -130,26 +131,44 @@ def save_checkpoint(directory, model: GPTModel, *, tokenizer=None, optimizer=Non
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
     # prune older checkpoints (never the one just written)
-    older = sorted(p for p in directory.glob("step-*") if p.is_dir() and p.name != name)
+    older = sorted((p for p in directory.glob("step-*") if p.is_dir() and p.name != name),
+                   key=lambda p: int(p.name[5:]) if p.name[5:].isdigit() else -1)   # by step, not as text
     for p in older[:max(0, len(older) - (keep - 1))]:
         shutil.rmtree(p, ignore_errors=True)
     return final
 
 
 def resolve(directory) -> Path:
-    """The step directory a checkpoint path refers to (``DIR`` via ``DIR/latest``, or a step dir)."""
+    """The step directory a checkpoint path refers to: ``DIR`` via ``DIR/latest``, a step
+    directory itself, or the ``model.safetensors`` inside one."""
     directory = Path(directory)
     if not directory.exists():
         raise CheckpointError(f"{directory}: no such checkpoint directory")
+    if directory.is_file() and directory.name == "model.safetensors":
+        directory = directory.parent
     if (directory / "model.safetensors").is_file():
         return directory
     latest = directory / LATEST
     if not latest.is_file():
         raise CheckpointError(f"{directory}: not a checkpoint (no {LATEST} file and no model.safetensors)")
-    step_dir = directory / latest.read_text().strip()
+    name = latest.read_text().strip()
+    if not name:
+        raise CheckpointError(f"{latest}: is empty; it should name the newest step directory")
+    step_dir = directory / name
     if not (step_dir / "model.safetensors").is_file():
         raise CheckpointError(f"{latest}: names {step_dir.name}, which has no model.safetensors")
     return step_dir
+
+
+def run_directory(path) -> Path:
+    """The folder a run's checkpoints go to, given the path a user resumed from: for a step
+    directory (``runs/x/step-000500``) that is its parent (``runs/x``), which holds ``latest``."""
+    path = Path(path)
+    if path.is_file():
+        path = path.parent
+    if (path / "model.safetensors").is_file() and (path.parent / LATEST).is_file():
+        return path.parent
+    return path
 
 
 def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None) -> Checkpoint:

@@ -25,7 +25,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["GPTDataset", "DataLoader", "create_dataloader", "train_val_split"]
+__all__ = ["GPTDataset", "DataLoader", "create_dataloader", "train_val_split", "GPTDatasetV1",
+           "create_dataloader_v1"]
 
 ENDOFTEXT = "<|endoftext|>"
 
@@ -374,3 +375,8 @@ def train_val_split(text: str, train_ratio: float = 0.9) -> tuple[str, str]:
         raise ValueError(f"train_ratio must be a number strictly between 0 and 1, got {train_ratio!r}")
     split_idx = int(train_ratio * len(text))
     return text[:split_idx], text[split_idx:]
+
+
+# The book's names for the same things (chapter 2: GPTDatasetV1, create_dataloader_v1).
+GPTDatasetV1 = GPTDataset
+create_dataloader_v1 = create_dataloader

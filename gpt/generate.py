@@ -136,7 +136,11 @@ def generate(model, idx, max_new_tokens: int, context_size: int | None = None, t
     """
     idx = _ids(idx)
     batch = idx.shape[0]
-    context_size = context_size or model.cfg.context_length
+    # the model cannot look further back than its own context length, whatever is asked
+    model_ctx = getattr(getattr(model, "cfg", None), "context_length", None)
+    context_size = min(c for c in (context_size, model_ctx) if c) if (context_size or model_ctx) else None
+    if context_size is None:
+        raise ValueError("pass context_size: the model has no cfg.context_length to take it from")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:

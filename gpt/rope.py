@@ -56,12 +56,14 @@ class RotaryEmbedding:
         angles = np.outer(np.arange(context_length, dtype=np.float64), inv_freq)       # (ctx, hd/2)
         self.cos, self.sin = np.cos(angles), np.sin(angles)
         self.head_dim, self.context_length = head_dim, context_length
+        self._tables: dict = {}
 
     def __call__(self, x, start_pos: int = 0):
         t = x.shape[-2]
         if start_pos + t > self.context_length:
             raise ValueError(f"positions up to {start_pos + t} exceed RoPE's context length {self.context_length}")
-        dtype = x.dtype
-        cos = self.cos[start_pos:start_pos + t].astype(dtype, copy=False)
-        sin = self.sin[start_pos:start_pos + t].astype(dtype, copy=False)
+        tables = self._tables.get(x.dtype)
+        if tables is None:   # computed in float64 once, then kept in each dtype asked for
+            tables = self._tables[x.dtype] = (self.cos.astype(x.dtype), self.sin.astype(x.dtype))
+        cos, sin = tables[0][start_pos:start_pos + t], tables[1][start_pos:start_pos + t]
         return _Rotate.apply(x, cos=cos, sin=sin)

@@ -147,7 +147,7 @@ class Trainer:
     def __init__(self, model, optimizer, train_loader, val_loader=None, *, total_steps: int,
                  peak_lr: float, warmup_steps: int = 0, initial_lr: float | None = None,
                  min_lr: float = 0.0, grad_clip: float | None = 1.0, clip_during_warmup: bool = False,
-                 eval_freq: int = 100, eval_iter: int = 5):
+                 eval_freq: int = 100, eval_iter: int = 5, eval_first_step: bool = False):
         if total_steps < 1:
             raise ValueError(f"total_steps must be at least 1, got {total_steps}")
         if len(train_loader) == 0:
@@ -159,6 +159,9 @@ class Trainer:
         self.initial_lr = peak_lr if initial_lr is None else initial_lr
         self.min_lr, self.grad_clip, self.clip_during_warmup = min_lr, grad_clip, clip_during_warmup
         self.eval_freq, self.eval_iter = max(1, eval_freq), eval_iter
+        # the book's loops evaluate after steps 1, 1 + eval_freq, ... (global_step % eval_freq == 0,
+        # counted from 0); by default evaluate after steps eval_freq, 2 eval_freq, ... and the last one
+        self.eval_first_step = eval_first_step
         self.state = TrainState()
         self._stop_requested = False
         # the pass over the training data in progress; kept between run() calls so that the
@@ -234,7 +237,11 @@ class Trainer:
             loss = self.train_step(input_batch, target_batch)
             s.elapsed += time.perf_counter() - started
             s.epoch = s.step // len(self.train_loader)          # every pass has len(loader) batches
-            if s.step % self.eval_freq == 0 or s.step == self.total_steps:
+            if self.eval_first_step:
+                due = (s.step - 1) % self.eval_freq == 0
+            else:
+                due = s.step % self.eval_freq == 0 or s.step == self.total_steps
+            if due:
                 train_loss, val_loss = self.evaluate()
                 if on_eval is not None:
                     on_eval(self, train_loss, val_loss)
@@ -276,14 +283,19 @@ def train_model(model, train_loader, val_loader, optimizer, n_epochs: int, eval_
     (train_losses, val_losses, track_tokens_seen, track_lrs).
     """
     peak_lr = optimizer.param_groups[0]["lr"]
-    trainer = Trainer(model, optimizer, train_loader, val_loader, total_steps=n_epochs * len(train_loader),
+    steps_per_epoch = len(train_loader)
+    trainer = Trainer(model, optimizer, train_loader, val_loader, total_steps=n_epochs * steps_per_epoch,
                       peak_lr=peak_lr, warmup_steps=warmup_steps, initial_lr=initial_lr, min_lr=min_lr,
-                      grad_clip=grad_clip, eval_freq=eval_freq, eval_iter=eval_iter)
+                      grad_clip=grad_clip, eval_freq=eval_freq, eval_iter=eval_iter, eval_first_step=True)
 
     def report(t: Trainer, train_loss: float, val_loss: float) -> None:
-        print(f"Ep {t.state.epoch + 1} (Iter {t.state.step:06d}): "
+        global_step = t.state.step - 1                      # the book counts steps from 0
+        print(f"Ep {global_step // steps_per_epoch + 1} (Iter {global_step:06d}): "
               f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
 
-    state = trainer.run(on_eval=report)
-    generate_and_print_sample(model, tokenizer, start_context)
+    def end_of_epoch(t: Trainer, loss: float) -> None:
+        if t.state.step % steps_per_epoch == 0:
+            generate_and_print_sample(model, tokenizer, start_context)
+
+    state = trainer.run(on_step=end_of_epoch, on_eval=report)
     return state.train_losses, state.val_losses, state.track_tokens_seen, state.track_lrs

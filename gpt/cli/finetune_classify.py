@@ -158,7 +158,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     import minigrad as mg
     from minigrad.optim import AdamW
 
-    from gpt.checkpoint import CheckpointError
+    from gpt.checkpoint import CheckpointError, run_directory
     from gpt.cli.common import load_model_and_tokenizer
     from gpt.cli.pretrain import _duration, _Progress
     from gpt.data import DataLoader
@@ -205,7 +205,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     if settings["train_frac"] <= 0 or settings["train_frac"] + settings["val_frac"] >= 1:
         raise CLIError(f"--train-frac {settings['train_frac']} and --val-frac {settings['val_frac']} leave no "
                        "training or no test data; they must be positive and add up to less than 1")
-    out = Path(args.resume or args.out)
+    out = run_directory(args.resume) if args.resume else Path(args.out)
     if ck is None and (out / "latest").exists():
         # a new run would overwrite that run's checkpoints, step by step
         raise CLIError(f"{out} already holds a training run; continue it with --resume {out}, "

@@ -11,10 +11,10 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from gpt.cli import CLIError
@@ -149,10 +149,11 @@ def _plot(out: Path, state) -> Path | None:
     ax.set_ylabel("Loss")
     ax.legend()
     fig.tight_layout()
-    tmp = out / ".loss.png.tmp.png"
-    fig.savefig(tmp, dpi=100)
+    from gpt.atomic import atomic_write
+
+    with atomic_write(out / "loss.png") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, out / "loss.png")
     return out / "loss.png"
 
 
@@ -163,12 +164,13 @@ def run(args: argparse.Namespace) -> int:
     import minigrad as mg
     from minigrad.optim import AdamW
 
-    from gpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from gpt.checkpoint import CheckpointError, load_checkpoint, run_directory, save_checkpoint
     from gpt.corpus import default_corpus, load_texts
     from gpt.data import DataLoader, GPTDataset, train_val_split
     from gpt.model import PRESETS, GPTConfig, GPTModel, count_parameters
     from gpt.tokenizer import BPETokenizer
-    from gpt.train import NonFiniteLossError, Trainer, calc_loss_loader, generate_and_print_sample
+    from gpt.generate import generate, text_to_token_ids, token_ids_to_text
+    from gpt.train import NonFiniteLossError, Trainer, calc_loss_loader
 
     if args.list_configs:
         for name, p in PRESETS.items():
@@ -188,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args, ck.info["settings"] if ck else None)
     if args.config and args.config not in PRESETS:
         raise CLIError(f"unknown config {args.config!r}; choose one of: {', '.join(PRESETS)}")
-    out = Path(args.resume or args.out)
+    out = run_directory(args.resume) if args.resume else Path(args.out)
     if ck is None and (out / "latest").exists():
         # a new run would overwrite that run's log and, step by step, its checkpoints
         raise CLIError(f"{out} already holds a training run; continue it with --resume {out}, "
@@ -198,28 +200,31 @@ def run(args: argparse.Namespace) -> int:
     text = load_texts(settings["text"]) if settings.get("text") else default_corpus()
     if ck is not None and ck.info.get("text_sha256") != _fingerprint(text):
         raise CLIError("the training text differs from the one this run started with; pass the same --text files")
+    # --- the model's shape first (a bad size fails now, not after training a tokenizer)
+    if ck is not None:
+        cfg = ck.config
+    else:
+        overrides = {k: settings[k] for k in ("context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb")
+                     if settings.get(k) is not None}
+        try:
+            cfg = GPTConfig.from_preset(settings["config"], **overrides)
+        except (TypeError, ValueError) as e:
+            raise CLIError(str(e)) from None
+
+    # --- tokenizer
     if ck is not None:
         tokenizer = ck.tokenizer
     elif settings.get("tokenizer"):
         tokenizer = BPETokenizer.load(settings["tokenizer"])
     else:
         started = time.perf_counter()
-        tokenizer = BPETokenizer.train(text, settings["vocab_size"], verbose=not args.quiet and None)
+        with warnings.catch_warnings(record=True) as caught:   # e.g. "ran out of pairs": one line, below
+            warnings.simplefilter("always")
+            tokenizer = BPETokenizer.train(text, settings["vocab_size"], verbose=None if not args.quiet else False)
+        for w in caught:
+            say(f"note: {w.message}")
         say(f"trained a {tokenizer.n_vocab:,}-token BPE vocabulary on {len(text):,} characters "
             f"in {time.perf_counter() - started:.1f} s")
-
-    # --- model
-    if ck is not None:
-        cfg, model = ck.config, ck.model
-    else:
-        overrides = {k: settings[k] for k in ("context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb")
-                     if settings.get(k) is not None}
-        try:
-            cfg = GPTConfig.from_preset(settings["config"], vocab_size=tokenizer.n_vocab, **overrides)
-        except (TypeError, ValueError) as e:
-            raise CLIError(str(e)) from None
-        mg.manual_seed(settings["seed"])
-        model = GPTModel(cfg)
 
     # --- data: the book's 90/10 split by characters, windows of the context length
     train_text, val_text = train_val_split(text, 0.9)
@@ -238,6 +243,14 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"the training text makes {len(train_loader.dataset)} windows of {ctx} tokens, fewer than "
                        f"one batch of {batch}; use a smaller --batch-size")
     total = settings["epochs"] * len(train_loader) if settings.get("epochs") else settings["steps"]
+
+    # --- model
+    if ck is not None:
+        model = ck.model
+    else:
+        cfg.vocab_size = tokenizer.n_vocab
+        mg.manual_seed(settings["seed"])
+        model = GPTModel(cfg)
 
     # --- optimizer: AdamW, weight decay on matrices only (not on biases, norms)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -285,7 +298,8 @@ def run(args: argparse.Namespace) -> int:
         progress.clear()
         say(f"step {t.state.step}: train loss {train_loss:.3f}, val loss {val_loss:.3f}")
         if not args.quiet:
-            generate_and_print_sample(model, tokenizer, prompt, max_new_tokens=30)
+            ids = generate(model, text_to_token_ids(prompt, tokenizer), 30)   # greedy, with the KV cache
+            print(token_ids_to_text(ids, tokenizer).replace("\n", " "), flush=True)
         save()
         _write_logs(out, t.state)
 
