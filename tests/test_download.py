@@ -220,9 +220,11 @@ def test_a_stalled_connection_times_out_and_resumes(server, tmp_path):
     server.files["/f.bin"] = data
     server.stalls = [1000]  # headers and 1000 bytes, then silence
     dl.fetch(f"{server.url}/f.bin", tmp_path / "f.bin", sha256=sha(data), progress=False,
-             backoff=0.0, timeout=1.0)
+             backoff=0.0, timeout=2.0)
     assert (tmp_path / "f.bin").read_bytes() == data
-    assert server.log == [("/f.bin", None), ("/f.bin", "bytes=1000-")]
+    # the stalled request, then a resume from byte 1000 (a slow machine may need one more retry,
+    # so the count of requests is not pinned: that would make the test depend on timing)
+    assert server.log[0] == ("/f.bin", None) and server.log[1] == ("/f.bin", "bytes=1000-")
 
 
 def test_server_errors_are_retried(server, tmp_path):
