@@ -108,7 +108,8 @@ def _as_config(cfg) -> GPTConfig:
 
 class LayerNorm(nn.Module):
     """The book's LayerNorm (section 4.2): normalise the last axis to mean 0 and (biased)
-    variance 1, then ``scale * x + shift``. One fused node (see ``minigrad.ops.layer_norm``)."""
+    variance 1, then ``scale * x + shift``. (..., emb_dim) -> (..., emb_dim).
+    One fused node (see ``minigrad.ops.layer_norm``)."""
 
     def __init__(self, emb_dim: int):
         super().__init__()
@@ -121,7 +122,8 @@ class LayerNorm(nn.Module):
 
 
 class GELU(nn.Module):
-    """GELU, tanh approximation (section 4.3): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    """GELU, tanh approximation (section 4.3): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    Element-wise: any shape -> the same shape."""
 
     def forward(self, x):
         return F.gelu(x)
@@ -144,7 +146,8 @@ class FeedForward(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LayerNorm attention and feed-forward, each inside a shortcut connection (section 4.5)."""
+    """Pre-LayerNorm attention and feed-forward, each inside a shortcut connection (section 4.5).
+    x: (b, T, emb_dim) -> (b, T, emb_dim)."""
 
     def __init__(self, cfg):
         super().__init__()

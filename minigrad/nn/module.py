@@ -15,6 +15,9 @@ from minigrad.nn.parameter import Parameter
 
 
 class Module:
+    """Base class of layers and models: subclass it, assign parameters and sub-modules in
+    ``__init__`` (after ``super().__init__()``), and write ``forward``; ``module(x)`` calls it."""
+
     training: bool
 
     def __init__(self) -> None:
