@@ -122,6 +122,19 @@ def test_the_benchmark_text_matches_tiktoken(gpt2, tiktoken_gpt2):
     assert gpt2.encode_ordinary(text) == tiktoken_gpt2.encode_ordinary(text)
 
 
+def test_many_new_pieces_at_once_match_tiktoken(gpt2, tiktoken_gpt2):
+    """Thousands of distinct made-up words: the cold cache merges them in NumPy batches."""
+    import random
+
+    rnd = random.Random(0)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGH0123456789éüß--..,;!?'\"()[]{}<>=+*/\\|_ \n\t😀中"
+    words = ["".join(rnd.choice(alphabet) for _ in range(rnd.randrange(1, 60))) for _ in range(3000)]
+    text = " ".join(words)
+    gpt2.clear_cache()
+    assert gpt2.encode_ordinary(text) == tiktoken_gpt2.encode_ordinary(text)
+    gpt2.clear_cache()
+
+
 def _assigned(ch: str) -> bool:
     # Unassigned code points (in Python's Unicode tables) may be classified differently by tiktoken's
     # newer tables; surrogates cannot be passed to tiktoken as text.

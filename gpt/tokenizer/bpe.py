@@ -36,12 +36,15 @@ import numpy as np
 import regex
 
 from gpt.atomic import write_text_atomic
+from gpt.tokenizer.batch import PairTable, merge_many
 from gpt.tokenizer.pretokenize import GPT2_PATTERN, Splitter
 
 _BYTE = [bytes((b,)) for b in range(256)]  # byte value -> the one-byte bytes object
 _NO_MERGE = 1 << 62  # "rank" of a pair whose joined bytes are not a token
 _LONG_PIECE = 32  # pieces longer than this (in bytes) use the heap-based merge (measured crossover)
 _CACHE_LIMIT = 1 << 16  # at most this many remembered multi-token pieces
+_BATCH_MIN = 256  # this many new pieces in one call are merged together with NumPy (batch.py) ...
+_BATCH_BYTES = 1 << 18  # ... in batches of about this many bytes
 _SURROGATE = regex.compile("[\ud800-\udfff]")
 FORMAT_HEADER = "gpt-bpe v1"
 _ID_TYPECODE = next(code for code in "IL" if array(code).itemsize == 4)  # an array typecode for uint32
@@ -55,14 +58,17 @@ class UnknownTokenError(KeyError, ValueError):
 
 
 def _merge_short(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
-    """BPE of one piece by rescanning a list of parts; fast for short pieces, O(n^2) for long ones.
+    """BPE of one piece by rescanning a list of parts; fast for short pieces, O(n^2) for long ones."""
+    return _merge_parts(list(map(_BYTE.__getitem__, piece)), ranks)
 
-    ``parts`` are the current tokens (bytes) of the piece; ``pair_ranks[i]`` is the rank of
-    ``parts[i] + parts[i + 1]`` (``_NO_MERGE`` if that is not a token). Each step joins the leftmost
-    lowest-ranked pair and recomputes only its two neighbours.
+
+def _merge_parts(parts: list[bytes], ranks: dict[bytes, int]) -> list[int]:
+    """Carry on BPE from ``parts``, the current tokens (bytes) of a piece, until no pair merges.
+
+    ``pair_ranks[i]`` is the rank of ``parts[i] + parts[i + 1]`` (``_NO_MERGE`` if that is not a
+    token). Each step joins the leftmost lowest-ranked pair and recomputes only its two neighbours.
     """
     get = ranks.get
-    parts = list(map(_BYTE.__getitem__, piece))
     pair_ranks = list(map(get, map(add, parts, parts[1:]), repeat(_NO_MERGE)))
     while pair_ranks:
         best = min(pair_ranks)
@@ -288,6 +294,8 @@ class BPETokenizer:
             if len(tok) == 2:
                 self._pair_table[(tok[0] << 8) | tok[1]] = i
         self._special_regex_cache: dict[frozenset, regex.Pattern] = {}
+        self._batch_table: PairTable | None = None  # built on first use (about 0.2 s for GPT-2)
+        self._byte_id_array = np.array(byte_ids, dtype=np.int64)
         self.clear_cache()
 
     # ------------------------------------------------------------------ properties
@@ -407,10 +415,42 @@ class BPETokenizer:
     def _encode_pieces(self, pieces: list[str]) -> list[int]:
         """Pre-split pieces -> ids; BPE runs once per distinct piece not yet in the cache."""
         cache = self._cache  # a local reference: clear_cache() in another thread swaps in a new one
+        if len(pieces) >= _BATCH_MIN:
+            new = set(pieces).difference(cache)
+            if len(new) >= _BATCH_MIN:
+                self._merge_new_pieces(new, cache)
         ids = _unpack_ids(b"".join(map(cache.__getitem__, pieces)))
         if len(cache) > len(self._token_pieces) + _CACHE_LIMIT:
             self.clear_cache()
         return ids
+
+    def _merge_new_pieces(self, pieces: Iterable[str], cache: dict[str, bytes]) -> None:
+        """BPE of many new pieces into ``cache``: up to 256 bytes together with NumPy, longer ones alone."""
+        if self._batch_table is None:
+            self._batch_table = PairTable(self._vocab, self._ranks)
+        batch: list[str] = []
+        data: list[bytes] = []
+        size = 0
+        for piece in pieces:
+            b = piece.encode("utf-8")
+            if len(b) > 256:
+                cache[piece] = _pack_ids(_merge_long(b, self._ranks, self._pair_table))
+                continue
+            batch.append(piece)
+            data.append(b)
+            size += len(b)
+            if size >= _BATCH_BYTES:  # bounds the memory of one batch
+                self._merge_batch(batch, data, cache)
+                batch, data, size = [], [], 0
+        if batch:
+            self._merge_batch(batch, data, cache)
+
+    def _merge_batch(self, batch: list[str], data: list[bytes], cache: dict[str, bytes]) -> None:
+        done, unfinished = merge_many(data, self._batch_table, self._byte_id_array)
+        for k, ids in unfinished.items():  # the last few still merging when the batch stopped
+            done[k] = _merge_parts([self._vocab[i] for i in ids], self._ranks)
+        for piece, ids in zip(batch, done):
+            cache[piece] = _pack_ids(ids)
 
     def clear_cache(self) -> None:
         """Forget the remembered BPE results of multi-token pieces (the token lookup stays)."""
