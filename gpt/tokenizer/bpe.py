@@ -15,9 +15,11 @@ Encoding a text, as tiktoken does it:
    (leftmost on ties) until no adjacent pair forms a token.
 
 Speed (beyond the book): step 3 runs once per *distinct* piece of a text and is remembered in a
-bounded cache; every token that is valid UTF-8 is in that cache from the start. Short pieces use a
-list-based merge loop; pieces longer than ``_LONG_PIECE`` bytes use a heap and a linked list, so even
-a single piece of a million bytes takes O(n log n) time.
+bounded cache; every token that is valid UTF-8 is in that cache from the start. When a call brings
+many new pieces (a long text, cold cache), they are merged together in NumPy rounds
+(:mod:`gpt.tokenizer.batch`); otherwise one by one: short pieces with a list-based loop, pieces
+longer than ``_LONG_PIECE`` bytes with a heap and a linked list, so even a single piece of a
+million bytes takes O(n log n) time. All three give the same tokens.
 """
 from __future__ import annotations
 
