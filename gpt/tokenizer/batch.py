@@ -72,12 +72,15 @@ def merge_many(pieces: list[bytes], table: PairTable, byte_ids: np.ndarray, fini
     lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
     raw = np.frombuffer(b"".join(pieces), dtype=np.uint8).astype(np.int64)
     tokens = byte_ids[raw]
-    piece_of = np.repeat(np.arange(len(pieces)), lengths)  # which piece each position belongs to
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))  # first position of each live piece
+    ends = np.cumsum(lengths)  # one past the last position of each live piece
+    starts = ends - lengths  # first position of each live piece
     alive = np.arange(len(pieces))  # original index of each live piece
-    # pair_rank[i]: id of tokens[i] + tokens[i + 1] if that is a token of the same piece, else none
+    # pair_rank[i]: id of the token tokens[i] + tokens[i + 1] joins to; none if not a token, or if
+    # position i is the last of its piece
     pair_rank = np.full(len(tokens), none, dtype=np.int64)
-    inner = np.flatnonzero(piece_of[:-1] == piece_of[1:])
+    inner = np.ones(len(tokens), dtype=bool)
+    inner[ends - 1] = False
+    inner = np.flatnonzero(inner)
     pair_rank[inner] = table.byte_pairs[(raw[inner] << 8) | raw[inner + 1]]
 
     while len(alive) >= finish_below:
@@ -86,7 +89,6 @@ def merge_many(pieces: list[bytes], table: PairTable, byte_ids: np.ndarray, fini
         rank, pos = np.divmod(best, n)
         finished = rank == none
         if finished.any():
-            ends = np.append(starts[1:], n)
             keep = ~finished
             keep_position = np.repeat(keep, ends - starts)
             done_tokens = tokens[~keep_position].tolist()  # the finished pieces' tokens, end to end
@@ -96,32 +98,28 @@ def merge_many(pieces: list[bytes], table: PairTable, byte_ids: np.ndarray, fini
                 at += size
             new_index = np.cumsum(keep_position) - 1
             pos, rank, alive = new_index[pos[keep]], rank[keep], alive[keep]
-            tokens, pair_rank, piece_of = tokens[keep_position], pair_rank[keep_position], piece_of[keep_position]
-            lengths_left = (ends - starts)[keep]
-            starts = np.concatenate(([0], np.cumsum(lengths_left)[:-1]))
+            tokens, pair_rank = tokens[keep_position], pair_rank[keep_position]
+            ends = np.cumsum((ends - starts)[keep])
+            starts = np.append(0, ends[:-1])
             n = len(tokens)
             if len(alive) < finish_below:
                 break
         # Merge each live piece's pair at pos: tokens[pos] becomes the new token, pos + 1 goes.
         tokens[pos] = rank
-        right = pos + 2
-        has_right = right < n
-        has_right[has_right] = piece_of[right[has_right]] == piece_of[pos[has_right]]
+        has_right = pos + 2 < ends
         new_rank = np.full(len(pos), none, dtype=np.int64)
-        new_rank[has_right] = table.lookup(rank[has_right], tokens[right[has_right]])
+        new_rank[has_right] = table.lookup(rank[has_right], tokens[pos[has_right] + 2])
         pair_rank[pos] = new_rank
-        has_left = pos > 0
-        has_left[has_left] = piece_of[pos[has_left] - 1] == piece_of[pos[has_left]]
+        has_left = pos > starts
         left = pos[has_left] - 1
         pair_rank[left] = table.lookup(tokens[left], rank[has_left])
         keep_position = np.ones(n, dtype=bool)
         keep_position[pos + 1] = False
-        tokens, pair_rank, piece_of = tokens[keep_position], pair_rank[keep_position], piece_of[keep_position]
-        starts = starts - np.arange(len(starts))  # every live piece lost one position
+        tokens, pair_rank = tokens[keep_position], pair_rank[keep_position]
+        shift = np.arange(len(starts))  # pieces before piece k lost k positions; piece k one more
+        starts = starts - shift
+        ends = ends - shift - 1
     unfinished = {}
-    if len(alive):
-        ends = np.append(starts[1:], len(tokens))
-        flat = tokens.tolist()
-        for k, a, b in zip(alive.tolist(), starts.tolist(), ends.tolist()):
-            unfinished[k] = flat[a:b]
+    for k, a, b in zip(alive.tolist(), starts.tolist(), ends.tolist()):
+        unfinished[k] = tokens[a:b].tolist()
     return out, unfinished

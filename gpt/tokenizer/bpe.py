@@ -46,7 +46,7 @@ _NO_MERGE = 1 << 62  # "rank" of a pair whose joined bytes are not a token
 _LONG_PIECE = 32  # pieces longer than this (in bytes) use the heap-based merge (measured crossover)
 _CACHE_LIMIT = 1 << 16  # at most this many remembered multi-token pieces
 _BATCH_MIN = 256  # this many new pieces in one call are merged together with NumPy (batch.py) ...
-_BATCH_BYTES = 1 << 18  # ... in batches of about this many bytes
+_BATCH_PIECES = 1 << 12  # ... in batches of at most this many pieces (of at most 256 bytes)
 _SURROGATE = regex.compile("[\ud800-\udfff]")
 FORMAT_HEADER = "gpt-bpe v1"
 _ID_TYPECODE = next(code for code in "IL" if array(code).itemsize == 4)  # an array typecode for uint32
@@ -430,29 +430,19 @@ class BPETokenizer:
         """BPE of many new pieces into ``cache``: up to 256 bytes together with NumPy, longer ones alone."""
         if self._batch_table is None:
             self._batch_table = PairTable(self._vocab, self._ranks)
-        batch: list[str] = []
-        data: list[bytes] = []
-        size = 0
-        for piece in pieces:
-            b = piece.encode("utf-8")
-            if len(b) > 256:
-                cache[piece] = _pack_ids(_merge_long(b, self._ranks, self._pair_table))
-                continue
-            batch.append(piece)
-            data.append(b)
-            size += len(b)
-            if size >= _BATCH_BYTES:  # bounds the memory of one batch
-                self._merge_batch(batch, data, cache)
-                batch, data, size = [], [], 0
-        if batch:
-            self._merge_batch(batch, data, cache)
-
-    def _merge_batch(self, batch: list[str], data: list[bytes], cache: dict[str, bytes]) -> None:
-        done, unfinished = merge_many(data, self._batch_table, self._byte_id_array)
-        for k, ids in unfinished.items():  # the last few still merging when the batch stopped
-            done[k] = _merge_parts([self._vocab[i] for i in ids], self._ranks)
-        for piece, ids in zip(batch, done):
-            cache[piece] = _pack_ids(ids)
+        pieces = list(pieces)
+        data = [p.encode("utf-8") for p in pieces]
+        if max(map(len, data)) > 256:  # rare: very long pieces go to the heap merge one by one
+            for p, b in zip(pieces, data):
+                if len(b) > 256:
+                    cache[p] = _pack_ids(_merge_long(b, self._ranks, self._pair_table))
+            kept = [(p, b) for p, b in zip(pieces, data) if len(b) <= 256]
+            pieces, data = [p for p, _ in kept], [b for _, b in kept]
+        for at in range(0, len(pieces), _BATCH_PIECES):  # batches bound the memory used
+            done, unfinished = merge_many(data[at : at + _BATCH_PIECES], self._batch_table, self._byte_id_array)
+            for k, ids in unfinished.items():  # the last few still merging when the batch stopped
+                done[k] = _merge_parts([self._vocab[i] for i in ids], self._ranks)
+            cache.update(zip(pieces[at : at + _BATCH_PIECES], map(_pack_ids, done)))
 
     def clear_cache(self) -> None:
         """Forget the remembered BPE results of multi-token pieces (the token lookup stays)."""
