@@ -46,7 +46,8 @@ _NO_MERGE = 1 << 62  # "rank" of a pair whose joined bytes are not a token
 _LONG_PIECE = 32  # pieces longer than this (in bytes) use the heap-based merge (measured crossover)
 _CACHE_LIMIT = 1 << 16  # at most this many remembered multi-token pieces
 _BATCH_MIN = 256  # this many new pieces in one call are merged together with NumPy (batch.py) ...
-_BATCH_PIECES = 1 << 12  # ... in batches of at most this many pieces (of at most 256 bytes)
+_BATCH_PIECES = 1 << 12  # ... in batches of at most this many pieces ...
+_BATCH_PIECE_BYTES = 256  # ... of at most this many bytes (longer ones: the heap merge, one by one)
 _SURROGATE = regex.compile("[\ud800-\udfff]")
 FORMAT_HEADER = "gpt-bpe v1"
 _ID_TYPECODE = next(code for code in "IL" if array(code).itemsize == 4)  # an array typecode for uint32
@@ -427,16 +428,16 @@ class BPETokenizer:
         return ids
 
     def _merge_new_pieces(self, pieces: Iterable[str], cache: dict[str, bytes]) -> None:
-        """BPE of many new pieces into ``cache``: up to 256 bytes together with NumPy, longer ones alone."""
+        """BPE of many new pieces into ``cache``: short ones together with NumPy, very long ones alone."""
         if self._batch_table is None:
             self._batch_table = PairTable(self._vocab, self._ranks)
         pieces = list(pieces)
         data = [p.encode("utf-8") for p in pieces]
-        if max(map(len, data)) > 256:  # rare: very long pieces go to the heap merge one by one
+        if max(map(len, data)) > _BATCH_PIECE_BYTES:  # rare
             for p, b in zip(pieces, data):
-                if len(b) > 256:
+                if len(b) > _BATCH_PIECE_BYTES:
                     cache[p] = _pack_ids(_merge_long(b, self._ranks, self._pair_table))
-            kept = [(p, b) for p, b in zip(pieces, data) if len(b) <= 256]
+            kept = [(p, b) for p, b in zip(pieces, data) if len(b) <= _BATCH_PIECE_BYTES]
             pieces, data = [p for p, _ in kept], [b for _, b in kept]
         for at in range(0, len(pieces), _BATCH_PIECES):  # batches bound the memory used
             done, unfinished = merge_many(data[at : at + _BATCH_PIECES], self._batch_table, self._byte_id_array)
