@@ -615,6 +615,7 @@ def test_demo_run_reports_accuracy_and_writes_checkpoint_and_answers(demo_run):
     assert re.search(r"^  '.*' -> '.*'$", stdout, re.M)                  # a sample answer at each evaluation
     ck = load_checkpoint(out, load_training_state=True)
     assert ck.info["task"] == "instruction" and ck.trainer_state["train_state"]["step"] == 12
+    assert ck.info["settings"]["mask_prompt"] is True          # the demo from scratch learns only the answers
     answers = json.loads((out / "demo-test-with-response.json").read_text(encoding="utf-8"))
     test = split_instruction_data(demo_instruction_data(60))[1]
     assert [{k: v for k, v in a.items() if k != "model_response"} for a in answers] == test
@@ -643,7 +644,7 @@ def test_chat_reads_instructions_from_stdin_until_eof(demo_run):
     code, stdout, stderr = run_cli("chat", "--checkpoint", out, "--max-new-tokens", 8,
                                    stdin=questions[0] + "\n\n" + questions[1] + "\n")
     assert code == 0, stderr
-    assert stdout.splitlines() == [generate_response(ck.model, ck.tokenizer, q, max_new_tokens=8) for q in questions]
+    assert stdout == "".join(generate_response(ck.model, ck.tokenizer, q, max_new_tokens=8) + "\n" for q in questions)
 
 
 def test_finetune_a_checkpoint_on_a_data_file_with_lora_then_chat(demo_run, data_file, tmp_path):
@@ -736,6 +737,8 @@ BAD_INPUTS = {
     "resume with new data": (["finetune-instruct", "--resume", "{run}", "--data", "{data}"], ["--data"]),
     "resume with another lr": (["finetune-instruct", "--resume", "{run}", "--lr", "0.5"], ["--lr", "cannot change"]),
     "resume a finished run": (["finetune-instruct", "--resume", "{run}"], ["already has 12 steps", "--epochs"]),
+    "answers into a missing folder": (["finetune-instruct", "--data", "{data}", "--checkpoint", "{run}",
+                                       "--responses", "{tmp}/no/answers.json"], ["no such folder", "--responses"]),
     "chat: no model": (["chat", "--prompt", "Hi"], ["--checkpoint"]),
     "chat: missing checkpoint": (["chat", "--checkpoint", "{tmp}/nope", "--prompt", "Hi"], ["nope"]),
     "chat: empty prompt": (["chat", "--checkpoint", "{run}", "--prompt", " "], ["empty"]),

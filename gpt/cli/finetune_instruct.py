@@ -9,9 +9,10 @@ checkpoint and ``--resume DIR`` continues it exactly.
 
 ``--demo`` trains on questions the project makes up and can grade itself (upper-casing, reversing,
 counting, adding) and reports the exact-match accuracy on the test questions before and after.
-Without --checkpoint/--gpt2 it starts from a small randomly initialised GPT: pretraining one on
-English first takes longer than the demo and does not help with these tasks, while from scratch a
-four-layer model learns most of them in a couple of minutes on a laptop CPU.
+Without --checkpoint/--gpt2 it starts from a small randomly initialised GPT (4 layers, width 128)
+with its own tiny vocabulary and learns only the answers (--mask-prompt): in about a minute and a
+half on a CPU it goes from 0 % to about 65 % exact match, so the demo needs no pretraining; pass
+--checkpoint or --gpt2 to start from a pretrained model instead.
 
 ``chat`` formats a prompt the same way, generates greedily and prints only the answer.
 """
@@ -34,7 +35,8 @@ DEFAULTS = dict(epochs=2, batch_size=8, lr=5e-5, min_lr=None, warmup=0, weight_d
                 eval_batches=5, seed=123, max_length=None, mask_prompt=False, lora_rank=None, lora_alpha=None,
                 max_new_tokens=256, data=None, demo=False, demo_size=1000, config=None, grad_clip=None)
 # --demo without a model: a small GPT from random initialisation, trained harder (warmup, cosine decay)
-SCRATCH = dict(epochs=15, batch_size=16, lr=2e-3, warmup=None, config="demo", max_new_tokens=16, grad_clip=1.0)
+SCRATCH = dict(epochs=10, batch_size=8, lr=1e-3, warmup=None, config="demo", max_new_tokens=16, grad_clip=1.0,
+               mask_prompt=True)
 DEMO_MODEL = dict(context_length=128, emb_dim=128, n_heads=4, n_layers=4, drop_rate=0.0)
 # what --resume may change; everything else shapes the data, the model or the optimizer
 RESUME_OVERRIDES = ("epochs", "eval_every", "eval_batches", "max_new_tokens")
@@ -67,10 +69,10 @@ def register(subparsers) -> None:
                    help="freeze the model and train LoRA matrices of rank R on every Linear (appendix E)")
     p.add_argument("--lora-alpha", type=non_negative_float, metavar="A", help="LoRA scaling alpha (default: the rank)")
     p.add_argument("--epochs", type=positive_int, metavar="N",
-                   help="passes over the training data (default: 2, the book's; 15 for the demo from scratch)")
-    p.add_argument("--batch-size", type=positive_int, metavar="N", help="default: 8 (16 for the demo from scratch)")
+                   help="passes over the training data (default: 2, the book's; 10 for the demo from scratch)")
+    p.add_argument("--batch-size", type=positive_int, metavar="N", help="default: 8")
     p.add_argument("--lr", type=non_negative_float, metavar="LR",
-                   help="peak learning rate (default: 5e-5, the book's; 2e-3 for the demo from scratch)")
+                   help="peak learning rate (default: 5e-5, the book's; 1e-3 for the demo from scratch)")
     p.add_argument("--min-lr", type=non_negative_float, metavar="LR",
                    help="learning rate at the end of a cosine decay (default: --lr, i.e. constant, as the book; "
                         "--lr / 10 for the demo from scratch)")
@@ -79,8 +81,9 @@ def register(subparsers) -> None:
     p.add_argument("--weight-decay", type=non_negative_float, metavar="W", help="AdamW weight decay (default: 0.1)")
     p.add_argument("--max-length", type=positive_int, metavar="N",
                    help="cut training sequences to N tokens (default: the model's context length)")
-    p.add_argument("--mask-prompt", action="store_true", default=None,
-                   help="learn only the responses: leave the prompt tokens out of the loss (exercise 7.2)")
+    p.add_argument("--mask-prompt", action=argparse.BooleanOptionalAction, default=None,
+                   help="learn only the responses: leave the prompt tokens out of the loss (exercise 7.2; "
+                        "default: off, as in the book, but on for the demo from scratch)")
     p.add_argument("--eval-every", type=positive_int, metavar="N",
                    help="evaluate, show a sample answer and save a checkpoint every N steps "
                         "(default: a tenth of the run)")
@@ -275,9 +278,12 @@ def run_finetune(args: argparse.Namespace) -> int:
         answers_file = Path(ck.info["responses"])
     else:
         answers_file = out / "demo-test-with-response.json" if settings["demo"] else responses_path(settings["data"])
-    answers_dir = answers_file.parent if answers_file.parent != Path("") else Path(".")
-    if test and answers_dir.exists() and not os.access(answers_dir, os.W_OK):
-        raise CLIError(f"{answers_dir}: cannot write the test answers there; choose a file with --responses")
+    answers_dir = answers_file.parent       # (the checkpoint folder is made when the first checkpoint is saved)
+    if test and answers_dir.resolve() != out.resolve():
+        if not answers_dir.is_dir():
+            raise CLIError(f"{answers_dir}: no such folder for the test answers; choose a file with --responses")
+        if not os.access(answers_dir, os.W_OK):
+            raise CLIError(f"{answers_dir}: cannot write the test answers there; choose a file with --responses")
 
     # --- model and tokenizer
     if ck is not None:
@@ -420,6 +426,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     answers = generate_responses(model, tokenizer, test, max_new)
     write_responses(test, answers, answers_file)
     say(f"answers to the {len(test)} test entries: {answers_file}")
+    say(f"ask it yourself: python -m gpt chat --checkpoint {out}")
     if settings["demo"]:
         after = exact_match_accuracy(test, answers, by_task=True)
         if "before" in info:
