@@ -675,6 +675,30 @@ def test_finetune_a_checkpoint_on_a_data_file_with_lora_then_chat(demo_run, data
     assert code == 0 and stdout == first["model_response"] + "\n"
 
 
+def test_finetune_gpt2_weights_with_gpt2s_tokenizer(reference_data, data_file, tmp_path):
+    """--gpt2/--vocab: a tiny model in GPT-2's file format with GPT-2's real vocabulary (50,257 tokens,
+    <|endoftext|> = 50256, the book's padding id)."""
+    from gpt.weights import export_hf
+
+    mg.manual_seed(0)
+    export_hf(GPTModel(GPTConfig(vocab_size=50257, context_length=128, emb_dim=16, n_heads=2, n_layers=1,
+                                 qkv_bias=True, tie_weights=True)), tmp_path / "gpt2")
+    data = tmp_path / "data.json"
+    data.write_bytes(data_file.read_bytes())
+    weights_file = tmp_path / "gpt2" / "model.safetensors"
+    code, stdout, stderr = run_cli("finetune-instruct", "--data", data, "--gpt2", weights_file, "--vocab",
+                                   reference_data / "gpt2", "--epochs", 1, "--batch-size", 8, "--lr", "1e-3",
+                                   "--max-new-tokens", 3, "--eval-every", 4, "--out", tmp_path / "ck", "--quiet")
+    assert code == 0, stderr
+    assert stdout == f"responses: {tmp_path / 'data-with-response.json'}\n"
+    ck = load_instruct_checkpoint(tmp_path / "ck")
+    assert ck.tokenizer.eot_token == 50256 and ck.info["instruct"]["pad_token_id"] == 50256
+    assert ck.tokenizer.encode("Hello world") == [15496, 995]                       # GPT-2's own ids
+    code, stdout, stderr = run_cli("chat", "--gpt2", weights_file, "--vocab", reference_data / "gpt2",
+                                   "--prompt", "Say hi.", "--max-new-tokens", 3)
+    assert code == 0 and stderr == "" and stdout.endswith("\n")
+
+
 def interrupt_at(monkeypatch, step):
     """Deliver a real SIGINT right after training step ``step``, as a user pressing Ctrl-C would."""
     real = Trainer.train_step
