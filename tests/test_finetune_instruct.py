@@ -673,6 +673,14 @@ def test_finetune_a_checkpoint_on_a_data_file_with_lora_then_chat(demo_run, data
     code, stdout, _ = run_cli("chat", "--checkpoint", tmp_path / "lora", "--prompt", first["instruction"],
                               "--input", first["input"], "--max-new-tokens", 6)
     assert code == 0 and stdout == first["model_response"] + "\n"
+    # a new fine-tune starting from it merges the LoRA update into the weights and trains them all
+    code, stdout, stderr = run_cli("finetune-instruct", "--data", data, "--checkpoint", tmp_path / "lora",
+                                   "--epochs", 1, "--batch-size", 16, "--max-new-tokens", 2, "--eval-every", 2,
+                                   "--responses", tmp_path / "again.json", "--out", tmp_path / "full")
+    assert code == 0, stderr
+    trainable = re.search(r"trainable parameters ([\d,]+) of ([\d,]+)", stdout)
+    assert trainable.group(1) == trainable.group(2)
+    assert not any(isinstance(m, LinearWithLoRA) for m in load_instruct_checkpoint(tmp_path / "full").model.modules())
 
 
 def test_finetune_gpt2_weights_with_gpt2s_tokenizer(reference_data, data_file, tmp_path):
@@ -763,6 +771,8 @@ BAD_INPUTS = {
     "resume a finished run": (["finetune-instruct", "--resume", "{run}"], ["already has 12 steps", "--epochs"]),
     "answers into a missing folder": (["finetune-instruct", "--data", "{data}", "--checkpoint", "{run}",
                                        "--responses", "{tmp}/no/answers.json"], ["no such folder", "--responses"]),
+    "a classifier to fine-tune": (["finetune-instruct", "--demo", "--checkpoint", "{classifier}"], ["classifier"]),
+    "chat: a classifier": (["chat", "--checkpoint", "{classifier}", "--prompt", "Hi"], ["classifier", "classify"]),
     "chat: no model": (["chat", "--prompt", "Hi"], ["--checkpoint"]),
     "chat: missing checkpoint": (["chat", "--checkpoint", "{tmp}/nope", "--prompt", "Hi"], ["nope"]),
     "chat: empty prompt": (["chat", "--checkpoint", "{run}", "--prompt", " "], ["empty"]),
@@ -776,7 +786,15 @@ def test_bad_input_ends_with_a_one_line_error(case, tmp_path, demo_run, data_fil
     bad_json.write_text("[{oops", encoding="utf-8")
     bad_entry = entries_file(tmp_path / "entry.json", [{"instruction": "a", "input": "", "output": "b"},
                                                       {"instruction": "c", "input": ""}])
-    names = dict(tmp=tmp_path, run=demo_run[0], data=data_file, bad_json=bad_json, bad_entry=bad_entry)
+    names = dict(tmp=tmp_path, run=demo_run[0], data=data_file, bad_json=bad_json, bad_entry=bad_entry,
+                 classifier=tmp_path / "classifier")
+    if "{classifier}" in argv:
+        from gpt.finetune.classify import prepare_for_classification, save_classifier
+
+        tokenizer = demo_tokenizer()
+        model = prepare_for_classification(tiny_model(tokenizer.n_vocab), 2)
+        save_classifier(tmp_path / "classifier", model, tokenizer=tokenizer, labels=["ham", "spam"], max_length=8,
+                        pad_token_id=tokenizer.eot_token)
     code, stdout, stderr = run_cli(*[a.format(**names) for a in argv])
     check_one_line_error(code, stderr, *expected)
     if not stderr.startswith("usage:"):

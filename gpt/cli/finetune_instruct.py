@@ -190,11 +190,9 @@ def _load_start_model(args):
         ck = load_instruct_checkpoint(args.checkpoint, merge=True)
     except CheckpointError as e:
         raise CLIError(str(e)) from None
-    if ck.info.get("task") == "classification":
-        raise CLIError(f"{args.checkpoint}: is a classifier (its output layer gives classes, not tokens); "
-                       "start from a language model")
     if ck.tokenizer is None:
         raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
+    ck.model.requires_grad_(True)      # an earlier LoRA fine-tune, merged, left its weights frozen
     return ck.model, ck.tokenizer
 
 
@@ -448,8 +446,6 @@ def run_chat(args: argparse.Namespace) -> int:
             ck = load_instruct_checkpoint(args.checkpoint)   # LoRA layers unmerged: the very model that was trained
         except CheckpointError as e:
             raise CLIError(str(e)) from None
-        if ck.info.get("task") == "classification":
-            raise CLIError(f"{args.checkpoint}: is a classifier; use 'python -m gpt classify'")
         if ck.tokenizer is None:
             raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
         model, tokenizer = ck.model, ck.tokenizer

@@ -39,7 +39,7 @@ __all__ = [
     "PREAMBLE", "RESPONSE_HEADER", "load_instruction_data", "check_instruction_data", "format_input",
     "format_response", "InstructionSplit", "split_instruction_data", "InstructionDataset", "custom_collate_fn",
     "add_lora", "save_instruct_checkpoint", "load_instruct_checkpoint", "extract_response", "generate_response",
-    "generate_responses", "responses_path", "write_responses", "DEMO_TASKS", "demo_instruction_data",
+    "generate_responses", "responses_path", "write_responses", "DEMO_TASKS", "DEMO_WORDS", "demo_instruction_data",
     "demo_tokenizer", "exact_match", "exact_match_accuracy",
 ]
 
@@ -299,7 +299,13 @@ def load_instruct_checkpoint(directory, *, load_training_state: bool = False, me
     (``python -m gpt pretrain``'s) loads as it is. Returns a :class:`gpt.checkpoint.Checkpoint`;
     raises :class:`~gpt.checkpoint.CheckpointError`."""
     def prepare(model, info: dict) -> None:
-        lora = (info.get("instruct") or {}).get("lora") if isinstance(info, dict) else None
+        if not isinstance(info, dict):
+            return
+        if info.get("task") == "classification":
+            raise CheckpointError(f"{directory}: is a classifier (its output layer gives classes, not tokens); "
+                                  "use 'python -m gpt classify', or start from a language model")
+        instruct = info.get("instruct")
+        lora = instruct.get("lora") if isinstance(instruct, dict) else None
         if not lora:
             return
         try:
@@ -472,10 +478,13 @@ DEMO_TASKS: dict[str, Callable] = {
 
 def demo_instruction_data(n: int = 1000, seed: int = 123, tasks: Sequence[str] | None = None) -> list[dict]:
     """``n`` distinct instruction entries from the :data:`DEMO_TASKS` (all of them, or ``tasks``),
-    the tasks taking turns in random order, each entry with a ``"task"`` key naming its task.
+    shuffled, each with a ``"task"`` key naming its task.
 
-    Every (instruction, input) pair occurs once, so the test part of a split asks questions the
-    training part never answered. The same ``seed`` gives the same list.
+    The tasks take turns, so each gets an equal share, until one runs out of new questions (the word
+    tasks have one per word of :data:`DEMO_WORDS`, 210; adding has 200); the others then fill the
+    rest. Every (instruction, input) pair occurs once, so the test part of a split asks questions
+    the training part never answered. The same ``seed`` gives the same list; a ValueError if ``n``
+    is more than the tasks can make.
     """
     tasks = list(DEMO_TASKS) if tasks is None else list(tasks)
     unknown = [t for t in tasks if t not in DEMO_TASKS]
