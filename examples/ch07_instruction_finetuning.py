@@ -85,7 +85,8 @@ def show_book_data(args) -> None:
     from gpt.tokenizer import BPETokenizer
 
     tokenizer = BPETokenizer.from_gpt2_files(encoder, vocab)
-    print("\n<|endoftext|> in GPT-2's vocabulary:", tokenizer.encode("<|endoftext|>", allowed_special={"<|endoftext|>"}))
+    print("\n<|endoftext|> in GPT-2's vocabulary:",
+          tokenizer.encode("<|endoftext|>", allowed_special={"<|endoftext|>"}))                # [50256]
     collate = functools.partial(custom_collate_fn, allowed_max_length=1024)   # 50256 pads, as in the book
     loader = DataLoader(InstructionDataset(train_data, tokenizer), batch_size=8, shuffle=True, drop_last=True,
                         seed=123, collate_fn=collate)

@@ -254,7 +254,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     settings = _settings(args, ck.info["settings"] if ck is not None else None)
     scratch = settings["config"] is not None
     if args.config is not None and ck is None and not (args.demo and not (args.checkpoint or args.gpt2)):
-        raise CLIError("--config chooses the demo's model from scratch; it does not apply with --data/--checkpoint/--gpt2")
+        raise CLIError("--config chooses the demo's model from scratch; "
+                       "it does not apply with --data/--checkpoint/--gpt2")
     if settings["lora_rank"] is None and settings["lora_alpha"] is not None:
         raise CLIError("--lora-alpha needs --lora-rank")
     out = Path(args.resume or args.out)
@@ -269,7 +270,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     train, test, val = split_instruction_data(entries)
     source = "the demo data" if settings["demo"] else settings["data"]
     if not train:
-        raise CLIError(f"{source}: {len(entries)} entries are too few to split into training, test and validation parts")
+        raise CLIError(f"{source}: {len(entries)} entries are too few to split into training, test and "
+                       "validation parts")
     if args.responses:
         answers_file = Path(args.responses)
     elif ck is not None and ck.info.get("responses"):
@@ -329,7 +331,9 @@ def run_finetune(args: argparse.Namespace) -> int:
         raise CLIError(f"{len(train)} training entries make no batch of {batch}; use a smaller --batch-size")
     total = settings["epochs"] * len(train_loader)
     warmup = settings["warmup"] if settings["warmup"] is not None else total // 10
-    min_lr = settings["min_lr"] if settings["min_lr"] is not None else (settings["lr"] / 10 if scratch else settings["lr"])
+    min_lr = settings["min_lr"]
+    if min_lr is None:                       # constant, as the book; decaying to a tenth from scratch
+        min_lr = settings["lr"] / 10 if scratch else settings["lr"]
     eval_every = settings["eval_every"] or max(1, total // 10)
 
     # --- what trains: everything, or only LoRA matrices (rebuilt by load_instruct_checkpoint on resume)
@@ -348,7 +352,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         except (ValueError, KeyError, TypeError) as e:
             raise CLIError(f"{ck.path}: the training state does not fit this run ({e})") from None
         if trainer.state.step >= total:
-            raise CLIError(f"the run in {out} already has {trainer.state.step} steps; pass a larger --epochs to continue")
+            raise CLIError(f"the run in {out} already has {trainer.state.step} steps; "
+                           "pass a larger --epochs to continue")
         say(f"resuming {out} at step {trainer.state.step} of {total}")
 
     info = {"settings": settings, "data_sha256": fingerprint, "responses": str(answers_file),
