@@ -673,6 +673,10 @@ def test_finetune_a_checkpoint_on_a_data_file_with_lora_then_chat(demo_run, data
     code, stdout, _ = run_cli("chat", "--checkpoint", tmp_path / "lora", "--prompt", first["instruction"],
                               "--input", first["input"], "--max-new-tokens", 6)
     assert code == 0 and stdout == first["model_response"] + "\n"
+    # generate and evaluate take the LoRA checkpoint too (merged on loading)
+    code, stdout, stderr = run_cli("generate", "--checkpoint", tmp_path / "lora", "--prompt", "Below is",
+                                   "--max-new-tokens", 4, "--temperature", 0)
+    assert code == 0 and stdout.startswith("Below is"), stderr
     # a new fine-tune starting from it merges the LoRA update into the weights and trains them all
     code, stdout, stderr = run_cli("finetune-instruct", "--data", data, "--checkpoint", tmp_path / "lora",
                                    "--epochs", 1, "--batch-size", 16, "--max-new-tokens", 2, "--eval-every", 2,

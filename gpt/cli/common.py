@@ -56,12 +56,14 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
 
 def load_model_and_tokenizer(args):
     """(model, tokenizer) from ``--checkpoint`` or ``--gpt2``/``--vocab``; user errors as CLIError."""
-    from gpt.checkpoint import CheckpointError, load_checkpoint
+    from gpt.checkpoint import CheckpointError
     from gpt.tokenizer import BPETokenizer
 
     if args.checkpoint:
+        # any language-model checkpoint: pretrained, or instruction-tuned (LoRA layers merged back)
+        from gpt.finetune.instruct import load_instruct_checkpoint
         try:
-            ck = load_checkpoint(args.checkpoint, load_training_state=False)
+            ck = load_instruct_checkpoint(args.checkpoint, merge=True)
         except CheckpointError as e:
             raise CLIError(str(e)) from None
         if ck.tokenizer is None:
