@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import signal
+import sys
+import time
 from pathlib import Path
 
 from gpt.cli import CLIError
@@ -84,3 +89,98 @@ def load_model_and_tokenizer(args):
     except ValueError as e:
         raise CLIError(str(e)) from None
     return model, BPETokenizer.from_gpt2_files(encoder, merges)
+
+
+# ---------------------------------------------------------------------- running a training command
+class Progress:
+    """One live line on a terminal (rewritten with \\r); occasional plain lines otherwise."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet = total, quiet
+        self.tty = sys.stderr.isatty()
+        self.last_print = 0.0
+        self.window: list[tuple[float, int]] = []
+
+    def step(self, trainer, loss: float) -> None:
+        if self.quiet:
+            return
+        s = trainer.state
+        now = time.perf_counter()
+        self.window = (self.window + [(now, s.tokens_seen)])[-20:]
+        (t0, n0), (t1, n1) = self.window[0], self.window[-1]
+        tok_s = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+        steps_s = (len(self.window) - 1) / (t1 - t0) if t1 > t0 else 0.0
+        eta = (self.total - s.step) / steps_s if steps_s else float("nan")
+        epoch = (s.step - 1) // len(trainer.train_loader) + 1        # the pass this step belonged to
+        line = (f"step {s.step}/{self.total}  epoch {epoch}  loss {loss:.3f}  "
+                f"lr {trainer.lr_at(max(s.step - 1, 0)):.2e}  {tok_s:,.0f} tok/s  ETA {duration(eta)}")
+        if self.tty:
+            sys.stderr.write("\r" + line.ljust(100))
+            sys.stderr.flush()
+        elif now - self.last_print > 30 or s.step == self.total:
+            print(line, flush=True)
+            self.last_print = now
+
+    def clear(self) -> None:
+        if self.tty and not self.quiet:
+            sys.stderr.write("\r" + " " * 100 + "\r")
+            sys.stderr.flush()
+
+
+def duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def write_logs(out: Path, state) -> None:
+    """log.json (the whole history) and log.csv (one row per evaluation), both atomically."""
+    from gpt.atomic import write_text_atomic
+
+    write_text_atomic(out / "log.json", json.dumps(state.to_dict()) + "\n")
+    rows = ["step,tokens_seen,train_loss,val_loss,lr"]
+    for step, tokens, tr, va in zip(state.eval_steps, state.track_tokens_seen, state.train_losses, state.val_losses):
+        lr = state.track_lrs[step - 1] if 0 < step <= len(state.track_lrs) else float("nan")
+        rows.append(f"{step},{tokens},{tr:.6f},{va:.6f},{lr:.6g}")
+    write_text_atomic(out / "log.csv", "\n".join(rows) + "\n")
+
+
+def train_until_done(trainer, progress: Progress, on_eval, last_saved) -> None:
+    """Run ``trainer`` as every training command does.
+
+    Ctrl-C asks it to stop after the step in progress (a second Ctrl-C stops at once); NumPy's
+    overflow warnings are silenced, since weights that diverge overflow inside the model before the
+    loss turns NaN and the trainer reports that itself; a non-finite loss becomes a one-line
+    CLIError naming the last good checkpoint (``last_saved()``, or None if nothing was saved).
+    """
+    import numpy as np
+
+    from gpt.train import NonFiniteLossError
+
+    def on_sigint(signum, frame):
+        if trainer._stop_requested:
+            raise KeyboardInterrupt
+        trainer.request_stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            trainer.run(on_step=progress.step, on_eval=on_eval)
+    except NonFiniteLossError as e:
+        progress.clear()
+        saved = last_saved()
+        kept = f"the last good checkpoint is {saved}" if saved else "no checkpoint was saved"
+        raise CLIError(f"{e}; {kept}") from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.clear()
+
+
+def stopped_early(trainer, total: int, final, command: str, out) -> bool:
+    """After a Ctrl-C: say where the checkpoint is and how to continue (the caller exits 130)."""
+    if trainer._stop_requested and trainer.state.step < total:
+        print(f"interrupted at step {trainer.state.step} of {total}: checkpoint saved to {final}; "
+              f"continue with: python -m gpt {command} --resume {out}", file=sys.stderr)
+        return True
+    return False

@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import signal
-import sys
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import non_negative_float, positive_int
+from gpt.cli.common import Progress, duration, stopped_early, train_until_done, non_negative_float, positive_int
 
 # the book's settings (section 6.7); --balance is the book's create_balanced_dataset
 DEFAULTS = dict(epochs=5, batch_size=8, lr=5e-5, weight_decay=0.1, eval_every=50, eval_batches=5, seed=123,
@@ -153,14 +151,11 @@ def _examples_note(name: str, examples, labels) -> str:
 
 # ---------------------------------------------------------------------- finetune-classify
 def run_finetune(args: argparse.Namespace) -> int:
-    import numpy as np
-
     import minigrad as mg
     from minigrad.optim import AdamW
 
     from gpt.checkpoint import CheckpointError, run_directory
     from gpt.cli.common import load_model_and_tokenizer
-    from gpt.cli.pretrain import _duration, _Progress
     from gpt.data import DataLoader
     from gpt.finetune.classify import (
         ClassificationDataset,
@@ -177,7 +172,6 @@ def run_finetune(args: argparse.Namespace) -> int:
     )
     from gpt.finetune.lora import freeze_all_but_lora
     from gpt.model import count_parameters
-    from gpt.train import NonFiniteLossError
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
 
@@ -320,7 +314,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         say(f"before fine-tuning: training accuracy {calc_accuracy_loader(first, model, eval_batches):.2%}, "
             f"validation accuracy {calc_accuracy_loader(val_loader, model, eval_batches):.2%}")
 
-    progress = _Progress(total, args.quiet)
+    progress = Progress(total, args.quiet)
 
     def on_eval(t, train_loss: float, val_loss: float) -> None:
         progress.clear()
@@ -330,32 +324,13 @@ def run_finetune(args: argparse.Namespace) -> int:
             f"train acc {h['train_accs'][-1]:.2%}, val acc {h['val_accs'][-1]:.2%}")
         save()
 
-    def on_sigint(signum, frame):  # finish the step in progress, save, exit; a second Ctrl-C stops at once
-        if trainer._stop_requested:
-            raise KeyboardInterrupt
-        trainer.request_stop()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        # diverging weights overflow inside the model before the loss turns NaN; the trainer says so
-        # in one line (NonFiniteLossError), so NumPy's RuntimeWarnings would only be noise
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            trainer.run(on_step=progress.step, on_eval=on_eval)
-    except NonFiniteLossError as e:
-        progress.clear()
-        kept = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was saved"
-        raise CLIError(f"{e}; {kept}") from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        progress.clear()
+    train_until_done(trainer, progress, on_eval, lambda: last_saved)
 
     s = trainer.state
     final = save()
-    if trainer._stop_requested and s.step < total:
-        print(f"interrupted at step {s.step} of {total}: checkpoint saved to {final}; "
-              f"continue with: python -m gpt finetune-classify --resume {out}", file=sys.stderr)
+    if stopped_early(trainer, total, final, "finetune-classify", out):
         return 130
-    say(f"trained {s.step} steps ({trainer.history['examples_seen']:,} examples) in {_duration(s.elapsed)}; "
+    say(f"trained {s.step} steps ({trainer.history['examples_seen']:,} examples) in {duration(s.elapsed)}; "
         f"checkpoint: {final}")
     if val_set is not None:
         say(f"validation accuracy {calc_accuracy_loader(val_loader, model):.2%}")

@@ -22,12 +22,11 @@ import argparse
 import hashlib
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import non_negative_float, non_negative_int, positive_int
+from gpt.cli.common import Progress, duration, stopped_early, train_until_done, write_logs, non_negative_float, non_negative_int, positive_int
 
 # The book's settings for fine-tuning a pretrained model (section 7.6): AdamW, lr 5e-5 held
 # constant, weight decay 0.1, batch size 8, 2 epochs.
@@ -209,13 +208,10 @@ def _one_line(text: str, limit: int = 70) -> str:
 def run_finetune(args: argparse.Namespace) -> int:
     import functools
 
-    import numpy as np
-
     import minigrad as mg
     from minigrad.optim import AdamW
 
     from gpt.checkpoint import CheckpointError
-    from gpt.cli.pretrain import _duration, _Progress, _write_logs
     from gpt.data import DataLoader
     from gpt.finetune.instruct import (
         InstructionDataset,
@@ -231,7 +227,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         write_responses,
     )
     from gpt.model import count_parameters
-    from gpt.train import NonFiniteLossError, Trainer, calc_loss_loader
+    from gpt.train import Trainer, calc_loss_loader
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
 
@@ -380,7 +376,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         info["before"] = list(before)
         say(f"exact-match accuracy before fine-tuning: {_percent_by_task(*before)}")
 
-    progress = _Progress(total, args.quiet)
+    progress = Progress(total, args.quiet)
     sample = (val or test or train)[0]
 
     def on_eval(t, train_loss: float, val_loss: float) -> None:
@@ -392,33 +388,16 @@ def run_finetune(args: argparse.Namespace) -> int:
             question = sample["instruction"] + (f" | {sample['input']}" if sample.get("input") else "")
             say(f"  {_one_line(question)!r} -> {_one_line(answer)!r}")
         save()
-        _write_logs(out, t.state)
+        write_logs(out, t.state)
 
-    def on_sigint(signum, frame):  # finish the step in progress, save, exit; a second Ctrl-C stops at once
-        if trainer._stop_requested:
-            raise KeyboardInterrupt
-        trainer.request_stop()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            trainer.run(on_step=progress.step, on_eval=on_eval)
-    except NonFiniteLossError as e:
-        progress.clear()
-        kept = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was saved"
-        raise CLIError(f"{e}; {kept}") from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        progress.clear()
+    train_until_done(trainer, progress, on_eval, lambda: last_saved)
 
     s = trainer.state
     final = save()
-    _write_logs(out, s)
-    if trainer._stop_requested and s.step < total:
-        print(f"interrupted at step {s.step} of {total}: checkpoint saved to {final}; "
-              f"continue with: python -m gpt finetune-instruct --resume {out}", file=sys.stderr)
+    write_logs(out, s)
+    if stopped_early(trainer, total, final, "finetune-instruct", out):
         return 130
-    say(f"trained {s.step} steps ({s.tokens_seen:,} tokens) in {_duration(s.elapsed)}; checkpoint: {final}")
+    say(f"trained {s.step} steps ({s.tokens_seen:,} tokens) in {duration(s.elapsed)}; checkpoint: {final}")
     if val_loader is not None:
         model.eval()
         with mg.no_grad():

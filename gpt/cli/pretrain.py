@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import math
-import signal
-import sys
 import time
 import warnings
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import non_negative_float, non_negative_int, positive_int, probability
+from gpt.cli.common import Progress, duration, stopped_early, train_until_done, write_logs, non_negative_float, non_negative_int, positive_int, probability
 
 DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1e-4, warmup=50,
                 weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=1200)
@@ -80,60 +76,6 @@ def _fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-class _Progress:
-    """One live line on a terminal (rewritten with \\r); occasional plain lines otherwise."""
-
-    def __init__(self, total: int, quiet: bool):
-        self.total, self.quiet = total, quiet
-        self.tty = sys.stderr.isatty()
-        self.last_print = 0.0
-        self.window: list[tuple[float, int]] = []
-
-    def step(self, trainer, loss: float) -> None:
-        if self.quiet:
-            return
-        s = trainer.state
-        now = time.perf_counter()
-        self.window = (self.window + [(now, s.tokens_seen)])[-20:]
-        (t0, n0), (t1, n1) = self.window[0], self.window[-1]
-        tok_s = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
-        steps_s = (len(self.window) - 1) / (t1 - t0) if t1 > t0 else 0.0
-        eta = (self.total - s.step) / steps_s if steps_s else float("nan")
-        epoch = (s.step - 1) // len(trainer.train_loader) + 1        # the pass this step belonged to
-        line = (f"step {s.step}/{self.total}  epoch {epoch}  loss {loss:.3f}  "
-                f"lr {trainer.lr_at(max(s.step - 1, 0)):.2e}  {tok_s:,.0f} tok/s  ETA {_duration(eta)}")
-        if self.tty:
-            sys.stderr.write("\r" + line.ljust(100))
-            sys.stderr.flush()
-        elif now - self.last_print > 30 or s.step == self.total:
-            print(line, flush=True)
-            self.last_print = now
-
-    def clear(self) -> None:
-        if self.tty and not self.quiet:
-            sys.stderr.write("\r" + " " * 100 + "\r")
-            sys.stderr.flush()
-
-
-def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "--:--"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _write_logs(out: Path, state) -> None:
-    """log.json (the whole history) and log.csv (one row per evaluation), both atomically."""
-    from gpt.atomic import write_text_atomic
-
-    write_text_atomic(out / "log.json", json.dumps(state.to_dict()) + "\n")
-    rows = ["step,tokens_seen,train_loss,val_loss,lr"]
-    for step, tokens, tr, va in zip(state.eval_steps, state.track_tokens_seen, state.train_losses, state.val_losses):
-        lr = state.track_lrs[step - 1] if 0 < step <= len(state.track_lrs) else float("nan")
-        rows.append(f"{step},{tokens},{tr:.6f},{va:.6f},{lr:.6g}")
-    write_text_atomic(out / "log.csv", "\n".join(rows) + "\n")
-
-
 def _plot(out: Path, state) -> Path | None:
     """loss.png like the book's figure 5.12, if matplotlib is installed (pip install -e '.[plot]')."""
     try:
@@ -159,8 +101,6 @@ def _plot(out: Path, state) -> Path | None:
 
 # ---------------------------------------------------------------------- the command
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     import minigrad as mg
     from minigrad.optim import AdamW
 
@@ -170,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from gpt.model import PRESETS, GPTConfig, GPTModel, count_parameters
     from gpt.tokenizer import BPETokenizer
     from gpt.generate import generate, text_to_token_ids, token_ids_to_text
-    from gpt.train import NonFiniteLossError, Trainer, calc_loss_loader
+    from gpt.train import Trainer, calc_loss_loader
 
     if args.list_configs:
         for name, p in PRESETS.items():
@@ -291,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     say(f"data: {len(train_ids):,} training and {len(val_ids):,} validation tokens; "
         f"{len(train_loader)} batches of {batch} x {ctx} per epoch; {total} steps")
 
-    progress = _Progress(total, args.quiet)
+    progress = Progress(total, args.quiet)
     prompt = settings.get("prompt") or text[:40].split("\n")[0] or "The"
 
     def on_eval(t, train_loss: float, val_loss: float) -> None:
@@ -301,37 +241,17 @@ def run(args: argparse.Namespace) -> int:
             ids = generate(model, text_to_token_ids(prompt, tokenizer), 30)   # greedy, with the KV cache
             print(token_ids_to_text(ids, tokenizer).replace("\n", " "), flush=True)
         save()
-        _write_logs(out, t.state)
+        write_logs(out, t.state)
 
-    # Ctrl-C: finish the step in progress, save, exit. A second Ctrl-C stops at once.
-    def on_sigint(signum, frame):
-        if trainer._stop_requested:
-            raise KeyboardInterrupt
-        trainer.request_stop()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        # Weights that diverge overflow inside the model before the loss turns NaN; the Trainer
-        # reports that in one line (NonFiniteLossError), so NumPy's RuntimeWarnings are only noise.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            trainer.run(on_step=progress.step, on_eval=on_eval)
-    except NonFiniteLossError as e:
-        progress.clear()
-        kept = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was saved"
-        raise CLIError(f"{e}; {kept}") from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        progress.clear()
+    train_until_done(trainer, progress, on_eval, lambda: last_saved)
 
     s = trainer.state
     final = save()
-    _write_logs(out, s)
+    write_logs(out, s)
     plot = _plot(out, s)
-    if trainer._stop_requested and s.step < total:
-        print(f"interrupted at step {s.step} of {total}: checkpoint saved to {final}; "
-              f"continue with: python -m gpt pretrain --resume {out}", file=sys.stderr)
+    if stopped_early(trainer, total, final, "pretrain", out):
         return 130
-    say(f"trained {s.step} steps ({s.tokens_seen:,} tokens) in {_duration(s.elapsed)}; checkpoint: {final}"
+    say(f"trained {s.step} steps ({s.tokens_seen:,} tokens) in {duration(s.elapsed)}; checkpoint: {final}"
         + (f"; loss curve: {plot}" if plot else ""))
     model.eval()
     with mg.no_grad():
