@@ -17,7 +17,7 @@ from gpt.cli import CLIError
 from gpt.cli.common import Progress, duration, stopped_early, train_until_done, write_logs, non_negative_float, non_negative_int, positive_int, probability
 
 DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1e-4, warmup=50,
-                weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=1200)
+                weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=400)
 
 
 def register(subparsers) -> None:
