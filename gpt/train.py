@@ -194,13 +194,17 @@ class Trainer:
         s.eval_steps.append(s.step)
         return train_loss, val_loss
 
+    def compute_loss(self, input_batch, target_batch):
+        """The loss of one batch (next-token cross-entropy; fine-tuning trainers override this)."""
+        return calc_loss_batch(input_batch, target_batch, self.model)
+
     def train_step(self, input_batch, target_batch) -> float:
         s = self.state
         lr = self.lr_at(s.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad()
-        loss = calc_loss_batch(input_batch, target_batch, self.model)
+        loss = self.compute_loss(input_batch, target_batch)
         value = loss.item()
         if not math.isfinite(value):
             raise NonFiniteLossError(f"the training loss became {value} at step {s.step + 1}; "

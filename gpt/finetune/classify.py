@@ -37,7 +37,6 @@ import numpy as np
 import minigrad as mg
 from minigrad import nn
 from minigrad.nn import functional as F
-from minigrad.optim import clip_grad_norm_
 
 from gpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gpt.finetune.lora import lora_settings, replace_linear_with_lora
@@ -474,25 +473,11 @@ class ClassifierTrainer(Trainer):
                          warmup_steps=0, min_lr=lr, grad_clip=grad_clip, eval_freq=eval_freq, eval_iter=eval_iter)
         self.history = {"examples_seen": 0, "train_accs": [], "val_accs": []}
 
+    def compute_loss(self, input_batch, target_batch):
+        return calc_loss_batch(input_batch, target_batch, self.model)     # last-token classification loss
+
     def train_step(self, input_batch, target_batch) -> float:
-        s = self.state
-        lr = self.lr_at(s.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad()
-        loss = calc_loss_batch(input_batch, target_batch, self.model)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLossError(f"the training loss became {value} at step {s.step + 1}; "
-                                     "try a lower learning rate")
-        loss.backward()
-        if self.grad_clip:
-            clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
-        s.step += 1
-        s.tokens_seen += int(np.asarray(input_batch).size)
-        s.track_lrs.append(lr)
-        s.last_loss = value
+        value = super().train_step(input_batch, target_batch)
         self.history["examples_seen"] += len(input_batch)
         return value
 
