@@ -184,3 +184,15 @@ def stopped_early(trainer, total: int, final, command: str, out) -> bool:
               f"continue with: python -m gpt {command} --resume {out}", file=sys.stderr)
         return True
     return False
+
+
+def restore_training_state(ck, optimizer, trainer, total: int, out, more_flag: str) -> None:
+    """Load a resumed run's optimizer and trainer state; one-line errors if it does not fit or is
+    already complete (``more_flag`` names the option that extends a run, e.g. ``--steps``)."""
+    try:
+        optimizer.load_state_dict(ck.optimizer_state)
+        trainer.load_state_dict(ck.trainer_state)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CLIError(f"{ck.path}: the training state does not fit this run ({e})") from None
+    if trainer.state.step >= total:
+        raise CLIError(f"the run in {out} already has {trainer.state.step} steps; pass a larger {more_flag} to continue")

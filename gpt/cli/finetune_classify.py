@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import Progress, duration, stopped_early, train_until_done, non_negative_float, positive_int
+from gpt.cli.common import Progress, restore_training_state, duration, stopped_early, train_until_done, non_negative_float, positive_int
 
 # the book's settings (section 6.7); --balance is the book's create_balanced_dataset
 DEFAULTS = dict(epochs=5, batch_size=8, lr=5e-5, weight_decay=0.1, eval_every=50, eval_batches=5, seed=123,
@@ -283,13 +283,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     trainer = ClassifierTrainer(model, optimizer, train_loader, val_loader, total_steps=total, lr=settings["lr"],
                                 eval_freq=settings["eval_every"], eval_iter=settings["eval_batches"])
     if ck is not None:
-        try:
-            optimizer.load_state_dict(ck.optimizer_state)
-            trainer.load_state_dict(ck.trainer_state)
-        except (ValueError, KeyError, TypeError) as e:
-            raise CLIError(f"{ck.path}: the training state does not fit this run ({e})") from None
-        if trainer.state.step >= total:
-            raise CLIError(f"the run in {out} already has {trainer.state.step} steps; pass a larger --epochs to continue")
+        restore_training_state(ck, optimizer, trainer, total, out, "--epochs")
         say(f"resuming {out} at step {trainer.state.step} of {total}")
 
     info = {"settings": settings, "data_sha256": fingerprint}

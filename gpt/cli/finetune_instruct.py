@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import Progress, duration, stopped_early, train_until_done, write_logs, non_negative_float, non_negative_int, positive_int
+from gpt.cli.common import Progress, restore_training_state, duration, stopped_early, train_until_done, write_logs, non_negative_float, non_negative_int, positive_int
 
 # The book's settings for fine-tuning a pretrained model (section 7.6): AdamW, lr 5e-5 held
 # constant, weight decay 0.1, batch size 8, 2 epochs.
@@ -342,14 +342,7 @@ def run_finetune(args: argparse.Namespace) -> int:
                       warmup_steps=warmup, initial_lr=settings["lr"] * 0.01 if warmup else None, min_lr=min_lr,
                       grad_clip=settings["grad_clip"], eval_freq=eval_every, eval_iter=settings["eval_batches"])
     if ck is not None:
-        try:
-            optimizer.load_state_dict(ck.optimizer_state)
-            trainer.load_state_dict(ck.trainer_state)
-        except (ValueError, KeyError, TypeError) as e:
-            raise CLIError(f"{ck.path}: the training state does not fit this run ({e})") from None
-        if trainer.state.step >= total:
-            raise CLIError(f"the run in {out} already has {trainer.state.step} steps; "
-                           "pass a larger --epochs to continue")
+        restore_training_state(ck, optimizer, trainer, total, out, "--epochs")
         say(f"resuming {out} at step {trainer.state.step} of {total}")
 
     info = {"settings": settings, "data_sha256": fingerprint, "responses": str(answers_file),

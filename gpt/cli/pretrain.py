@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import Progress, duration, stopped_early, train_until_done, write_logs, non_negative_float, non_negative_int, positive_int, probability
+from gpt.cli.common import Progress, restore_training_state, duration, stopped_early, train_until_done, write_logs, non_negative_float, non_negative_int, positive_int, probability
 
 DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1e-4, warmup=50,
                 weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=400)
@@ -202,13 +202,7 @@ def run(args: argparse.Namespace) -> int:
                       min_lr=settings["min_lr"], grad_clip=settings["grad_clip"] or None,
                       eval_freq=settings["eval_every"], eval_iter=settings["eval_batches"])
     if ck is not None:
-        try:
-            optimizer.load_state_dict(ck.optimizer_state)
-            trainer.load_state_dict(ck.trainer_state)
-        except (ValueError, KeyError, TypeError) as e:
-            raise CLIError(f"{ck.path}: the training state does not fit this run ({e})") from None
-        if trainer.state.step >= total:
-            raise CLIError(f"the run in {out} already has {trainer.state.step} steps; pass a larger --steps to continue")
+        restore_training_state(ck, optimizer, trainer, total, out, "--steps")
         say(f"resuming {out} at step {trainer.state.step} of {total}")
 
     info = {"settings": {k: settings.get(k) for k in list(DEFAULTS) + ["context_length", "emb_dim", "n_layers",
