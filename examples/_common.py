@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from gpt.cli.common import positive_int  # noqa: F401  (re-exported for the examples)
+
 # Run from a source checkout without `pip install -e .`: put the repository root on the path.
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
@@ -39,17 +41,6 @@ def parse_args(description: str, configure=None) -> argparse.Namespace:
         parser.error(f"--data-dir {args.data_dir} is not a folder; it should hold the-verdict.txt and GPT-2's "
                      "encoder.json + vocab.bpe (leave it unset to use the embedded corpus)")
     return args
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
 
 
 def reference_file(args: argparse.Namespace, relative: str) -> Path | None:
