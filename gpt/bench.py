@@ -9,12 +9,14 @@ What is measured (after a warm-up, the median of ``repeats`` runs):
 * ``forward``: a no-grad forward pass of the same shapes.
 * ``generate``: greedy tokens/s with and without the KV cache (4-token prompt).
 * ``tokenizer``: BPE encoding MB/s and the time to train a 4,096-token vocabulary.
-* peak resident memory of the process after each section.
+* peak resident memory of the process after each section, and the setup (NumPy version, cores,
+  whether :mod:`minigrad.allocator` keeps freed memory).
 
 Timings are not assertions: shared machines are noisy. Compare ratios measured in one run.
 """
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import subprocess
@@ -46,6 +48,14 @@ def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> flo
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def setup() -> dict:
+    """What the figures depend on besides the code: NumPy, the cores, and the allocator setting."""
+    from minigrad import allocator
+
+    return {"numpy": np.__version__, "cpus": os.cpu_count(),
+            "keep_freed_memory": allocator.is_keeping_freed_memory()}
 
 
 def matmul_peak(repeats: int = 5) -> dict:
@@ -170,6 +180,7 @@ def run_benchmarks(sections=SECTIONS, repeats: int = 3, models=tuple(MODELS), gp
         if report is not None:
             report(key, value)
 
+    done("setup", setup())
     peak = None
     if "matmul" in sections:
         r = matmul_peak(max(repeats, 3))

@@ -9,6 +9,10 @@
 Packages: ``minigrad.nn`` (modules), ``minigrad.optim`` (optimizers and schedules),
 ``minigrad.testing`` (hypothesis strategies and gradient assertions; needs hypothesis).
 """
+from minigrad import allocator as _allocator  # isort: skip
+
+_allocator.keep_freed_memory()  # reuse freed arrays instead of page-faulting fresh ones (see allocator.py)
+
 # tensor first: it imports the ops, which import Function, which imports Tensor
 from minigrad.tensor import (  # isort: skip
     DEFAULT_DTYPE,

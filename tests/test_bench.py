@@ -1,0 +1,98 @@
+"""``gpt.bench`` / ``python -m gpt bench``: the report's structure and arithmetic, on tiny models
+(the real shapes take minutes). Nothing here asserts a timing: the bench reports, it is not tested
+for speed."""
+import json
+import sys
+
+import pytest
+
+from gpt import bench
+from gpt.model import GPTConfig, flops_per_token
+from tests.test_cli import run_cli
+
+TINY = dict(preset="tiny", context_length=16, batch=2, drop_rate=0.1)
+
+
+@pytest.fixture
+def tiny_models(monkeypatch):
+    """Both bench models replaced by the tiny preset, under their usual names."""
+    monkeypatch.setattr(bench, "MODELS", {"gpt2-small": TINY, "pretrain-default": dict(TINY, batch=3)})
+
+
+def test_sections_report_consistent_figures(tiny_models):
+    seen = []
+    r = bench.run_benchmarks(sections=("matmul", "train", "forward", "generate"), repeats=1,
+                             report=lambda key, value: seen.append(key))
+    assert seen == list(r) == ["setup", "matmul", "train/gpt2-small", "train/pretrain-default",
+                               "forward/gpt2-small", "forward/pretrain-default", "generate/gpt2-small"]
+    assert r["setup"]["cpus"] >= 1 and isinstance(r["setup"]["keep_freed_memory"], bool)
+    peak = r["matmul"]["peak_gflops"]
+    assert peak == max(r["matmul"]["by_shape"].values()) > 0
+
+    cfg = GPTConfig.from_preset("tiny", context_length=16)
+    for name, batch in (("gpt2-small", 2), ("pretrain-default", 3)):
+        train = r[f"train/{name}"]
+        tokens = batch * 16
+        # the figures are rounded (seconds to 4 decimals): allow for that on a millisecond step
+        rel = 0.01 + 5e-5 / train["step_s"]
+        assert train["tokens_per_s"] == pytest.approx(tokens / train["step_s"], rel=rel)
+        gflops = flops_per_token(cfg, training=True) * tokens / train["step_s"] / 1e9
+        assert train["gflops"] == pytest.approx(gflops, rel=rel, abs=0.05)
+        assert train["fraction_of_peak"] == pytest.approx(train["gflops"] / peak, rel=rel, abs=0.001)
+        fwd = r[f"forward/{name}"]
+        assert fwd["tokens_per_s"] == pytest.approx(tokens / fwd["forward_s"], rel=0.01 + 5e-5 / fwd["forward_s"])
+    gen = r["generate/gpt2-small"]
+    assert gen["new_tokens"] == 30 and gen["nocache_tok_s"] > 0 and gen["kvcache_tok_s"] > 0
+    assert all(v["peak_rss_mb"] > 0 for v in r.values())
+
+
+def fake_torch_script(tmp_path, body):
+    script = tmp_path / "torch_ref.py"
+    script.write_text(body)
+    return str(script)
+
+
+def test_ratios_against_the_torch_reference(tiny_models, tmp_path, monkeypatch):
+    script = fake_torch_script(tmp_path, "print('some log line')\nprint('params=10 train_step_s=2.0 "
+                                         "forward_s=0.5 gen_nocache_tok_s=10 gen_kvcache_tok_s=40')\n")
+    fixed = {"train/gpt2-small": {"step_s": 3.0}, "forward/gpt2-small": {"forward_s": 0.25},
+             "generate/gpt2-small": {"nocache_tok_s": 5.0, "kvcache_tok_s": 50.0}}
+    monkeypatch.setattr(bench, "train_step", lambda name, *a: dict(fixed.get(f"train/{name}", {"step_s": 1.0})))
+    monkeypatch.setattr(bench, "forward_pass", lambda name, *a: dict(fixed.get(f"forward/{name}", {"forward_s": 1.0})))
+    monkeypatch.setattr(bench, "generation", lambda name: dict(fixed["generate/gpt2-small"]))
+    r = bench.run_benchmarks(sections=("train", "forward", "generate"), torch_script=script)
+    assert r["torch"]["train_step_s"] == 2.0
+    assert r["torch"]["ours_over_torch"] == {"train_step_ratio": 1.5, "forward_ratio": 0.5,
+                                             "kvcache_speedup_vs_torch": 1.25, "nocache_speedup_vs_torch": 0.5}
+
+
+def test_a_failing_torch_reference_is_reported_not_raised(tmp_path):
+    script = fake_torch_script(tmp_path, "raise SystemExit('No module named torch')\n")
+    r = bench.run_benchmarks(sections=(), torch_script=script)
+    assert r["torch"] == {"error": "No module named torch"}
+
+
+def test_cli_prints_json(tiny_models):
+    code, out, err = run_cli("bench", "--only", "matmul", "--repeats", "1", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert set(r) == {"setup", "matmul"} and r["matmul"]["peak_gflops"] > 0
+
+
+def test_cli_prints_a_table_line_per_section(tiny_models):
+    code, out, err = run_cli("bench", "--only", "forward", "--models", "pretrain-default", "--repeats", "1")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["setup", "forward/pretrain-default"]
+    assert "forward_s=" in lines[1] and "model=pretrain-default" in lines[1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--torch", "no/such/torch_ref.py"], "no/such/torch_ref.py: no such file"),
+    (["--repeats", "0"], "--repeats"),
+    (["--only", "everything"], "invalid choice"),
+])
+def test_cli_bad_input_is_one_line(argv, message):
+    code, out, err = run_cli("bench", *argv)
+    assert code != 0 and message in err
+    assert "Traceback" not in err
