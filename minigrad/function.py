@@ -15,7 +15,8 @@ input, and call ``YourOp.apply(*inputs, **options)``::
 ``self`` is the context: whatever ``forward`` saves is there in ``backward``. Tensor positional
 arguments are the differentiable inputs; keyword arguments are plain options. ``backward`` may
 return a gradient of the *broadcast* shape (the engine sums it down to the input's shape) and
-``None`` for an input that needs no gradient (see ``self.needs_input_grad``). It must never write
+``None`` for an input that needs no gradient (see ``self.needs_input_grad``, which is all False
+when no graph is being recorded, so ``forward`` can skip saving and reuse its buffers). It must never write
 into ``grad`` (it may be shared); it may overwrite its own saved arrays only when
 ``self.last_use`` is true (the graph will not be walked again).
 """
@@ -75,8 +76,9 @@ class Function:
                                 for t in tensors)
         ctx = cls()
         needs = tuple(t.requires_grad for t in tensors)
-        ctx.needs_input_grad = needs
         record = any(needs) and is_grad_enabled()
+        # all False when no graph is recorded (no_grad): forward may then skip saving for backward
+        ctx.needs_input_grad = needs if record else (False,) * len(needs)
         arrays = [t.data for t in tensors]
         out = ctx.forward(*arrays, **options)
         if debug.is_anomaly_enabled():

@@ -73,6 +73,34 @@ def test_gelu_known_values():
     assert mg.gelu(mg.tensor(np.array(1.0))).item() == pytest.approx(0.8411919906, abs=1e-9)
 
 
+def test_gelu_float32_is_accurate_everywhere():
+    """minigrad computes x * sigmoid(2u); in float32 it stays within a few ulps of the float64 tanh
+    formula (whose own cancellation in 1 + tanh(u) for x << 0 the atol allows for)."""
+    x = np.linspace(-12, 12, 4801)
+    y32 = mg.gelu(mg.tensor(x.astype(np.float32))).data
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, gelu_reference(x.astype(np.float32).astype(np.float64)), rtol=3e-6, atol=1e-7)
+
+
+def test_gelu_saturates_without_warnings_or_nans():
+    import warnings
+
+    x = mg.tensor(np.array([-1e4, -100.0, -20.0, 20.0, 100.0, 1e4], dtype=np.float32), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")     # an overflow in exp would raise here
+        y = mg.gelu(x)
+        y.backward(np.ones(6, dtype=np.float32))
+    np.testing.assert_array_equal(y.data, [0, 0, 0, 20, 100, 1e4])   # -0.0 == 0
+    np.testing.assert_array_equal(x.grad, [0, 0, 0, 1, 1, 1])
+
+
+def test_gelu_without_a_graph_gives_the_same_values():
+    x = mg.tensor(np.random.default_rng(0).standard_normal((3, 50), dtype=np.float32), requires_grad=True)
+    with mg.no_grad():
+        y0 = mg.gelu(x).data
+    np.testing.assert_array_equal(y0, mg.gelu(x).data)
+
+
 def test_sigmoid_is_stable_for_large_inputs():
     x = mg.tensor(np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0]))
     y = mg.sigmoid(x).data

@@ -1,6 +1,10 @@
 """GELU in GPT-2's tanh form, fused into one node.
 
     gelu(x) = 0.5 x (1 + tanh(u)),   u = sqrt(2/pi) (x + 0.044715 x^3)
+
+Computed as the equal x * sigmoid(2u), because 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)):
+one exp instead of a tanh and two fewer passes over the array, and no cancellation in
+1 + tanh(u) for negative x.
 """
 from __future__ import annotations
 
@@ -16,32 +20,34 @@ _A = 0.044715
 
 class GELU(Function):
     def forward(self, x):
-        t = np.asarray(x * x)  # asarray: for a 0-d x NumPy returns a scalar, which out= below cannot write
-        t *= _A * _C
-        t += _C
-        t *= x            # t = u = C (x + A x^3)
-        np.tanh(t, out=t)  # t = tanh(u)
-        self.save_for_backward(x, t)
-        y = t + 1
-        y *= x
-        y *= 0.5
+        s = np.asarray(x * x)  # asarray: for a 0-d x NumPy returns a scalar, which out= cannot write
+        s *= -2 * _A * _C
+        s -= 2 * _C
+        s *= x                 # s = -2u
+        with np.errstate(over="ignore"):  # exp(-2u) = inf for x below about -9: then gelu(x) = -0
+            np.exp(s, out=s)
+        s += 1                 # s = 1 + exp(-2u) = 1 / sigmoid(2u)
+        if not any(self.needs_input_grad):
+            return np.divide(x, s, out=s)   # no backward: the buffer becomes the output
+        y = x / s
+        np.reciprocal(s, out=s)             # s = sigmoid(2u), for backward
+        self.save_for_backward(x, s)
         return y
 
     def backward(self, grad):
-        # dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) C (1 + 3A x^2),   t = tanh(u)
-        x, t = self.saved_tensors
-        x2 = x * x
-        x2 *= 3 * _A * _C
-        x2 += _C           # du/dx = C (1 + 3A x^2)
-        sech2 = np.asarray(t * t)
-        np.subtract(1, sech2, out=sech2)   # 1 - t^2
-        sech2 *= x2
-        sech2 *= x
-        sech2 += t
-        sech2 += 1
-        sech2 *= 0.5
-        sech2 *= grad
-        return sech2
+        # y = x s with s = sigmoid(2u):  dy/dx = s + x * 2 s (1 - s) du/dx = s (1 + a (1 - s)),
+        # where a = 2 x du/dx = 2 x C (1 + 3A x^2)
+        x, s = self.saved_tensors
+        a = x * x
+        a *= 6 * _A * _C
+        a += 2 * _C
+        a *= x
+        g = np.asarray(1 - s)
+        g *= a
+        g += 1
+        g *= s
+        g *= grad
+        return g
 
 
 def gelu(x):
