@@ -157,3 +157,28 @@ def test_dropout_same_seed_same_mask():
 def test_dropout_rejects_bad_probability():
     with pytest.raises(ValueError, match="probability"):
         mg.dropout(mg.tensor(np.ones(3)), 1.5)
+
+
+# ---------------------------------------------------------------- without a graph
+# These ops take a shorter path when no graph is recorded (no saved arrays, buffers reused as the
+# output). Both paths must give bit-identical values.
+NO_GRAPH_CASES = {
+    "gelu": lambda x, w, b: mg.gelu(x),
+    "layer_norm": lambda x, w, b: mg.layer_norm(x),
+    "layer_norm affine": lambda x, w, b: mg.layer_norm(x, w, b),
+    "softmax": lambda x, w, b: mg.softmax(x, axis=-1),
+    "masked_softmax": lambda x, w, b: mg.masked_softmax(x, np.triu(np.ones((7, 7), dtype=bool), 1), scale=0.3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NO_GRAPH_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_without_a_graph_is_identical(name, dtype):
+    rng = np.random.default_rng(0)
+    x, w, b = (mg.tensor(rng.standard_normal(s).astype(dtype), requires_grad=True) for s in ((2, 3, 7, 7), 7, 7))
+    with mg.no_grad():
+        y0 = NO_GRAPH_CASES[name](x, w, b)
+    y1 = NO_GRAPH_CASES[name](x, w, b)
+    assert y1.grad_fn is not None and y0.grad_fn is None
+    assert y0.dtype == y1.dtype == dtype
+    np.testing.assert_array_equal(y0.data, y1.data)

@@ -14,15 +14,22 @@ class LayerNorm(Function):
     """
 
     def forward(self, x, weight=None, bias=None, eps=1e-5):
-        mu = np.mean(x, axis=-1, keepdims=True)
-        xhat = x - mu
-        var = np.mean(np.square(xhat), axis=-1, keepdims=True)
-        rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
+        d = x.shape[-1]
+        mean = x @ np.ones(d, dtype=x.dtype)              # row sums as one BLAS product (...,)
+        mean /= d
+        xhat = x - mean[..., None]
+        var = np.einsum("...d,...d->...", xhat, xhat)[..., None]   # sum of squares, no x^2 temporary
+        var *= x.dtype.type(1.0 / d)
+        var += x.dtype.type(eps)
+        rstd = np.reciprocal(np.sqrt(var, out=var), out=var)       # (..., 1)
         xhat *= rstd
-        self.save_for_backward(xhat, rstd, weight)
-        if weight is None:
-            return xhat.copy()
-        y = xhat * weight
+        if any(self.needs_input_grad):
+            self.save_for_backward(xhat, rstd, weight)
+            y = xhat * weight if weight is not None else xhat.copy()
+        else:                                   # no backward: scale and shift in place
+            y = xhat
+            if weight is not None:
+                y *= weight
         if bias is not None:
             y += bias
         return y

@@ -17,11 +17,21 @@ def _row_max(x: np.ndarray, axis: int) -> np.ndarray:
     return m
 
 
+def _normalize_last_axis(y: np.ndarray) -> None:
+    """y /= y.sum(-1) in place, as a multiply by the reciprocal of each row's sum (einsum sums the
+    rows without the temporaries of np.sum's pairwise reduction)."""
+    total = np.einsum("...k->...", y)[..., None]
+    y *= np.reciprocal(total, out=total)
+
+
 class Softmax(Function):
     def forward(self, x, axis):
         y = x - _row_max(x, axis)
         np.exp(y, out=y)
-        y /= np.sum(y, axis=axis, keepdims=True)
+        if axis in (-1, x.ndim - 1):
+            _normalize_last_axis(y)
+        else:
+            y /= np.sum(y, axis=axis, keepdims=True)
         self.save_for_backward(y)
         self.axis = axis
         return y
@@ -63,10 +73,11 @@ class MaskedSoftmax(Function):
 
     def forward(self, x, mask, scale):
         y = x * x.dtype.type(scale)
-        np.copyto(y, -np.inf, where=mask)             # mask broadcasts against x's last two axes
+        y += np.where(mask, y.dtype.type(-np.inf), y.dtype.type(0))  # masked_fill as an added 0 / -inf
+                                                                     # (mask broadcasts: (T, T_keys))
         y -= _row_max(y, -1)
         np.exp(y, out=y)
-        y /= np.sum(y, axis=-1, keepdims=True)
+        _normalize_last_axis(y)
         self.save_for_backward(y)
         self.scale = scale
         return y
