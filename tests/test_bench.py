@@ -66,6 +66,22 @@ def test_ratios_against_the_torch_reference(tiny_models, tmp_path, monkeypatch):
                                              "kvcache_speedup_vs_torch": 1.25, "nocache_speedup_vs_torch": 0.5}
 
 
+def test_rounds_alternate_and_report_median_ratios(tiny_models, tmp_path, monkeypatch):
+    # the fake reference gets slower each time it runs (1 s, 2 s, 4 s per step); ours stays at 2 s
+    counter = tmp_path / "runs"
+    script = fake_torch_script(tmp_path, f"""
+from pathlib import Path
+p = Path({str(counter)!r}); n = int(p.read_text()) if p.exists() else 0; p.write_text(str(n + 1))
+print(f"params=10 train_step_s={{2.0 ** n}} forward_s=1 gen_nocache_tok_s=1 gen_kvcache_tok_s=1")
+""")
+    calls = []
+    monkeypatch.setattr(bench, "train_step", lambda name, *a: calls.append(name) or {"step_s": 2.0})
+    r = bench.run_benchmarks(sections=("train",), models=("gpt2-small",), torch_script=script, rounds=3)
+    assert calls == ["gpt2-small"] * 3                      # ours is measured again before each reference run
+    assert [x["train_step_ratio"] for x in r["rounds"]] == [2.0, 1.0, 0.5]
+    assert r["median_ratios"] == {"train_step_ratio": 1.0}
+
+
 def test_a_failing_torch_reference_is_reported_not_raised(tmp_path):
     script = fake_torch_script(tmp_path, "raise SystemExit('No module named torch')\n")
     r = bench.run_benchmarks(sections=(), torch_script=script)
@@ -77,6 +93,18 @@ def test_cli_prints_json(tiny_models):
     assert code == 0, err
     r = json.loads(out)
     assert set(r) == {"setup", "matmul"} and r["matmul"]["peak_gflops"] > 0
+
+
+def test_cli_prints_each_round_and_the_median(tiny_models, tmp_path):
+    script = fake_torch_script(tmp_path, "print('params=1 train_step_s=1 forward_s=100 gen_nocache_tok_s=1 "
+                                         "gen_kvcache_tok_s=1')\n")
+    code, out, err = run_cli("bench", "--only", "forward", "--models", "gpt2-small", "--repeats", "1",
+                             "--torch", script, "--rounds", "2")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert [line.split(",")[0].split()[0] for line in lines] == [
+        "setup", "forward/gpt2-small", "torch", "forward/gpt2-small", "torch", "ratios", "ratios", "median"]
+    assert lines[-1].startswith("median ratios") and "forward_ratio=0.0" in lines[-1]
 
 
 def test_cli_prints_a_table_line_per_section(tiny_models):

@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     p.add_argument("--repeats", type=positive_int, default=3, metavar="N", help="timed repeats per measurement (default: 3)")
     p.add_argument("--vocab", metavar="DIR", help="GPT-2's encoder.json/vocab.bpe folder for the tokenizer section")
     p.add_argument("--torch", metavar="SCRIPT", help="PyTorch reference script (shared/bench/torch_ref.py) to compare with")
+    p.add_argument("--rounds", type=positive_int, default=1, metavar="N",
+                   help="with --torch: alternate our measurements and PyTorch's N times and report the "
+                        "median ratios (default: 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
 
@@ -43,10 +46,15 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"{args.torch}: no such file")
     report = None if args.json else (lambda k, r: print(_line(k, r), flush=True))
     results = run_benchmarks(sections=tuple(args.only or SECTIONS), repeats=args.repeats, models=tuple(args.models),
-                             gpt2_dir=args.vocab, torch_script=args.torch, report=report)
+                             gpt2_dir=args.vocab, torch_script=args.torch, rounds=args.rounds,
+                             report=report)
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         print()
+    elif "median_ratios" in results:
+        for i, r in enumerate(results["rounds"], 1):
+            print(_line(f"ratios, round {i}", r))
+        print(_line("median ratios (ours/torch)", results["median_ratios"]))
     elif "torch" in results and "ours_over_torch" in results["torch"]:
         print(_line("ratios (ours / torch)", results["torch"]["ours_over_torch"]))
     return 0
