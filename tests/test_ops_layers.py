@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad as mg
+from minigrad.ops.dropout import keep_mask
 from minigrad.testing import arrays, assert_gradients_match, shapes, tensors
 
 seeds = st.integers(0, 2**32 - 1)
@@ -119,8 +120,23 @@ def test_dropout_forward_and_gradient_are_mask_times_scale(x, p, rng_seed, seed)
     np.testing.assert_allclose(y.data, np.where(kept, x / (1 - p), 0.0), rtol=1e-12)
     g = np.random.default_rng(seed).standard_normal(x.shape)
     y.backward(g)
-    mask = (np.random.default_rng(rng_seed).random(x.shape, dtype=np.float32) >= np.float32(p))
+    mask = keep_mask(np.random.default_rng(rng_seed), x.shape, p)   # the mask the forward pass drew
+    np.testing.assert_array_equal(mask[x != 0], kept[x != 0])
     np.testing.assert_allclose(t.grad, g * mask / (1 - p), rtol=1e-12)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_keep_mask_is_bernoulli_one_minus_p(p):
+    """keep_mask's fraction of True is 1 - p within 5 standard deviations, for odd and even sizes;
+    the same generator state gives the same mask."""
+    for shape in ((1001,), (300, 301), (2, 3, 4, 5)):
+        mask = keep_mask(np.random.default_rng(3), shape, p)
+        assert mask.shape == shape and mask.dtype == bool
+        n = mask.size
+        assert abs(mask.mean() - (1 - p)) < 5 * np.sqrt(p * (1 - p) / n) + 1e-12
+        np.testing.assert_array_equal(mask, keep_mask(np.random.default_rng(3), shape, p))
+    assert keep_mask(np.random.default_rng(0), (10_000,), 1e-12).all()          # p ~ 0 keeps everything
+    assert not keep_mask(np.random.default_rng(0), (10_000,), 1 - 1e-12).any()  # p ~ 1 keeps nothing
 
 
 def test_dropout_is_identity_in_eval_and_for_p_zero():

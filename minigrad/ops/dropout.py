@@ -1,17 +1,32 @@
 """Inverted dropout: zero each element with probability p, scale the survivors by 1/(1-p)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from minigrad.function import Function
 from minigrad import random as _random
 
 
+def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float) -> np.ndarray:
+    """Bernoulli(1 - p) draws of ``shape`` (True = keep): an element is kept when its 32 random bits,
+    read as an integer u, satisfy u >= p * 2^32, which happens with probability 1 - p (to 2^-32).
+
+    The bits are the generator's raw 64-bit outputs split in halves: about twice as fast as
+    ``rng.random(shape, dtype=float32) >= p``, which spends a 64-bit draw per float32.
+    """
+    n = math.prod(shape)
+    bits = rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
+    threshold = np.uint32(min(round(p * 2.0**32), 2**32 - 1))
+    return (bits >= threshold).reshape(shape)
+
+
 class Dropout(Function):
     """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p).   Backward: dx = g * mask / (1 - p)."""
 
     def forward(self, x, p, rng):
-        self.keep = rng.random(x.shape, dtype=np.float32) >= np.float32(p)
+        self.keep = keep_mask(rng, x.shape, p)
         self.scale = x.dtype.type(1.0 / (1.0 - p))
         y = x * self.keep
         y *= self.scale
