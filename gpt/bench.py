@@ -231,7 +231,7 @@ def run_benchmarks(sections=SECTIONS, repeats: int = 3, models=tuple(MODELS), gp
                 report("torch", ref)
             if "error" in ref:
                 break
-    if len(per_round) > 1:
+    if per_round and rounds > 1:   # (a reference that failed in a later round keeps the earlier ones)
         results["rounds"] = per_round
         results["median_ratios"] = {k: round(statistics.median(r[k] for r in per_round), 2) for k in per_round[0]}
     return results

@@ -7,9 +7,9 @@ and the kernel takes a page fault and zeroes 4 KB for each page on first write. 
 element-wise ops (GELU, softmax, layer norm) that costs about as much as the arithmetic itself.
 
 ``keep_freed_memory()`` tells glibc to serve every block from its heap and never trim it: an
-array freed by one layer is reused, already mapped, by the next. The process keeps the memory
-of its peak (it never holds more than that), which is the trade PyTorch's and most array
-libraries' caching allocators make too.
+array freed by one layer is reused, already mapped, by the next. The price: the process keeps
+the memory of its peak (a little more if the heap fragments) instead of shrinking after it, the
+trade that caching allocators such as PyTorch's GPU allocator make too.
 
 ``import minigrad`` calls it once; set ``MINIGRAD_KEEP_FREED_MEMORY=0`` before the import to
 leave malloc as it is. On systems without glibc it does nothing.
@@ -46,13 +46,14 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    ok = (
-        mallopt(_M_MMAP_THRESHOLD, 1 << 30)        # serve blocks up to 1 GB from the heap, not mmap
-        and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)  # never give the top of the heap back
-        and mallopt(_M_TOP_PAD, 64 << 20)          # grow the heap 64 MB at a time
-    )
-    _applied = bool(ok)
-    return _applied
+    # Serve blocks up to 1 GB from the heap, not mmap. mallopt returns 1 on success; older glibc
+    # caps the threshold at 32 MB, which still covers a GPT's activations (not its largest logits).
+    if not (mallopt(_M_MMAP_THRESHOLD, 1 << 30) or mallopt(_M_MMAP_THRESHOLD, 32 << 20)):
+        return False
+    mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)         # never give the top of the heap back
+    mallopt(_M_TOP_PAD, 64 << 20)                 # grow the heap 64 MB at a time
+    _applied = True
+    return True
 
 
 def is_keeping_freed_memory() -> bool:

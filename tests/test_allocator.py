@@ -53,9 +53,3 @@ def test_environment_opts_out(setting):
     assert not keeping
     assert kept_mb < 4, f"{kept_mb:.1f} MB of a freed 64 MB array stayed resident without the setting"
 
-
-def test_calling_again_is_harmless():
-    from minigrad import allocator
-
-    first = allocator.is_keeping_freed_memory()
-    assert allocator.keep_freed_memory() == (first or os.environ.get("MINIGRAD_KEEP_FREED_MEMORY") is None)

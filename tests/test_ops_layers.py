@@ -135,6 +135,9 @@ def test_keep_mask_is_bernoulli_one_minus_p(p):
         n = mask.size
         assert abs(mask.mean() - (1 - p)) < 5 * np.sqrt(p * (1 - p) / n) + 1e-12
         np.testing.assert_array_equal(mask, keep_mask(np.random.default_rng(3), shape, p))
+    for bit_generator in (np.random.MT19937, np.random.Philox, np.random.SFC64):   # not only PCG64
+        mask = keep_mask(np.random.Generator(bit_generator(5)), (20_000,), p)
+        assert abs(mask.mean() - (1 - p)) < 5 * np.sqrt(p * (1 - p) / mask.size)
     assert keep_mask(np.random.default_rng(0), (10_000,), 1e-12).all()          # p ~ 0 keeps everything
     assert not keep_mask(np.random.default_rng(0), (10_000,), 1 - 1e-12).any()  # p ~ 1 keeps nothing
 

@@ -9,15 +9,23 @@ from minigrad.function import Function
 from minigrad import random as _random
 
 
+# bit generators whose raw outputs are 64 random bits each
+_FULL_64_BIT = (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64)
+
+
 def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float) -> np.ndarray:
     """Bernoulli(1 - p) draws of ``shape`` (True = keep): an element is kept when its 32 random bits,
     read as an integer u, satisfy u >= p * 2^32, which happens with probability 1 - p (to 2^-32).
 
-    The bits are the generator's raw 64-bit outputs split in halves: about twice as fast as
-    ``rng.random(shape, dtype=float32) >= p``, which spends a 64-bit draw per float32.
+    With NumPy's default PCG64 (and other 64-bit generators) the bits are the raw outputs split in
+    halves: about twice as fast as ``rng.random(shape, dtype=float32) >= p``, which spends a
+    64-bit draw per float32.
     """
     n = math.prod(shape)
-    bits = rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
+    if isinstance(rng.bit_generator, _FULL_64_BIT):
+        bits = rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
+    else:  # e.g. MT19937, whose raw outputs hold only 32 random bits each
+        bits = rng.integers(0, 2**32, size=n, dtype=np.uint32)
     threshold = np.uint32(min(round(p * 2.0**32), 2**32 - 1))
     return (bits >= threshold).reshape(shape)
 

@@ -15,7 +15,9 @@ class LayerNorm(Function):
 
     def forward(self, x, weight=None, bias=None, eps=1e-5):
         d = x.shape[-1]
-        mean = x @ np.ones(d, dtype=x.dtype)              # row sums as one BLAS product (...,)
+        # row sums as one BLAS product (...,); BLAS sums in x's dtype, like np.mean on float32, but
+        # not pairwise: for d in the thousands the difference is a few float32 ulps
+        mean = x @ np.ones(d, dtype=x.dtype)
         mean /= d
         xhat = x - mean[..., None]
         var = np.einsum("...d,...d->...", xhat, xhat)[..., None]   # sum of squares, no x^2 temporary
@@ -26,10 +28,10 @@ class LayerNorm(Function):
         if any(self.needs_input_grad):
             self.save_for_backward(xhat, rstd, weight)
             y = xhat * weight if weight is not None else xhat.copy()
-        else:                                   # no backward: scale and shift in place
+        else:                                   # no backward: scale in place (same dtype as above)
             y = xhat
             if weight is not None:
-                y *= weight
+                y = np.multiply(xhat, weight, out=xhat if weight.dtype == xhat.dtype else None)
         if bias is not None:
             y += bias
         return y

@@ -73,8 +73,7 @@ class MaskedSoftmax(Function):
 
     def forward(self, x, mask, scale):
         y = x * x.dtype.type(scale)
-        y += np.where(mask, y.dtype.type(-np.inf), y.dtype.type(0))  # masked_fill as an added 0 / -inf
-                                                                     # (mask broadcasts: (T, T_keys))
+        np.copyto(y, -np.inf, where=mask)             # mask broadcasts against x's last two axes
         y -= _row_max(y, -1)
         np.exp(y, out=y)
         _normalize_last_axis(y)
