@@ -16,8 +16,8 @@ input, and call ``YourOp.apply(*inputs, **options)``::
 arguments are the differentiable inputs; keyword arguments are plain options. ``backward`` may
 return a gradient of the *broadcast* shape (the engine sums it down to the input's shape) and
 ``None`` for an input that needs no gradient (see ``self.needs_input_grad``, which is all False
-when no graph is being recorded, so ``forward`` can skip saving and reuse its buffers). It must never write
-into ``grad`` (it may be shared); it may overwrite its own saved arrays only when
+when no graph is being recorded, so ``forward`` can skip saving and reuse its buffers). It must
+never write into ``grad`` (it may be shared); it may overwrite its own saved arrays only when
 ``self.last_use`` is true (the graph will not be walked again).
 """
 from __future__ import annotations
