@@ -14,11 +14,11 @@ validation loss stalls above 6: a small text is memorized, not learned (overfitt
 runs the same recipe with this project's functions; on a laptop CPU it takes many minutes
 (90 optimizer steps of a 163M-parameter model on 512 tokens each).
 
-Measured with this script (seed 123, a shared 2-core machine, OPENBLAS_NUM_THREADS=1, 25 minutes):
-initial losses 10.98 / 11.03, final "Ep 10 (Step 000085): Train loss 0.467, Val loss 6.543" (the
+Measured with this script (seed 123, a shared 2-core machine, default BLAS threads, 9.3 minutes):
+initial losses 10.98 / 11.03, final "Ep 10 (Step 000085): Train loss 0.467, Val loss 6.542" (the
 book: 0.391 / 6.452), and the last sample recites the story as the book's does ("Yes--quite insensible
 to the irony. She wanted him vindicated--and by me!" He laughed again, ...). On a busy machine, one
-BLAS thread (OPENBLAS_NUM_THREADS=1) ran this three to four times faster than the default.
+BLAS thread (OPENBLAS_NUM_THREADS=1) has run this three to four times faster than the default.
 
 It needs the book's files (the-verdict.txt and GPT-2's vocabulary): pass --data-dir DIR or set
 GPT_REFERENCE_DATA. ``--fast`` runs one epoch of a 2-layer, narrower model for the tests.
