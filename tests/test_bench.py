@@ -2,13 +2,12 @@
 (the real shapes take minutes). Nothing here asserts a timing: the bench reports, it is not tested
 for speed."""
 import json
-import sys
 
 import pytest
 
 from gpt import bench
 from gpt.model import GPTConfig, flops_per_token
-from tests.test_cli import run_cli
+from tests.cli_helpers import run_cli
 
 TINY = dict(preset="tiny", context_length=16, batch=2, drop_rate=0.1)
 

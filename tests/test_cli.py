@@ -1,11 +1,8 @@
 """Tests for ``python -m gpt pretrain / generate / evaluate`` in a fast mode (tiny model, a few steps):
 what they print and write, Ctrl-C and --resume, non-finite losses, and a one-line error for each
 kind of bad input. Most runs call ``gpt.cli.main`` in-process; a few start a real subprocess."""
-import contextlib
-import io
 import json
 import math
-import os
 import random
 import re
 import shutil
@@ -18,13 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import minigrad as mg
-from gpt import safetensors
 from gpt.checkpoint import load_checkpoint
-from gpt.cli import main
 from gpt.data import train_val_split
 from gpt.generate import generate_text_simple, text_to_token_ids, token_ids_to_text
 from gpt.train import Trainer
+from tests.cli_helpers import interrupt_at, run_cli, run_subprocess, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--config", "tiny", "--context-length", "16", "--emb-dim", "32", "--vocab-size", "300",
@@ -37,32 +32,12 @@ VALIDATION_LOSS = re.compile(r"validation loss (\d+\.\d\d)")
 # --------------------------------------------------------------------------------------------------
 
 
-def run_cli(*argv):
-    """``python -m gpt ARGV`` in-process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:                     # argparse's own errors
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def run_subprocess(*argv, timeout=120):
-    result = subprocess.run([sys.executable, "-m", "gpt", *map(str, argv)], capture_output=True, text=True,
-                            timeout=timeout, cwd=ROOT, env=dict(os.environ, GPT_DEBUG=""))
-    return result.returncode, result.stdout, result.stderr
 
 
 def last_line(text):
     lines = text.strip().splitlines()
     return lines[-1] if lines else ""
 
-
-def weights(directory):
-    """The arrays of the newest checkpoint's model.safetensors in ``directory``."""
-    step = (Path(directory) / "latest").read_text().strip()
-    return safetensors.load_file(Path(directory) / step / "model.safetensors")
 
 
 def assert_same_arrays(a, b):
@@ -195,19 +170,6 @@ def test_evaluate_gives_the_validation_loss_that_pretrain_reported(trained, text
 # --resume, Ctrl-C, non-finite losses
 # --------------------------------------------------------------------------------------------------
 
-
-def interrupt_at(monkeypatch, step):
-    """Deliver a real SIGINT to this process right after training step ``step`` (the CLI's handler
-    is installed then), as a user pressing Ctrl-C would."""
-    real = Trainer.train_step
-
-    def train_step(self, *args):
-        loss = real(self, *args)
-        if self.state.step == step:
-            signal.raise_signal(signal.SIGINT)
-        return loss
-
-    monkeypatch.setattr(Trainer, "train_step", train_step)
 
 
 @pytest.mark.parametrize("batch_size, stop", [

@@ -11,7 +11,6 @@ import contextlib
 import io
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +23,7 @@ from hypothesis import strategies as st
 import minigrad as mg
 from minigrad.optim import AdamW
 
-from gpt import safetensors
 from gpt.checkpoint import CheckpointError, save_checkpoint
-from gpt.cli import main
 from gpt.data import DataLoader
 from gpt.finetune.classify import (
     ClassificationDataset,
@@ -55,6 +52,7 @@ from gpt.finetune.lora import LinearWithLoRA
 from gpt.finetune.spam_demo import demo_messages
 from gpt.model import GPTConfig, GPTModel
 from gpt.tokenizer import BPETokenizer
+from tests.cli_helpers import interrupt_at, run_cli, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 EOT = 256
@@ -524,19 +522,6 @@ def test_the_trainer_resumed_from_its_state_ends_with_the_same_weights(tmp_path)
 # --------------------------------------------------------------------------------------------------
 
 
-def run_cli(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def weights(directory):
-    step = (Path(directory) / "latest").read_text().strip()
-    return safetensors.load_file(Path(directory) / step / "model.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -642,18 +627,6 @@ def test_from_gpt2_weights_with_gpt2s_tokenizer(reference_data, base, tmp_path):
                                             ["a-m", "n-z"]) for t in texts]
 
 
-def interrupt_at(monkeypatch, step):
-    """A real SIGINT right after training step ``step``, as a user pressing Ctrl-C."""
-    real = ClassifierTrainer.train_step
-
-    def train_step(self, *args):
-        loss = real(self, *args)
-        if self.state.step == step:
-            signal.raise_signal(signal.SIGINT)
-        return loss
-
-    monkeypatch.setattr(ClassifierTrainer, "train_step", train_step)
-
 
 @pytest.mark.parametrize("stop", [6, 11])     # at an evaluation; at the end of the first epoch
 def test_ctrl_c_saves_and_resume_reaches_the_weights_of_an_uninterrupted_run(base, finetuned, tmp_path,
@@ -661,7 +634,7 @@ def test_ctrl_c_saves_and_resume_reaches_the_weights_of_an_uninterrupted_run(bas
     checkpoint, data = base
     args = ["finetune-classify", "--checkpoint", checkpoint, "--data", data, *FAST, "--epochs", 3, "--quiet"]
     with monkeypatch.context() as m:
-        interrupt_at(m, stop)
+        interrupt_at(m, stop, ClassifierTrainer)
         code, stdout, stderr = run_cli(*args, "--out", tmp_path)
     assert code == 130
     assert f"interrupted at step {stop} of 33" in stderr and "--resume" in stderr and "Traceback" not in stderr

@@ -3,15 +3,9 @@ reading and checking instruction data, the book's prompt format and split, the c
 hypothesis property against a transcription of the book's function), cross-entropy ignoring -100,
 response extraction and generation, LoRA checkpoints, the demo data and its tokenizer, the demo
 fine-tune improving exact-match accuracy, and the CLI in a fast mode (resume, chat, bad input)."""
-import contextlib
 import functools
-import io
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +17,7 @@ import minigrad as mg
 from minigrad.nn import functional as F
 from minigrad.optim import AdamW
 
-from gpt import safetensors
 from gpt.checkpoint import load_checkpoint
-from gpt.cli import main
 from gpt.data import DataLoader
 from gpt.finetune.instruct import (
     DEMO_TASKS,
@@ -53,8 +45,8 @@ from gpt.finetune.instruct import (
 from gpt.finetune.lora import LinearWithLoRA
 from gpt.model import GPTConfig, GPTModel
 from gpt.train import Trainer, calc_loss_batch
+from tests.cli_helpers import interrupt_at, run_cli, run_subprocess, weights
 
-ROOT = Path(__file__).resolve().parents[1]
 BOOK_PREAMBLE = ("Below is an instruction that describes a task. Write a response that appropriately "
                  "completes the request.")
 ACCURACY = re.compile(r"exact-match accuracy (before|after) fine-tuning: +(\d+\.\d)%")
@@ -67,26 +59,6 @@ FAST = ["--demo", "--demo-size", "60", "--config", "tiny", "--batch-size", "8", 
 # --------------------------------------------------------------------------------------------------
 
 
-def run_cli(*argv, stdin=None):
-    """``python -m gpt ARGV`` in-process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        old_stdin = sys.stdin
-        if stdin is not None:
-            sys.stdin = io.StringIO(stdin)
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:                     # argparse's own errors
-            code = e.code
-        finally:
-            sys.stdin = old_stdin
-    return code, out.getvalue(), err.getvalue()
-
-
-def run_subprocess(*argv, timeout=60):
-    result = subprocess.run([sys.executable, "-m", "gpt", *map(str, argv)], capture_output=True, text=True,
-                            timeout=timeout, cwd=ROOT, env=dict(os.environ, GPT_DEBUG=""))
-    return result.returncode, result.stdout, result.stderr
 
 
 def check_one_line_error(code, stderr, *expected):
@@ -97,10 +69,6 @@ def check_one_line_error(code, stderr, *expected):
     for word in expected:
         assert word in lines[-1], (word, lines[-1])
 
-
-def weights(directory):
-    step = (Path(directory) / "latest").read_text().strip()
-    return safetensors.load_file(Path(directory) / step / "model.safetensors")
 
 
 def tiny_model(vocab_size, seed=0, context_length=96, **kw):
@@ -710,18 +678,6 @@ def test_finetune_gpt2_weights_with_gpt2s_tokenizer(reference_data, data_file, t
                                    "--prompt", "Say hi.", "--max-new-tokens", 3)
     assert code == 0 and stderr == "" and stdout.endswith("\n")
 
-
-def interrupt_at(monkeypatch, step):
-    """Deliver a real SIGINT right after training step ``step``, as a user pressing Ctrl-C would."""
-    real = Trainer.train_step
-
-    def train_step(self, *args):
-        loss = real(self, *args)
-        if self.state.step == step:
-            signal.raise_signal(signal.SIGINT)
-        return loss
-
-    monkeypatch.setattr(Trainer, "train_step", train_step)
 
 
 def test_ctrl_c_then_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch):

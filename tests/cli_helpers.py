@@ -1,0 +1,58 @@
+"""Helpers shared by the tests of the command line: run ``python -m gpt`` in-process or in a real
+subprocess, read the newest checkpoint's weights, and press Ctrl-C at a chosen training step."""
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from gpt import safetensors
+from gpt.cli import main
+from gpt.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*argv, stdin=None):
+    """``python -m gpt ARGV`` in-process, reading ``stdin`` if given: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        old_stdin = sys.stdin
+        if stdin is not None:
+            sys.stdin = io.StringIO(stdin)
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:                     # argparse's own errors
+            code = e.code
+        finally:
+            sys.stdin = old_stdin
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_subprocess(*argv, timeout=120):
+    """``python -m gpt ARGV`` in a subprocess: (exit code, stdout, stderr)."""
+    result = subprocess.run([sys.executable, "-m", "gpt", *map(str, argv)], capture_output=True, text=True,
+                            timeout=timeout, cwd=ROOT, env=dict(os.environ, GPT_DEBUG=""))
+    return result.returncode, result.stdout, result.stderr
+
+
+def weights(directory):
+    """The arrays of the newest checkpoint's model.safetensors in ``directory``."""
+    step = (Path(directory) / "latest").read_text().strip()
+    return safetensors.load_file(Path(directory) / step / "model.safetensors")
+
+
+def interrupt_at(monkeypatch, step, trainer_class=Trainer):
+    """Deliver a real SIGINT to this process right after training step ``step`` (the CLI's handler
+    is installed then), as a user pressing Ctrl-C would."""
+    real = trainer_class.train_step
+
+    def train_step(self, *args):
+        loss = real(self, *args)
+        if self.state.step == step:
+            signal.raise_signal(signal.SIGINT)
+        return loss
+
+    monkeypatch.setattr(trainer_class, "train_step", train_step)
