@@ -59,20 +59,35 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
                              "folder of the weights)")
 
 
+def open_checkpoint(load, path, **options):
+    """``load(path, **options)`` with one of gpt's checkpoint loaders; a damaged or missing checkpoint,
+    or one without its tokenizer, is a one-line CLIError."""
+    from gpt.checkpoint import CheckpointError
+
+    try:
+        ck = load(path, **options)
+    except CheckpointError as e:
+        raise CLIError(str(e)) from None
+    if ck.tokenizer is None:
+        raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
+    return ck
+
+
+def refuse_to_overwrite(out: Path) -> None:
+    """A new run in ``out`` would overwrite the run already there, checkpoint by checkpoint."""
+    if (out / "latest").exists():
+        raise CLIError(f"{out} already holds a training run; continue it with --resume {out}, "
+                       "or pass another --out (or delete the folder)")
+
+
 def load_model_and_tokenizer(args):
     """(model, tokenizer) from ``--checkpoint`` or ``--gpt2``/``--vocab``; user errors as CLIError."""
-    from gpt.checkpoint import CheckpointError
     from gpt.tokenizer import BPETokenizer
 
     if args.checkpoint:
         # any language-model checkpoint: pretrained, or instruction-tuned (LoRA layers merged back)
         from gpt.finetune.instruct import load_instruct_checkpoint
-        try:
-            ck = load_instruct_checkpoint(args.checkpoint, merge=True)
-        except CheckpointError as e:
-            raise CLIError(str(e)) from None
-        if ck.tokenizer is None:
-            raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
+        ck = open_checkpoint(load_instruct_checkpoint, args.checkpoint, merge=True)
         return ck.model, ck.tokenizer
     from gpt.weights import load_gpt2
 

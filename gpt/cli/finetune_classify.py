@@ -15,7 +15,10 @@ import json
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import Progress, restore_training_state, duration, stopped_early, train_until_done, non_negative_float, positive_int
+from gpt.cli.common import (
+    Progress, duration, load_model_and_tokenizer, non_negative_float, open_checkpoint,
+    positive_int, refuse_to_overwrite, restore_training_state, stopped_early, train_until_done,
+)
 
 # the book's settings (section 6.7); --balance is the book's create_balanced_dataset
 DEFAULTS = dict(epochs=5, batch_size=8, lr=5e-5, weight_decay=0.1, eval_every=50, eval_batches=5, seed=123,
@@ -154,8 +157,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     import minigrad as mg
     from minigrad.optim import AdamW
 
-    from gpt.checkpoint import CheckpointError, run_directory
-    from gpt.cli.common import load_model_and_tokenizer
+    from gpt.checkpoint import run_directory
     from gpt.data import DataLoader
     from gpt.finetune.classify import (
         ClassificationDataset,
@@ -180,10 +182,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     if args.resume:
         if args.checkpoint or args.gpt2:
             raise CLIError("--resume continues a saved run; leave out --checkpoint/--gpt2")
-        try:
-            ck = load_classifier(args.resume, load_training_state=True)
-        except CheckpointError as e:
-            raise CLIError(str(e)) from None
+        ck = open_checkpoint(load_classifier, args.resume, load_training_state=True)
         if ck.trainer_state is None or "settings" not in ck.info:
             raise CLIError(f"{ck.path}: holds no training state to resume from")
     elif not (args.checkpoint or args.gpt2):
@@ -200,10 +199,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         raise CLIError(f"--train-frac {settings['train_frac']} and --val-frac {settings['val_frac']} leave no "
                        "training or no test data; they must be positive and add up to less than 1")
     out = run_directory(args.resume) if args.resume else Path(args.out)
-    if ck is None and (out / "latest").exists():
-        # a new run would overwrite that run's checkpoints, step by step
-        raise CLIError(f"{out} already holds a training run; continue it with --resume {out}, "
-                       "or pass another --out (or delete the folder)")
+    if ck is None:
+        refuse_to_overwrite(out)
 
     # --- data: read, number the labels, balance, split
     examples, fingerprint = _load_examples(settings)
@@ -227,8 +224,6 @@ def run_finetune(args: argparse.Namespace) -> int:
     # --- model and tokenizer
     if ck is not None:
         model, tokenizer = ck.model, ck.tokenizer
-        if tokenizer is None:
-            raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
     else:
         if args.checkpoint:
             _refuse_classifier_checkpoint(args.checkpoint)
@@ -334,15 +329,9 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- classify
 def run_classify(args: argparse.Namespace) -> int:
-    from gpt.checkpoint import CheckpointError
     from gpt.finetune.classify import classify, load_classifier
 
-    try:
-        ck = load_classifier(args.checkpoint, load_training_state=False)
-    except CheckpointError as e:
-        raise CLIError(str(e)) from None
-    if ck.tokenizer is None:
-        raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
+    ck = open_checkpoint(load_classifier, args.checkpoint, load_training_state=False)
     c = ck.info["classifier"]
     for text in args.text:
         print(classify(text, ck.model, ck.tokenizer, max_length=c["max_length"], pad_token_id=c["pad_token_id"],

@@ -26,7 +26,11 @@ import sys
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import Progress, restore_training_state, duration, stopped_early, train_until_done, write_logs, non_negative_float, non_negative_int, positive_int
+from gpt.cli.common import (
+    Progress, duration, load_model_and_tokenizer, non_negative_float, non_negative_int,
+    open_checkpoint, positive_int, refuse_to_overwrite, restore_training_state, stopped_early,
+    train_until_done, write_logs,
+)
 
 # The book's settings for fine-tuning a pretrained model (section 7.6): AdamW, lr 5e-5 held
 # constant, weight decay 0.1, batch size 8, 2 epochs.
@@ -179,18 +183,11 @@ def _scratch_model(settings: dict, tokenizer):
 def _load_start_model(args):
     """(model, tokenizer) to fine-tune, from --checkpoint (LoRA layers of an earlier fine-tune merged)
     or --gpt2."""
-    from gpt.checkpoint import CheckpointError
-    from gpt.cli.common import load_model_and_tokenizer
     from gpt.finetune.instruct import load_instruct_checkpoint
 
     if args.gpt2:
         return load_model_and_tokenizer(args)
-    try:
-        ck = load_instruct_checkpoint(args.checkpoint, merge=True)
-    except CheckpointError as e:
-        raise CLIError(str(e)) from None
-    if ck.tokenizer is None:
-        raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
+    ck = open_checkpoint(load_instruct_checkpoint, args.checkpoint, merge=True)
     ck.model.requires_grad_(True)      # an earlier LoRA fine-tune, merged, left its weights frozen
     return ck.model, ck.tokenizer
 
@@ -211,7 +208,6 @@ def run_finetune(args: argparse.Namespace) -> int:
     import minigrad as mg
     from minigrad.optim import AdamW
 
-    from gpt.checkpoint import CheckpointError
     from gpt.data import DataLoader
     from gpt.finetune.instruct import (
         InstructionDataset,
@@ -236,10 +232,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     if args.resume:
         if args.checkpoint or args.gpt2:
             raise CLIError("--resume continues a saved run; leave out --checkpoint/--gpt2")
-        try:
-            ck = load_instruct_checkpoint(args.resume, load_training_state=True)
-        except CheckpointError as e:
-            raise CLIError(str(e)) from None
+        ck = open_checkpoint(load_instruct_checkpoint, args.resume, load_training_state=True)
         if ck.trainer_state is None or ck.info.get("task") != "instruction" or "settings" not in ck.info:
             raise CLIError(f"{ck.path}: holds no instruction fine-tuning run to resume")
     elif not (args.data or args.demo):
@@ -255,9 +248,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     if settings["lora_rank"] is None and settings["lora_alpha"] is not None:
         raise CLIError("--lora-alpha needs --lora-rank")
     out = Path(args.resume or args.out)
-    if ck is None and (out / "latest").exists():
-        raise CLIError(f"{out} already holds a training run; continue it with --resume {out}, "
-                       "or pass another --out (or delete the folder)")
+    if ck is None:
+        refuse_to_overwrite(out)
 
     # --- data: read, split in file order (85 % train, 10 % test, 5 % validation)
     entries, fingerprint = _load_entries(settings)
@@ -284,8 +276,6 @@ def run_finetune(args: argparse.Namespace) -> int:
     # --- model and tokenizer
     if ck is not None:
         model, tokenizer = ck.model, ck.tokenizer
-        if tokenizer is None:
-            raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
     elif scratch:
         tokenizer = demo_tokenizer()
         model = _scratch_model(settings, tokenizer)
@@ -414,17 +404,11 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- chat
 def run_chat(args: argparse.Namespace) -> int:
-    from gpt.checkpoint import CheckpointError
-    from gpt.cli.common import load_model_and_tokenizer
     from gpt.finetune.instruct import generate_response, load_instruct_checkpoint
 
     if args.checkpoint:
-        try:
-            ck = load_instruct_checkpoint(args.checkpoint)   # LoRA layers unmerged: the very model that was trained
-        except CheckpointError as e:
-            raise CLIError(str(e)) from None
-        if ck.tokenizer is None:
-            raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
+        # LoRA layers unmerged: the very model that was trained
+        ck = open_checkpoint(load_instruct_checkpoint, args.checkpoint)
         model, tokenizer = ck.model, ck.tokenizer
     else:
         model, tokenizer = load_model_and_tokenizer(args)

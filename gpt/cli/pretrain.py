@@ -14,7 +14,11 @@ import warnings
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import Progress, restore_training_state, duration, stopped_early, train_until_done, write_logs, non_negative_float, non_negative_int, positive_int, probability
+from gpt.cli.common import (
+    Progress, duration, non_negative_float, non_negative_int, open_checkpoint, positive_int,
+    probability, refuse_to_overwrite, restore_training_state, stopped_early, train_until_done,
+    write_logs,
+)
 
 DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1e-4, warmup=50,
                 weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=400)
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     import minigrad as mg
     from minigrad.optim import AdamW
 
-    from gpt.checkpoint import CheckpointError, load_checkpoint, run_directory, save_checkpoint
+    from gpt.checkpoint import load_checkpoint, run_directory, save_checkpoint
     from gpt.corpus import default_corpus, load_texts
     from gpt.data import DataLoader, GPTDataset, train_val_split
     from gpt.model import PRESETS, GPTConfig, GPTModel, count_parameters
@@ -121,20 +125,15 @@ def run(args: argparse.Namespace) -> int:
 
     ck = None
     if args.resume:
-        try:
-            ck = load_checkpoint(args.resume)
-        except CheckpointError as e:
-            raise CLIError(str(e)) from None
+        ck = open_checkpoint(load_checkpoint, args.resume)
         if ck.trainer_state is None or "settings" not in ck.info:
             raise CLIError(f"{ck.path}: holds no training state to resume from")
     settings = _settings(args, ck.info["settings"] if ck else None)
     if args.config and args.config not in PRESETS:
         raise CLIError(f"unknown config {args.config!r}; choose one of: {', '.join(PRESETS)}")
     out = run_directory(args.resume) if args.resume else Path(args.out)
-    if ck is None and (out / "latest").exists():
-        # a new run would overwrite that run's log and, step by step, its checkpoints
-        raise CLIError(f"{out} already holds a training run; continue it with --resume {out}, "
-                       "or pass another --out (or delete the folder)")
+    if ck is None:
+        refuse_to_overwrite(out)      # (its log too)
 
     # --- text and tokenizer
     text = load_texts(settings["text"]) if settings.get("text") else default_corpus()
