@@ -8,14 +8,20 @@ import minigrad as mg
 
 
 class Leaves:
-    """Makes leaf tensors of one dtype (uniform values in [low, high)) and remembers them."""
+    """Makes leaf tensors of one dtype (uniform values in [low, high)) and remembers them, and the
+    dtype of every gradient that reaches them as the ops' backward passes made it (a hook sees it
+    before the engine stores it as ``.grad``, which would cast it to the leaf's dtype)."""
 
     def __init__(self, dtype):
         self.dtype, self.made, self.rng = dtype, [], np.random.default_rng(0)
+        self.arriving: list[list] = []
 
     def __call__(self, *shape, low=-2.0, high=2.0):
         t = mg.tensor(self.rng.uniform(low, high, shape).astype(self.dtype), requires_grad=True)
+        seen = []
+        t.register_hook(lambda g: seen.append(g.dtype))
         self.made.append(t)
+        self.arriving.append(seen)
         return t
 
 
@@ -109,9 +115,10 @@ def test_dtype_is_preserved_forward_and_backward(name, dtype):
     out = CASES[name](leaves)
     assert out.dtype == dtype, f"{name}: output is {out.dtype}"
     out.backward(np.random.default_rng(1).standard_normal(out.shape))  # a float64 upstream array
-    for i, leaf in enumerate(leaves.made):
+    for i, (leaf, arriving) in enumerate(zip(leaves.made, leaves.arriving)):
         assert leaf.grad is not None, f"{name}: input {i} got no gradient"
         assert leaf.grad.dtype == dtype, f"{name}: gradient of input {i} is {leaf.grad.dtype}"
+        assert arriving and all(d == dtype for d in arriving), f"{name}: backward made {arriving} for input {i}"
 
 
 def test_every_op_is_covered():

@@ -24,6 +24,13 @@ def _normalize_last_axis(y: np.ndarray) -> None:
     y *= np.reciprocal(total, out=total)
 
 
+def _softmax_backward(y: np.ndarray, grad: np.ndarray, axis: int) -> np.ndarray:
+    # dx = y * (g - sum(g * y))     (Jacobian diag(y) - y y^T applied to g)
+    gx = grad - np.sum(grad * y, axis=axis, keepdims=True)
+    gx *= y
+    return gx
+
+
 class Softmax(Function):
     def forward(self, x, axis):
         y = x - _row_max(x, axis)
@@ -37,11 +44,8 @@ class Softmax(Function):
         return y
 
     def backward(self, grad):
-        # dx = y * (g - sum(g * y))     (Jacobian diag(y) - y y^T applied to g)
         (y,) = self.saved_tensors
-        gx = grad - np.sum(grad * y, axis=self.axis, keepdims=True)
-        gx *= y
-        return gx
+        return _softmax_backward(y, grad, self.axis)
 
 
 class LogSoftmax(Function):
@@ -83,8 +87,7 @@ class MaskedSoftmax(Function):
 
     def backward(self, grad):
         (y,) = self.saved_tensors
-        gx = grad - np.sum(grad * y, axis=-1, keepdims=True)
-        gx *= y
+        gx = _softmax_backward(y, grad, -1)
         if self.scale != 1.0:
             gx *= gx.dtype.type(self.scale)
         return gx
