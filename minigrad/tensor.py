@@ -61,10 +61,8 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
         self.data = _as_array(data, dtype)
-        if requires_grad and self.data.dtype.kind not in "fc":
-            raise TypeError(f"only floating-point tensors can require gradients, not {self.data.dtype}")
         self.grad: np.ndarray | None = None
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad_(requires_grad)
         self._ctx = None
         self.name = name
         self._retain_grad = False
@@ -211,7 +209,7 @@ class Tensor:
                 )
             grad = np.ones_like(self.data)
         else:
-            grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype, copy=True)
+            grad = np.array(_raw(grad), dtype=self.dtype, copy=True)
             if grad.shape != self.shape:
                 raise ValueError(f"backward(grad=...) has shape {grad.shape}, expected {self.shape}")
         _run_backward(self, grad, retain_graph)
@@ -367,6 +365,7 @@ def _pick(primary, alias):
 
 
 def _raw(x):
+    """The NumPy array inside a Tensor; anything else as it is."""
     return x.data if isinstance(x, Tensor) else x
 
 

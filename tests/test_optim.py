@@ -418,7 +418,6 @@ def test_resumed_optimizer_continues_bit_identically(cls, options):
     opt = cls(_groups(params), **options)
     params[2].grad = None
     _steps(opt, params[:2], grads[:3])  # parameter 2 has no state yet when the checkpoint is taken
-    saved = opt.state_dict()
     saved_params = [p.data.copy() for p in params]
     opt.param_groups[0]["lr"] *= 0.5  # a scheduler step taken before the checkpoint was saved...
     saved = opt.state_dict()  # ...is part of the checkpoint

@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from minigrad.nn.parameter import Parameter
+from minigrad.tensor import _raw
 
 
 class Module:
@@ -216,7 +217,7 @@ class Module:
         for k, value in state_dict.items():
             if k not in own:
                 continue
-            np.copyto(own[k], np.asarray(getattr(value, "data", value)), casting="unsafe")
+            np.copyto(own[k], np.asarray(_raw(value)), casting="unsafe")
             if k in params:
                 params[k].grad = None
         return missing, unexpected

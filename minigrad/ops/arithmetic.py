@@ -9,7 +9,7 @@ import numpy as np
 
 from minigrad.function import Function
 from minigrad.ops.unary import astype
-from minigrad.tensor import DEFAULT_DTYPE
+from minigrad.tensor import DEFAULT_DTYPE, _raw
 
 
 class Add(Function):
@@ -94,7 +94,7 @@ def mul(a, b):
 
 def div(a, b):
     """a / b (broadcasting). Dividing integers gives float32 (as in PyTorch), not NumPy's float64."""
-    if not any(np.asarray(getattr(v, "data", v)).dtype.kind in "fc" for v in (a, b)):
+    if not any(np.asarray(_raw(v)).dtype.kind in "fc" for v in (a, b)):
         a = astype(a, DEFAULT_DTYPE)
     return Div.apply(a, b)
 

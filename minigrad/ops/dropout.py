@@ -34,20 +34,18 @@ class Dropout(Function):
     """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p).   Backward: dx = g * mask / (1 - p)."""
 
     def forward(self, x, p, rng):
-        self.keep = keep_mask(rng, x.shape, p)
+        keep = keep_mask(rng, x.shape, p)
+        self.save_for_backward(keep)
         self.scale = x.dtype.type(1.0 / (1.0 - p))
-        y = x * self.keep
+        y = x * keep
         y *= self.scale
         return y
 
     def backward(self, grad):
-        gx = grad * self.keep
+        (keep,) = self.saved_tensors
+        gx = grad * keep
         gx *= self.scale
         return gx
-
-    def release(self):
-        super().release()
-        self.keep = None
 
 
 def dropout(x, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
-from minigrad.tensor import Tensor
+from minigrad.tensor import _raw
 
 
 class Embedding(Function):
@@ -34,7 +34,7 @@ class Embedding(Function):
 
 def embedding(ids, weight):
     """Rows of ``weight`` (V, D) picked by the integer array ``ids`` (any shape)."""
-    ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+    ids = np.asarray(_raw(ids))
     if ids.dtype.kind not in "iu":
         raise TypeError(f"embedding ids must be integers, got {ids.dtype}")
     n_rows = weight.shape[0]

@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
-from minigrad.tensor import Tensor
+from minigrad.tensor import _raw
 
 
 def _plain_index(index):
     """Replace Tensors inside an index by their arrays."""
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index.data if isinstance(index, Tensor) else index
+        return tuple(_raw(i) for i in index)
+    return _raw(index)
 
 
 def _is_basic(index) -> bool:
@@ -25,7 +25,7 @@ def _is_basic(index) -> bool:
 
 class GetItem(Function):
     def forward(self, x, index):
-        self.in_shape, self.in_dtype, self.index = x.shape, x.dtype, index
+        self.in_shape, self.index = x.shape, index
         return x[index]
 
     def backward(self, grad):
@@ -139,11 +139,11 @@ def chunk(x, chunks: int, axis: int = 0):
 
 def where(condition, a, b):
     """Elements of ``a`` where ``condition`` holds, else of ``b`` (broadcasting)."""
-    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
+    cond = np.asarray(_raw(condition), dtype=bool)
     return Where.apply(a, b, condition=cond)
 
 
 def masked_fill(x, mask, value):
     """``x`` with ``value`` wherever the boolean ``mask`` (broadcastable to x) is true."""
-    m = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
+    m = np.asarray(_raw(mask), dtype=bool)
     return MaskedFill.apply(x, mask=m, value=value)

@@ -49,11 +49,11 @@ class LayerNorm(Function):
             gx -= xhat * mean_gx
             gx *= rstd
         grads = [gx]
+        g2 = grad.reshape(-1, d)
         if len(self.needs_input_grad) > 1:
-            g2 = grad.reshape(-1, d)
             grads.append(np.einsum("nd,nd->d", g2, xhat.reshape(-1, d)) if self.needs_input_grad[1] else None)
         if len(self.needs_input_grad) > 2:
-            grads.append(grad.reshape(-1, d).sum(axis=0) if self.needs_input_grad[2] else None)
+            grads.append(g2.sum(axis=0) if self.needs_input_grad[2] else None)
         return tuple(grads)
 
 

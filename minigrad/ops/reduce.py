@@ -7,7 +7,7 @@ import numpy as np
 
 from minigrad.function import Function
 from minigrad.ops.unary import astype
-from minigrad.tensor import DEFAULT_DTYPE
+from minigrad.tensor import DEFAULT_DTYPE, _raw
 
 
 def _axes(axis, ndim: int) -> tuple[int, ...]:
@@ -72,32 +72,30 @@ class Var(Function):
 
     def forward(self, x, axes, keepdims, ddof):
         n = int(np.prod([x.shape[a] for a in axes]))
-        self.centered = x - np.mean(x, axis=axes, keepdims=True)
+        centered = x - np.mean(x, axis=axes, keepdims=True)
+        self.save_for_backward(centered)
         self.axes, self.keepdims, self.divisor = axes, keepdims, x.dtype.type(n - ddof)
-        return np.sum(self.centered * self.centered, axis=axes, keepdims=keepdims) / self.divisor
+        return np.sum(centered * centered, axis=axes, keepdims=keepdims) / self.divisor
 
     def backward(self, grad):
         # d var/dx_i = 2 (x_i - mean) / (n - ddof)   (the mean's own dependence sums to zero)
+        (centered,) = self.saved_tensors
         g = _expand(grad, self.axes, self.keepdims) * (2 / self.divisor)
-        return self.centered * g
-
-    def release(self):
-        super().release()
-        self.centered = None
+        return centered * g
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy/torch
-    return Sum.apply(x, axes=_axes(axis, np.ndim(getattr(x, "data", x))), keepdims=keepdims)
+    return Sum.apply(x, axes=_axes(axis, np.ndim(_raw(x))), keepdims=keepdims)
 
 
 def mean(x, axis=None, keepdims=False):
-    if np.asarray(getattr(x, "data", x)).dtype.kind not in "fc":  # mean of integers: float32, not float64
+    if np.asarray(_raw(x)).dtype.kind not in "fc":  # mean of integers: float32, not float64
         x = astype(x, DEFAULT_DTYPE)
-    return Mean.apply(x, axes=_axes(axis, np.ndim(getattr(x, "data", x))), keepdims=keepdims)
+    return Mean.apply(x, axes=_axes(axis, np.ndim(_raw(x))), keepdims=keepdims)
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy/torch
-    return Max.apply(x, axes=_axes(axis, np.ndim(getattr(x, "data", x))), keepdims=keepdims)
+    return Max.apply(x, axes=_axes(axis, np.ndim(_raw(x))), keepdims=keepdims)
 
 
 def var(x, axis=None, keepdims=False, ddof=None, unbiased=None):
@@ -105,4 +103,4 @@ def var(x, axis=None, keepdims=False, ddof=None, unbiased=None):
     ``unbiased=False`` or ``ddof=0`` for the biased variance that layer norm uses."""
     if ddof is None:
         ddof = 1 if unbiased is None or unbiased else 0
-    return Var.apply(x, axes=_axes(axis, np.ndim(getattr(x, "data", x))), keepdims=keepdims, ddof=ddof)
+    return Var.apply(x, axes=_axes(axis, np.ndim(_raw(x))), keepdims=keepdims, ddof=ddof)

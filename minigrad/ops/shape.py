@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.tensor import _raw
 
 
 class Reshape(Function):
@@ -34,7 +35,7 @@ def reshape(x, shape):
 
 def permute(x, axes):
     """Reorder all axes: output axis i is input axis ``axes[i]``."""
-    ndim = np.ndim(getattr(x, "data", x))
+    ndim = np.ndim(_raw(x))
     axes = tuple(int(a) % ndim for a in axes) if ndim else ()
     if sorted(axes) != list(range(ndim)):
         raise ValueError(f"permute needs a permutation of range({ndim}), got {axes}")
@@ -43,7 +44,7 @@ def permute(x, axes):
 
 def swapaxes(x, axis0: int, axis1: int):
     """Exchange two axes (PyTorch's ``transpose(dim0, dim1)``)."""
-    ndim = np.ndim(getattr(x, "data", x))
+    ndim = np.ndim(_raw(x))
     axes = list(range(ndim))
     axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
     return permute(x, axes)
@@ -54,7 +55,7 @@ transpose = swapaxes
 
 def flatten(x, start_dim: int = 0, end_dim: int = -1):
     """Merge axes ``start_dim..end_dim`` (inclusive) into one."""
-    shape = np.shape(getattr(x, "data", x))
+    shape = np.shape(_raw(x))
     if not shape:
         return reshape(x, (1,))
     start, end = start_dim % len(shape), end_dim % len(shape)
@@ -62,13 +63,13 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1):
 
 
 def unsqueeze(x, axis: int):
-    shape = list(np.shape(getattr(x, "data", x)))
+    shape = list(np.shape(_raw(x)))
     shape.insert(axis % (len(shape) + 1), 1)
     return reshape(x, tuple(shape))
 
 
 def squeeze(x, axis=None):
-    shape = np.shape(getattr(x, "data", x))
+    shape = np.shape(_raw(x))
     if axis is None:
         new = tuple(n for n in shape if n != 1)
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.tensor import _raw
 
 
 def _row_max(x: np.ndarray, axis: int) -> np.ndarray:
@@ -106,5 +107,5 @@ def log_softmax(x, axis: int = -1):
 def masked_softmax(x, mask, scale: float = 1.0):
     """``softmax(masked_fill(x * scale, mask, -inf), -1)`` fused; ``mask`` (bool, broadcastable
     to x, True = hidden) is typically a causal mask of shape (T, T_keys)."""
-    m = np.asarray(getattr(mask, "data", mask), dtype=bool)
+    m = np.asarray(_raw(mask), dtype=bool)
     return MaskedSoftmax.apply(x, mask=m, scale=float(scale))
