@@ -706,6 +706,18 @@ def test_ctrl_c_then_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_pa
         assert resumed_log[key] == straight_log[key], key
 
 
+
+def test_resume_from_a_step_folder_continues_the_run_that_holds_it(tmp_path, monkeypatch):
+    args = ["finetune-instruct", *FAST, "--epochs", 2, "--eval-every", 4, "--quiet"]
+    with monkeypatch.context() as m:
+        interrupt_at(m, 7)
+        code, _, stderr = run_cli(*args, "--out", tmp_path / "run")
+    assert code == 130, stderr
+    code, _, stderr = run_cli("finetune-instruct", "--resume", tmp_path / "run" / "step-000007", "--quiet")
+    assert code == 0, stderr
+    assert (tmp_path / "run" / "latest").read_text().strip() == "step-000012"
+    assert not list((tmp_path / "run" / "step-000007").glob("step-*"))   # nothing saved inside the step folder
+
 BAD_INPUTS = {
     "no data": (["finetune-instruct"], ["--data", "--demo"]),
     "missing data file": (["finetune-instruct", "--data", "{tmp}/nope.json", "--checkpoint", "{run}"], ["nope.json"]),

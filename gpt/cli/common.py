@@ -73,11 +73,18 @@ def open_checkpoint(load, path, **options):
     return ck
 
 
-def refuse_to_overwrite(out: Path) -> None:
-    """A new run in ``out`` would overwrite the run already there, checkpoint by checkpoint."""
+def run_folder(args) -> Path:
+    """Where a training command saves: the run being resumed (given a step folder, the run that holds
+    it), or ``--out`` for a new run, which must not already hold one (it would be overwritten)."""
+    from gpt.checkpoint import run_directory
+
+    if args.resume:
+        return run_directory(args.resume)
+    out = Path(args.out)
     if (out / "latest").exists():
         raise CLIError(f"{out} already holds a training run; continue it with --resume {out}, "
                        "or pass another --out (or delete the folder)")
+    return out
 
 
 def load_model_and_tokenizer(args):

@@ -17,7 +17,7 @@ from pathlib import Path
 from gpt.cli import CLIError
 from gpt.cli.common import (
     Progress, duration, load_model_and_tokenizer, non_negative_float, open_checkpoint,
-    positive_int, refuse_to_overwrite, restore_training_state, stopped_early, train_until_done,
+    positive_int, restore_training_state, run_folder, stopped_early, train_until_done,
 )
 
 # the book's settings (section 6.7); --balance is the book's create_balanced_dataset
@@ -157,7 +157,6 @@ def run_finetune(args: argparse.Namespace) -> int:
     import minigrad as mg
     from minigrad.optim import AdamW
 
-    from gpt.checkpoint import run_directory
     from gpt.data import DataLoader
     from gpt.finetune.classify import (
         ClassificationDataset,
@@ -198,9 +197,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     if settings["train_frac"] <= 0 or settings["train_frac"] + settings["val_frac"] >= 1:
         raise CLIError(f"--train-frac {settings['train_frac']} and --val-frac {settings['val_frac']} leave no "
                        "training or no test data; they must be positive and add up to less than 1")
-    out = run_directory(args.resume) if args.resume else Path(args.out)
-    if ck is None:
-        refuse_to_overwrite(out)
+    out = run_folder(args)
 
     # --- data: read, number the labels, balance, split
     examples, fingerprint = _load_examples(settings)

@@ -28,7 +28,7 @@ from pathlib import Path
 from gpt.cli import CLIError
 from gpt.cli.common import (
     Progress, duration, load_model_and_tokenizer, non_negative_float, non_negative_int,
-    open_checkpoint, positive_int, refuse_to_overwrite, restore_training_state, stopped_early,
+    open_checkpoint, positive_int, restore_training_state, run_folder, stopped_early,
     train_until_done, write_logs,
 )
 
@@ -247,9 +247,7 @@ def run_finetune(args: argparse.Namespace) -> int:
                        "it does not apply with --data/--checkpoint/--gpt2")
     if settings["lora_rank"] is None and settings["lora_alpha"] is not None:
         raise CLIError("--lora-alpha needs --lora-rank")
-    out = Path(args.resume or args.out)
-    if ck is None:
-        refuse_to_overwrite(out)
+    out = run_folder(args)
 
     # --- data: read, split in file order (85 % train, 10 % test, 5 % validation)
     entries, fingerprint = _load_entries(settings)

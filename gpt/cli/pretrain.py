@@ -16,7 +16,7 @@ from pathlib import Path
 from gpt.cli import CLIError
 from gpt.cli.common import (
     Progress, duration, non_negative_float, non_negative_int, open_checkpoint, positive_int,
-    probability, refuse_to_overwrite, restore_training_state, stopped_early, train_until_done,
+    probability, restore_training_state, run_folder, stopped_early, train_until_done,
     write_logs,
 )
 
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     import minigrad as mg
     from minigrad.optim import AdamW
 
-    from gpt.checkpoint import load_checkpoint, run_directory, save_checkpoint
+    from gpt.checkpoint import load_checkpoint, save_checkpoint
     from gpt.corpus import default_corpus, load_texts
     from gpt.data import DataLoader, GPTDataset, train_val_split
     from gpt.model import PRESETS, GPTConfig, GPTModel, count_parameters
@@ -131,9 +131,7 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args, ck.info["settings"] if ck else None)
     if args.config and args.config not in PRESETS:
         raise CLIError(f"unknown config {args.config!r}; choose one of: {', '.join(PRESETS)}")
-    out = run_directory(args.resume) if args.resume else Path(args.out)
-    if ck is None:
-        refuse_to_overwrite(out)      # (its log too)
+    out = run_folder(args)
 
     # --- text and tokenizer
     text = load_texts(settings["text"]) if settings.get("text") else default_corpus()
