@@ -181,3 +181,25 @@ def test_ch05_book_reference_fast(reference_dir):
     train_loss, val_loss = numbers_after(out, "Initial losses: training")[:2]
     assert 10.5 < train_loss < 11.5 and 10.5 < val_loss < 11.5   # about ln(50257) = 10.8 for an untrained model
     assert "Every effort moves you" in out
+
+
+def test_ch07_instruction_finetuning_splits_collates_and_learns(reference_dir):
+    args = ("--data-dir", str(reference_dir)) if reference_dir is not None else ()
+    out = check_ok(run_example("ch07_instruction_finetuning.py", *args))
+    demo = out.split("The demo data:")[1]
+    assert numbers_after(demo, "Training set length:") == [170]     # 85 % of the 200 demo entries
+    assert numbers_after(demo, "Validation set length:") == [10]    # 5 %
+    assert numbers_after(demo, "Test set length:") == [20]          # the remaining 10 %
+    # the book's custom_collate_fn on its three short sequences (section 7.3)
+    collated = out.split("targets (inputs shifted by one")[1].split("allowed_max_length")[0]
+    assert numbers(collated.split(":", 1)[1]) == [1, 2, 3, 4, 50256, 6, 50256, -100, -100, -100,
+                                                  8, 9, 50256, -100, -100]
+    before = numbers_after(out, "Exact-match accuracy before fine-tuning:")[0]
+    after = numbers_after(out, "Exact-match accuracy after fine-tuning:")[0]
+    assert after > before
+    if reference_dir is not None:   # the book's 1,100 entries split 935 / 110 / 55
+        book = out.split("The demo data:")[0]
+        assert numbers_after(book, "Number of entries:") == [1100]
+        assert numbers_after(book, "Training set length:") == [935]
+        assert numbers_after(book, "Validation set length:") == [55]
+        assert numbers_after(book, "Test set length:") == [110]
