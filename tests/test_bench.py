@@ -123,3 +123,10 @@ def test_cli_bad_input_is_one_line(argv, message):
     code, out, err = run_cli("bench", *argv)
     assert code != 0 and message in err
     assert "Traceback" not in err
+
+
+def test_the_command_line_knows_the_bench_sections_and_models():
+    from gpt.cli import bench as cli_bench
+
+    assert cli_bench.SECTIONS == bench.SECTIONS
+    assert cli_bench.MODELS == tuple(bench.MODELS)

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "finetune-instruct", help="fine-tune a GPT to follow instructions (chapter 7)",
         description="Fine-tune a GPT on instruction/response pairs (chapter 7): a JSON list of {instruction, "
-                    "input, output} entries, split in file order into 85%% training, 10%% test and 5%% validation. "
+                    "input, output} entries, split in file order into 85% training, 10% test and 5% validation. "
                     "At the end the model answers the test entries; the answers are written next to the data. "
                     "--demo uses generated questions with checkable answers and reports the exact-match accuracy "
                     "before and after. Ctrl-C saves a checkpoint; --resume continues it exactly.")
