@@ -20,18 +20,28 @@ import numpy as np
 import minigrad as mg
 
 
-def text_to_token_ids(text: str, tokenizer) -> np.ndarray:
-    """Encode ``text`` to a (1, T) int64 array (a batch of one), allowing ``<|endoftext|>``.
-
-    A tokenizer whose ``encode`` has no ``allowed_special`` option (the book's SimpleTokenizer, which
-    has ``<|endoftext|>`` in its vocabulary as a word) is given the text alone.
-    """
+def _encode_takes(tokenizer, option: str) -> bool:
+    """Whether ``tokenizer.encode`` accepts tiktoken's keyword ``option``. The book's SimpleTokenizer
+    does not (it has ``<|endoftext|>`` in its vocabulary as a word) and is given the text alone."""
     params = inspect.signature(tokenizer.encode).parameters.values()
-    if any(p.name == "allowed_special" or p.kind is p.VAR_KEYWORD for p in params):
+    return any(p.name == option or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def text_to_token_ids(text: str, tokenizer) -> np.ndarray:
+    """Encode ``text`` to a (1, T) int64 array (a batch of one), allowing ``<|endoftext|>``."""
+    if _encode_takes(tokenizer, "allowed_special"):
         ids = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
     else:
         ids = tokenizer.encode(text)
     return np.asarray(ids, dtype=np.int64)[None, :]
+
+
+def encode_as_text(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` in which a written "<|endoftext|>" is ordinary text, not the special
+    token: for data people wrote (messages to classify, instructions)."""
+    if _encode_takes(tokenizer, "disallowed_special"):
+        return list(tokenizer.encode(text, disallowed_special=()))
+    return list(tokenizer.encode(text))
 
 
 def token_ids_to_text(token_ids, tokenizer) -> str:

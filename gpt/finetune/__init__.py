@@ -2,7 +2,9 @@
 
 * :mod:`gpt.finetune.classify` -- chapter 6: a text classifier (the spam detector): labelled data,
   replacing the output head, loss and accuracy on the last token, training, ``classify``.
-* :mod:`gpt.finetune.lora` -- appendix E: LoRA layers, ``replace_linear_with_lora`` and
+* :mod:`gpt.finetune.instruct` -- chapter 7: instruction data, the Alpaca prompt, the book's collate
+  function, generating and scoring responses.
+* :mod:`gpt.finetune.lora` -- appendix E: LoRA layers, ``replace_linear_with_lora``, ``add_lora`` and
   ``merge_lora``.
 * :mod:`gpt.finetune.spam_demo` -- a generated spam/ham data set for offline demos and tests.
 """
@@ -26,22 +28,9 @@ from gpt.finetune.classify import (
     save_classifier,
     train_classifier_simple,
 )
-from gpt.finetune.lora import LinearWithLoRA, LoRALayer, freeze_all_but_lora, merge_lora, replace_linear_with_lora
-
-__all__ = [
-    # chapter 6
-    "LabeledText", "read_tsv", "read_csv", "read_labeled_file", "label_names", "balance", "random_split",
-    "ClassificationDataset", "replace_output_head", "freeze_for_classification", "prepare_for_classification",
-    "calc_accuracy_loader", "train_classifier_simple", "ClassifierTrainer", "classify", "classify_review",
-    "save_classifier", "load_classifier",
-    # appendix E
-    "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "freeze_all_but_lora", "merge_lora",
-]
-# chapter 7
-from gpt.finetune.instruct import (  # noqa: E402
+from gpt.finetune.instruct import (
     InstructionDataset,
     InstructionSplit,
-    add_lora,
     custom_collate_fn,
     demo_instruction_data,
     demo_tokenizer,
@@ -58,10 +47,26 @@ from gpt.finetune.instruct import (  # noqa: E402
     split_instruction_data,
     write_responses,
 )
+from gpt.finetune.lora import (
+    LinearWithLoRA,
+    LoRALayer,
+    add_lora,
+    freeze_all_but_lora,
+    merge_lora,
+    replace_linear_with_lora,
+)
 
-__all__ += [
+__all__ = [
+    # chapter 6
+    "LabeledText", "read_tsv", "read_csv", "read_labeled_file", "label_names", "balance", "random_split",
+    "ClassificationDataset", "replace_output_head", "freeze_for_classification", "prepare_for_classification",
+    "calc_accuracy_loader", "train_classifier_simple", "ClassifierTrainer", "classify", "classify_review",
+    "save_classifier", "load_classifier",
+    # chapter 7
     "load_instruction_data", "format_input", "format_response", "InstructionSplit", "split_instruction_data",
-    "InstructionDataset", "custom_collate_fn", "add_lora", "save_instruct_checkpoint", "load_instruct_checkpoint",
+    "InstructionDataset", "custom_collate_fn", "save_instruct_checkpoint", "load_instruct_checkpoint",
     "extract_response", "generate_response", "generate_responses", "write_responses", "demo_instruction_data",
     "demo_tokenizer", "exact_match", "exact_match_accuracy",
+    # appendix E
+    "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "add_lora", "freeze_all_but_lora", "merge_lora",
 ]

@@ -39,7 +39,8 @@ from minigrad import nn
 from minigrad.nn import functional as F
 
 from gpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from gpt.finetune.lora import lora_settings, replace_linear_with_lora
+from gpt.finetune.lora import add_lora, lora_settings, replace_linear_with_lora
+from gpt.generate import encode_as_text
 from gpt.train import NonFiniteLossError, Trainer
 
 __all__ = [
@@ -223,13 +224,6 @@ def random_split(examples: Sequence, train_frac: float, val_frac: float, seed: i
     return shuffled[:train_end], shuffled[train_end:val_end], shuffled[val_end:]
 
 
-def _encode(tokenizer, text: str) -> list[int]:
-    """Token ids of ``text``; "<|endoftext|>" written in a message is ordinary text, not an error."""
-    try:
-        return list(tokenizer.encode(text, disallowed_special=()))
-    except TypeError:  # a tokenizer without tiktoken's keyword (the book's SimpleTokenizer)
-        return list(tokenizer.encode(text))
-
 
 class ClassificationDataset:
     """Texts as equal-length rows of token ids, with their class labels (the book's ``SpamDataset``).
@@ -256,7 +250,7 @@ class ClassificationDataset:
             raise ValueError("a ClassificationDataset needs at least one text")
         if labels.dtype.kind not in "iu" or labels.min() < 0:
             raise ValueError("labels must be non-negative class indices (see encode_labels)")
-        self.encoded_texts = [_encode(tokenizer, t) for t in texts]
+        self.encoded_texts = [encode_as_text(tokenizer, t) for t in texts]
         if max_length is None:
             self.max_length = self._longest_encoded_length()
             if self.max_length == 0:
@@ -341,9 +335,7 @@ def prepare_for_classification(model, num_classes: int, trainable_blocks: int | 
         if lora_alpha is not None:
             raise ValueError("lora_alpha needs lora_rank")
         return freeze_for_classification(model, trainable_blocks)
-    model.requires_grad_(False)
-    replace_linear_with_lora(model, lora_rank, lora_rank if lora_alpha is None else lora_alpha)
-    return model
+    return add_lora(model, lora_rank, lora_alpha)
 
 
 # ==================================================================================================
@@ -527,7 +519,7 @@ def classify(text: str, model, tokenizer, max_length: int | None = None, pad_tok
     The text is cut to ``max_length`` tokens (and to the model's context length) and padded with
     ``pad_token_id`` to ``max_length``, as in training; pass the training set's ``max_length``.
     """
-    ids = _encode(tokenizer, text)
+    ids = encode_as_text(tokenizer, text)
     context = model.cfg.context_length
     length = context if max_length is None else min(max_length, context)
     ids = ids[:length]

@@ -32,8 +32,8 @@ import numpy as np
 
 from gpt.atomic import write_text_atomic
 from gpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from gpt.finetune.lora import LinearWithLoRA, lora_settings, merge_lora, replace_linear_with_lora
-from gpt.generate import generate
+from gpt.finetune.lora import LinearWithLoRA, add_lora, lora_settings, merge_lora
+from gpt.generate import encode_as_text, generate
 
 __all__ = [
     "PREAMBLE", "RESPONSE_HEADER", "load_instruction_data", "check_instruction_data", "format_input",
@@ -152,13 +152,6 @@ def split_instruction_data(data: Sequence, train_frac: float = 0.85, test_frac: 
 # ==================================================================================================
 
 
-def _encode(tokenizer, text: str) -> list[int]:
-    """Token ids of ``text``; "<|endoftext|>" written in an entry is ordinary text, not the special token."""
-    try:
-        return list(tokenizer.encode(text, disallowed_special=()))
-    except TypeError:  # a tokenizer without tiktoken's keyword (the book's SimpleTokenizer)
-        return list(tokenizer.encode(text))
-
 
 class InstructionDataset:
     """Every entry encoded once as prompt + response (the book's ``InstructionDataset``).
@@ -182,8 +175,8 @@ class InstructionDataset:
         for entry in self.data:
             instruction_plus_input = format_input(entry)
             full_text = instruction_plus_input + format_response(entry)
-            ids = _encode(tokenizer, full_text)
-            prompt = _encode(tokenizer, instruction_plus_input)
+            ids = encode_as_text(tokenizer, full_text)
+            prompt = encode_as_text(tokenizer, instruction_plus_input)
             n = 0
             for a, b in zip(prompt, ids):
                 if a != b:
@@ -271,14 +264,6 @@ def custom_collate_fn(batch, pad_token_id: int = 50256, ignore_index: int = -100
 # ==================================================================================================
 
 
-def add_lora(model, rank: int, alpha: float | None = None):
-    """Appendix E's setting for instruction fine-tuning: freeze the whole model, then wrap every Linear
-    (the output head too) in LoRA of ``rank`` and ``alpha`` (default: the rank), so only the LoRA
-    matrices A and B train. Returns the model."""
-    model.requires_grad_(False)
-    replace_linear_with_lora(model, rank, rank if alpha is None else alpha)
-    return model
-
 
 def save_instruct_checkpoint(directory, model, *, tokenizer, optimizer=None, trainer_state: dict | None = None,
                              info: dict | None = None, keep: int = 2) -> Path:
@@ -360,7 +345,7 @@ def generate_responses(model, tokenizer, entries: Sequence[dict], max_new_tokens
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     eos = _eos_id(tokenizer, eos_id)
     context = model.cfg.context_length
-    prompts = [_encode(tokenizer, format_input(entry))[-context:] for entry in entries]
+    prompts = [encode_as_text(tokenizer, format_input(entry))[-context:] for entry in entries]
     groups: dict[int, list[int]] = {}
     for i, ids in enumerate(prompts):
         groups.setdefault(len(ids), []).append(i)

@@ -24,8 +24,8 @@ import numpy as np
 from minigrad import nn
 from minigrad import random as _random
 
-__all__ = ["LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "freeze_all_but_lora", "merge_lora",
-           "lora_settings"]
+__all__ = ["LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "add_lora", "freeze_all_but_lora",
+           "merge_lora", "lora_settings"]
 
 
 def _check_rank_alpha(rank, alpha) -> None:
@@ -136,6 +136,15 @@ def replace_linear_with_lora(model: nn.Module, rank: int, alpha: float) -> nn.Mo
             if isinstance(child, nn.Linear):
                 child.requires_grad_(False)
                 setattr(parent, name, LinearWithLoRA(child, rank, alpha))
+    return model
+
+
+def add_lora(model, rank: int, alpha: float | None = None):
+    """Appendix E's setting: freeze the whole model, then wrap every Linear (the output head too) in
+    LoRA of ``rank`` and ``alpha`` (default: the rank), so only the LoRA matrices A and B train.
+    Returns the model."""
+    model.requires_grad_(False)
+    replace_linear_with_lora(model, rank, rank if alpha is None else alpha)
     return model
 
 
