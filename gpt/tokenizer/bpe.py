@@ -39,7 +39,7 @@ import regex
 
 from gpt.atomic import write_text_atomic
 from gpt.tokenizer.batch import PairTable, merge_many
-from gpt.tokenizer.pretokenize import GPT2_PATTERN, Splitter
+from gpt.tokenizer.pretokenize import GPT2_PATTERN, SURROGATE, Splitter, replace_lone_surrogates
 
 _BYTE = [bytes((b,)) for b in range(256)]  # byte value -> the one-byte bytes object
 _NO_MERGE = 1 << 62  # "rank" of a pair whose joined bytes are not a token
@@ -48,7 +48,6 @@ _CACHE_LIMIT = 1 << 16  # at most this many remembered multi-token pieces
 _BATCH_MIN = 256  # this many new pieces in one call are merged together with NumPy (batch.py) ...
 _BATCH_PIECES = 1 << 12  # ... in batches of at most this many pieces ...
 _BATCH_PIECE_BYTES = 256  # ... of at most this many bytes (longer ones: the heap merge, one by one)
-_SURROGATE = regex.compile("[\ud800-\udfff]")
 FORMAT_HEADER = "gpt-bpe v1"
 _ID_TYPECODE = next(code for code in "IL" if array(code).itemsize == 4)  # an array typecode for uint32
 
@@ -191,11 +190,7 @@ class _PieceCache(dict):
         self.ranks, self.pair_table = ranks, pair_table
 
     def __missing__(self, piece: str) -> bytes:
-        data = piece.encode("utf-8")
-        if len(data) > _LONG_PIECE:
-            packed = _pack_ids(_merge_long(data, self.ranks, self.pair_table))
-        else:
-            packed = _pack_ids(_merge_short(data, self.ranks))
+        packed = _pack_ids(bpe_merge(piece.encode("utf-8"), self.ranks, self.pair_table))
         self[piece] = packed
         return packed
 
@@ -343,9 +338,7 @@ class BPETokenizer:
 
         Lone surrogates (not encodable as UTF-8) are replaced by U+FFFD first, as tiktoken does.
         """
-        if _SURROGATE.search(text) is not None:
-            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return self._encode_pieces(self._splitter.split(text))
+        return self._encode_pieces(self._splitter.split(replace_lone_surrogates(text)))
 
     def encode(
         self,
@@ -400,7 +393,7 @@ class BPETokenizer:
         text = data.decode("utf-8", "surrogateescape")
         pieces = self._splitter.split(text)
         distinct = set(pieces)
-        escaped = {p for p in distinct if _SURROGATE.search(p)}
+        escaped = {p for p in distinct if SURROGATE.search(p)}
         # Pieces holding escaped bytes stay out of the shared cache (encode_ordinary reads the same
         # strings as U+FFFD), so they are encoded into a dictionary local to this call.
         local = {p: _pack_ids(self._encode_piece_uncached(p.encode("utf-8", "surrogateescape"))) for p in escaped}

@@ -26,6 +26,17 @@ import regex
 # run for the next word, so " world" keeps its leading space.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
+# Lone surrogates (half of a UTF-16 pair) can be in a Python str but not in UTF-8
+SURROGATE = regex.compile("[\ud800-\udfff]")
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD, as tiktoken does before encoding."""
+    if SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 # Spellings of GPT-2's pattern (ours and tiktoken's) -> an equivalent one that runs faster. The
 # alternatives starting with a letter or space + letter, a digit or space + digit, and an apostrophe
 # can never match at the same position (their first characters differ), so trying letters first

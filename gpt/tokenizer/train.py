@@ -30,7 +30,7 @@ from typing import Iterable
 
 import regex
 
-from gpt.tokenizer.pretokenize import Splitter
+from gpt.tokenizer.pretokenize import Splitter, replace_lone_surrogates
 
 
 def count_pieces(texts: Iterable[str], splitter: Splitter, special_tokens: Iterable[str] = ()) -> Counter:
@@ -47,8 +47,7 @@ def count_pieces(texts: Iterable[str], splitter: Splitter, special_tokens: Itera
         if not isinstance(text, str):
             raise ValueError(f"training texts must be str, got {type(text).__name__}")
         any_text = any_text or bool(text)
-        if regex.search("[\ud800-\udfff]", text):
-            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        text = replace_lone_surrogates(text)
         for chunk in cut.split(text) if cut is not None else (text,):
             counts.update(splitter.split(chunk))
     if not any_text:
