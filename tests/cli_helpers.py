@@ -1,5 +1,6 @@
 """Helpers shared by the tests of the command line: run ``python -m gpt`` in-process or in a real
-subprocess, read the newest checkpoint's weights, and press Ctrl-C at a chosen training step."""
+subprocess, check a one-line error, read the newest checkpoint's weights, and press Ctrl-C at a
+chosen training step."""
 import contextlib
 import io
 import os
@@ -36,6 +37,18 @@ def run_subprocess(*argv, timeout=120):
     result = subprocess.run([sys.executable, "-m", "gpt", *map(str, argv)], capture_output=True, text=True,
                             timeout=timeout, cwd=ROOT, env=dict(os.environ, GPT_DEBUG=""))
     return result.returncode, result.stdout, result.stderr
+
+
+def check_one_line_error(code, stderr, *expected):
+    """The command failed with a one-line error (no traceback) whose last line names every word of
+    ``expected``."""
+    assert code not in (0, None), stderr
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    error = lines[-1] if lines else ""
+    assert "error" in error, stderr
+    for word in expected:
+        assert word in error, (word, error)
 
 
 def weights(directory):

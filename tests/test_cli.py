@@ -19,7 +19,7 @@ from gpt.checkpoint import load_checkpoint
 from gpt.data import train_val_split
 from gpt.generate import generate_text_simple, text_to_token_ids, token_ids_to_text
 from gpt.train import Trainer
-from tests.cli_helpers import interrupt_at, run_cli, run_subprocess, weights
+from tests.cli_helpers import check_one_line_error, interrupt_at, run_cli, run_subprocess, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--config", "tiny", "--context-length", "16", "--emb-dim", "32", "--vocab-size", "300",
@@ -284,14 +284,6 @@ def test_diverging_from_the_start_says_no_checkpoint_was_saved(tmp_path, text_fi
 # Bad input: a one-line error and a non-zero exit code, never a traceback
 # --------------------------------------------------------------------------------------------------
 
-
-def check_one_line_error(code, stderr, *expected):
-    assert code not in (0, None), stderr
-    assert "Traceback" not in stderr
-    error = last_line(stderr)
-    assert "error" in error
-    for word in expected:
-        assert word in error, (word, error)
 
 
 @pytest.fixture

@@ -458,7 +458,10 @@ def test_classify_pads_like_training_and_returns_the_argmax_label():
     long_text = "x" * 300                                      # longer than the context: cut to 128 tokens
     expected = int(full_last_logits(model, np.array([tok.encode(long_text)[:CFG.context_length]]))[0].argmax())
     assert classify(long_text, model, tok, max_length=500, pad_token_id=EOT) == expected
-    assert classify("", model, tok, pad_token_id=EOT) in (0, 1)
+    # an empty text is one padding token; with max_length it is max_length of them
+    assert classify("", model, tok, pad_token_id=EOT) == int(full_last_logits(model, np.array([[EOT]]))[0].argmax())
+    expected = int(full_last_logits(model, np.array([[EOT] * 5]))[0].argmax())
+    assert classify("", model, tok, max_length=5, pad_token_id=EOT) == expected
 
 
 # --------------------------------------------------------------------------------------------------

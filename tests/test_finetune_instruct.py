@@ -6,7 +6,6 @@ fine-tune improving exact-match accuracy, and the CLI in a fast mode (resume, ch
 import functools
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,7 +44,7 @@ from gpt.finetune.instruct import (
 from gpt.finetune.lora import LinearWithLoRA
 from gpt.model import GPTConfig, GPTModel
 from gpt.train import Trainer, calc_loss_batch
-from tests.cli_helpers import interrupt_at, run_cli, run_subprocess, weights
+from tests.cli_helpers import check_one_line_error, interrupt_at, run_cli, run_subprocess, weights
 
 BOOK_PREAMBLE = ("Below is an instruction that describes a task. Write a response that appropriately "
                  "completes the request.")
@@ -60,14 +59,6 @@ FAST = ["--demo", "--demo-size", "60", "--config", "tiny", "--batch-size", "8", 
 
 
 
-
-def check_one_line_error(code, stderr, *expected):
-    assert code not in (0, None), stderr
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert lines and lines[-1].startswith(("error: ", "usage: ")) or "error:" in lines[-1], stderr
-    for word in expected:
-        assert word in lines[-1], (word, lines[-1])
 
 
 
