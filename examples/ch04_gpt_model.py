@@ -8,7 +8,7 @@
     4.6  the GPT model: output shape, 163,009,536 parameters (124,412,160 with weight tying), size
     4.7  generating text greedily with generate_text_simple (an untrained model: gibberish)
 
-By default it builds the real GPT-2 small (about 2 s and 650 MB); ``--fast`` builds a 2-layer,
+By default it builds the real GPT-2 small (about 4 s and 0.75 GB); ``--fast`` builds a 2-layer,
 64-wide model with GPT-2's vocabulary instead, so the shapes are the same and only the counts differ.
 GPT-2's tokenizer is used when its files are found (--data-dir or GPT_REFERENCE_DATA); otherwise a
 small BPE tokenizer is trained on the embedded corpus for the demos.

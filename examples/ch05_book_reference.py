@@ -17,8 +17,8 @@ runs the same recipe with this project's functions; on a laptop CPU it takes man
 Measured with this script (seed 123, a shared 2-core machine, default BLAS threads, 9.3 minutes):
 initial losses 10.98 / 11.03, final "Ep 10 (Step 000085): Train loss 0.467, Val loss 6.542" (the
 book: 0.391 / 6.452), and the last sample recites the story as the book's does ("Yes--quite insensible
-to the irony. She wanted him vindicated--and by me!" He laughed again, ...). On a busy machine, one
-BLAS thread (OPENBLAS_NUM_THREADS=1) has run this three to four times faster than the default.
+to the irony. She wanted him vindicated--and by me!" He laughed again, ...). With one BLAS thread
+(OPENBLAS_NUM_THREADS=1) it took 25 minutes in an earlier session.
 
 It needs the book's files (the-verdict.txt and GPT-2's vocabulary): pass --data-dir DIR or set
 GPT_REFERENCE_DATA. ``--fast`` runs one epoch of a 2-layer, narrower model for the tests.

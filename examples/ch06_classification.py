@@ -11,13 +11,13 @@
     E    LoRA: freeze everything, LoRA on every Linear, fine-tune, then merge_lora for export
 
 The book fine-tunes GPT-2 small on the SMS Spam Collection (747 spam messages and as many ham after
-balancing; 1,045 / 149 / 300 after the split) to about 97 % test accuracy. To finish in minutes on a
+balancing; 1,045 / 149 / 300 after the split) to about 97 % test accuracy. To finish in seconds on a
 laptop CPU without downloads, this script generates a spam/ham-like data set
 (``gpt.finetune.spam_demo``) and starts from a small GPT it pretrains itself; pass ``--sms FILE`` to
 use the real collection instead (``python -m gpt download sms-spam``). ``--fast`` shrinks
 everything to a few seconds.
 
-    python examples/ch06_classification.py                 (a few minutes)
+    python examples/ch06_classification.py                 (about 10 s)
     python examples/ch06_classification.py --fast          (seconds)
 """
 from __future__ import annotations

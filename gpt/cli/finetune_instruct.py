@@ -10,8 +10,8 @@ checkpoint and ``--resume DIR`` continues it exactly.
 ``--demo`` trains on questions the project makes up and can grade itself (upper-casing, reversing,
 counting, adding) and reports the exact-match accuracy on the test questions before and after.
 Without --checkpoint/--gpt2 it starts from a small randomly initialised GPT (4 layers, width 128)
-with its own tiny vocabulary and learns only the answers (--mask-prompt): in about a minute and a
-half on a CPU it goes from 0 % to about 65 % exact match, so the demo needs no pretraining; pass
+with its own tiny vocabulary and learns only the answers (--mask-prompt): in about 70 s on a
+2-core CPU it goes from 0 % to about 65 % exact match, so the demo needs no pretraining; pass
 --checkpoint or --gpt2 to start from a pretrained model instead.
 
 ``chat`` formats a prompt the same way, generates greedily and prints only the answer.
