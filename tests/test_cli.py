@@ -376,6 +376,10 @@ def test_resume_with_a_different_text_or_no_steps_left(trained, tmp_path, short_
     check_one_line_error(code, stderr, "already has 6 steps", "--steps")
     code, _, stderr = run_cli("pretrain", "--resume", out, "--steps", 9, "--text", short_text)
     check_one_line_error(code, stderr, "text")
+    # what shapes the model or the optimizer cannot change (it would be ignored, or break bit-exactness)
+    for flag, value in (("--lr", 0.5), ("--emb-dim", 48), ("--batch-size", 3)):
+        code, _, stderr = run_cli("pretrain", "--resume", out, "--steps", 9, flag, value)
+        check_one_line_error(code, stderr, flag, "cannot change when resuming")
 
 
 @pytest.mark.parametrize("argv, expected", [

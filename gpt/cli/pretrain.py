@@ -22,6 +22,11 @@ from gpt.cli.common import (
 
 DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1e-4, warmup=50,
                 weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=400)
+# every setting a run records in its checkpoint
+SETTING_NAMES = (*DEFAULTS, "context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb", "epochs",
+                 "text", "tokenizer", "prompt")
+# what --resume may change; everything else shapes the model, the data order or the optimizer
+RESUME_OVERRIDES = ("steps", "epochs", "eval_every", "eval_batches", "prompt", "text")
 
 
 def register(subparsers) -> None:
@@ -63,14 +68,18 @@ def register(subparsers) -> None:
 
 # ---------------------------------------------------------------------- pieces
 def _settings(args: argparse.Namespace, saved: dict | None) -> dict:
-    """The run's settings: command-line values over the saved run's (when resuming) over defaults."""
-    names = list(DEFAULTS) + ["context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb",
-                              "epochs", "text", "tokenizer", "prompt"]
+    """The run's settings: command-line values over the saved run's (when resuming) over defaults.
+    A resumed run may only change what RESUME_OVERRIDES names (its text is checked separately)."""
     base = dict(DEFAULTS, **(saved or {}))
-    for name in names:
+    for name in SETTING_NAMES:
         value = getattr(args, name, None)
-        if value is not None:
-            base[name] = value
+        if value is None:
+            continue
+        if saved is not None and name not in RESUME_OVERRIDES and value != saved.get(name):
+            raise CLIError(f"--{name.replace('_', '-')} cannot change when resuming (the run used "
+                           f"{saved.get(name)}); only --steps/--epochs, --eval-every, --eval-batches and "
+                           "--prompt can")
+        base[name] = value
     if saved and args.epochs is None and args.steps is not None:
         base["epochs"] = None
     return base
@@ -202,10 +211,7 @@ def run(args: argparse.Namespace) -> int:
         restore_training_state(ck, optimizer, trainer, total, out, "--steps")
         say(f"resuming {out} at step {trainer.state.step} of {total}")
 
-    info = {"settings": {k: settings.get(k) for k in list(DEFAULTS) + ["context_length", "emb_dim", "n_layers",
-                                                                     "n_heads", "drop_rate", "pos_emb", "epochs",
-                                                                     "text", "tokenizer", "prompt"]},
-            "text_sha256": _fingerprint(text)}
+    info = {"settings": {k: settings.get(k) for k in SETTING_NAMES}, "text_sha256": _fingerprint(text)}
     info["settings"]["steps"] = total
     info["settings"]["text"] = [str(Path(t).resolve()) for t in settings["text"]] if settings.get("text") else None
 
