@@ -6,6 +6,7 @@ import pytest
 
 from gpt.cli import main
 from gpt.tokenizer import BPETokenizer
+from tests.cli_helpers import run_cli
 
 CORPUS = "The quick brown fox jumps over the lazy dog. " * 40 + "Naïve café 😀<|endoftext|>The end.\n"
 
@@ -45,6 +46,8 @@ def test_train_then_tokenize(tmp_path, corpus, capsys):
 
     code, out, err = run(capsys, "tokenize", "--tokenizer", str(out_path), "--merges", "2")
     assert code == 0 and out.splitlines() == tok.describe_merges(2)
+    code, out, err = run_cli("tokenize", "--tokenizer", str(out_path), "--merges", "-1")
+    assert code == 2 and "--merges" in err and "Traceback" not in err
 
 
 def test_tokenize_reads_a_file_and_a_gpt2_folder(tmp_path, corpus, capsys, reference_data):

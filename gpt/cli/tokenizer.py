@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from gpt.cli import CLIError
+from gpt.cli.common import non_negative_int
 
 
 def register(subparsers) -> None:
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
                    help="pre-split regex, `regex` module syntax (default: GPT-2's)")
     p.add_argument("--gpt2-out", default=None, metavar="DIR",
                    help="also write encoder.json and vocab.bpe (GPT-2's format) into this folder")
-    p.add_argument("--show", type=int, default=10, metavar="K", help="print the first K merges learned (default 10)")
+    p.add_argument("--show", type=non_negative_int, default=10, metavar="K", help="print the first K merges learned (default 10)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=train_tokenizer)
 
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--allow-special", action="store_true",
                    help="turn special-token text such as <|endoftext|> into its id (default: an error)")
     p.add_argument("--ids-only", action="store_true", help="print only the ids, on one line")
-    p.add_argument("--merges", type=int, metavar="K", help="print the tokenizer's first K merges")
+    p.add_argument("--merges", type=non_negative_int, metavar="K", help="print the tokenizer's first K merges")
     p.set_defaults(func=tokenize)
 
 
@@ -124,7 +125,7 @@ def tokenize(args: argparse.Namespace) -> int:
         raise CLIError("give either TEXT or --file, not both")
     tok = load_tokenizer(args.tokenizer)
     if args.merges is not None:
-        for line in tok.describe_merges(max(args.merges, 0)):
+        for line in tok.describe_merges(args.merges):
             print(line)
         if args.text is None and args.file is None:
             return 0
