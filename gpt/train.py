@@ -177,6 +177,11 @@ class Trainer:
         """Ask the loop to stop after the step in progress (safe to call from a signal handler)."""
         self._stop_requested = True
 
+    @property
+    def stop_requested(self) -> bool:
+        """Whether :meth:`request_stop` was called since the loop last started."""
+        return self._stop_requested
+
     def evaluate(self) -> tuple[float, float]:
         train_loss, val_loss = evaluate_model(self.model, self.train_loader, self.val_loader or [], self.eval_iter)
         s = self.state

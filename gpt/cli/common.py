@@ -181,7 +181,7 @@ def train_until_done(trainer, progress: Progress, on_eval, last_saved) -> None:
     from gpt.train import NonFiniteLossError
 
     def on_sigint(signum, frame):
-        if trainer._stop_requested:
+        if trainer.stop_requested:
             raise KeyboardInterrupt
         trainer.request_stop()
 
@@ -201,7 +201,7 @@ def train_until_done(trainer, progress: Progress, on_eval, last_saved) -> None:
 
 def stopped_early(trainer, total: int, final, command: str, out) -> bool:
     """After a Ctrl-C: say where the checkpoint is and how to continue (the caller exits 130)."""
-    if trainer._stop_requested and trainer.state.step < total:
+    if trainer.stop_requested and trainer.state.step < total:
         print(f"interrupted at step {trainer.state.step} of {total}: checkpoint saved to {final}; "
               f"continue with: python -m gpt {command} --resume {out}", file=sys.stderr)
         return True
