@@ -100,11 +100,11 @@ def sample_next(logits: np.ndarray, temperature: float = 0.0, top_k: int | None 
 
     ``rngs``: one Generator per row (the same one may repeat); None draws from a fresh, unseeded one.
     """
+    if temperature <= 0.0:
+        return np.argmax(logits, axis=-1)   # (top-k always keeps the largest logit)
     logits = logits.astype(np.float64)   # sampling arithmetic in float64: tiny tail probabilities stay exact
     if top_k is not None:
         logits = _top_k_filter(logits, top_k)
-    if temperature <= 0.0:
-        return np.argmax(logits, axis=-1)
     logits = logits / temperature
     logits -= logits.max(axis=-1, keepdims=True)
     probs = np.exp(logits)
