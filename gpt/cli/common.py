@@ -73,6 +73,22 @@ def open_checkpoint(load, path, **options):
     return ck
 
 
+def overlay_options(settings: dict, args, names, saved: dict | None, may_change) -> dict:
+    """Put the options given on the command line (those not None) among ``names`` over ``settings``.
+    When resuming a run whose settings were ``saved``, an option outside ``may_change`` must keep the
+    run's value: anything else would be ignored or would break the exact continuation."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if saved is not None and name not in may_change and value != saved.get(name):
+            allowed = ", ".join("--" + n.replace("_", "-") for n in may_change)
+            raise CLIError(f"--{name.replace('_', '-')} cannot change when resuming (the run used "
+                           f"{saved.get(name)}); only {allowed} can")
+        settings[name] = value
+    return settings
+
+
 def run_folder(args) -> Path:
     """Where a training command saves: the run being resumed (given a step folder, the run that holds
     it), or ``--out`` for a new run, which must not already hold one (it would be overwritten)."""

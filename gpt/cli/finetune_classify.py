@@ -17,7 +17,8 @@ from pathlib import Path
 from gpt.cli import CLIError
 from gpt.cli.common import (
     Progress, duration, load_model_and_tokenizer, non_negative_float, open_checkpoint,
-    positive_int, restore_training_state, run_folder, stopped_early, train_until_done,
+    overlay_options, positive_int, restore_training_state, run_folder, stopped_early,
+    train_until_done,
 )
 
 # the book's settings (section 6.7); --balance is the book's create_balanced_dataset
@@ -98,15 +99,7 @@ RESUME_OVERRIDES = ("epochs", "eval_every", "eval_batches", "data")
 
 def _settings(args: argparse.Namespace, saved: dict | None) -> dict:
     """Command-line values over the saved run's (when resuming) over the defaults."""
-    settings = dict(DEFAULTS, **(saved or {}))
-    for name in DEFAULTS:
-        value = getattr(args, name, None)
-        if value is None:
-            continue
-        if saved is not None and name not in RESUME_OVERRIDES and value != saved.get(name):
-            raise CLIError(f"--{name.replace('_', '-')} cannot change when resuming (the run used "
-                           f"{saved.get(name)}); only --epochs, --eval-every and --eval-batches can")
-        settings[name] = value
+    settings = overlay_options(dict(DEFAULTS, **(saved or {})), args, DEFAULTS, saved, RESUME_OVERRIDES)
     if args.data is not None:
         settings["demo"] = None
         settings["data"] = str(Path(args.data).resolve())

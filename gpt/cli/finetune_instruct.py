@@ -28,8 +28,8 @@ from pathlib import Path
 from gpt.cli import CLIError
 from gpt.cli.common import (
     Progress, duration, load_model_and_tokenizer, non_negative_float, non_negative_int,
-    open_checkpoint, positive_int, restore_training_state, run_folder, stopped_early,
-    train_until_done, write_logs,
+    open_checkpoint, overlay_options, positive_int, restore_training_state, run_folder,
+    stopped_early, train_until_done, write_logs,
 )
 
 # The book's settings for fine-tuning a pretrained model (section 7.6): AdamW, lr 5e-5 held
@@ -128,15 +128,8 @@ def _settings(args: argparse.Namespace, saved: dict | None) -> dict:
             settings.update(SCRATCH)
         elif args.demo:
             settings["max_new_tokens"] = SCRATCH["max_new_tokens"]
-    for name in DEFAULTS:
-        value = getattr(args, name, None)
-        if value is None or name in ("data", "demo"):
-            continue
-        if saved is not None and name not in RESUME_OVERRIDES and value != saved.get(name):
-            raise CLIError(f"--{name.replace('_', '-')} cannot change when resuming (the run used "
-                           f"{saved.get(name)}); only --epochs, --eval-every, --eval-batches and "
-                           "--max-new-tokens can")
-        settings[name] = value
+    options = [name for name in DEFAULTS if name not in ("data", "demo")]   # (these two: below)
+    overlay_options(settings, args, options, saved, RESUME_OVERRIDES)
     if saved is None:
         settings["demo"] = bool(args.demo)
         settings["data"] = str(Path(args.data).resolve()) if args.data else None

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from gpt.cli import CLIError
 from gpt.cli.common import (
-    Progress, duration, non_negative_float, non_negative_int, open_checkpoint, positive_int,
-    probability, restore_training_state, run_folder, stopped_early, train_until_done,
-    write_logs,
+    Progress, duration, non_negative_float, non_negative_int, open_checkpoint, overlay_options,
+    positive_int, probability, restore_training_state, run_folder, stopped_early,
+    train_until_done, write_logs,
 )
 
 DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1e-4, warmup=50,
@@ -70,16 +70,7 @@ def register(subparsers) -> None:
 def _settings(args: argparse.Namespace, saved: dict | None) -> dict:
     """The run's settings: command-line values over the saved run's (when resuming) over defaults.
     A resumed run may only change what RESUME_OVERRIDES names (its text is checked separately)."""
-    base = dict(DEFAULTS, **(saved or {}))
-    for name in SETTING_NAMES:
-        value = getattr(args, name, None)
-        if value is None:
-            continue
-        if saved is not None and name not in RESUME_OVERRIDES and value != saved.get(name):
-            raise CLIError(f"--{name.replace('_', '-')} cannot change when resuming (the run used "
-                           f"{saved.get(name)}); only --steps/--epochs, --eval-every, --eval-batches and "
-                           "--prompt can")
-        base[name] = value
+    base = overlay_options(dict(DEFAULTS, **(saved or {})), args, SETTING_NAMES, saved, RESUME_OVERRIDES)
     if saved and args.epochs is None and args.steps is not None:
         base["epochs"] = None
     return base
