@@ -9,6 +9,8 @@ What is measured (after a warm-up, the median of ``repeats`` runs):
 * ``forward``: a no-grad forward pass of the same shapes.
 * ``generate``: greedy tokens/s with and without the KV cache (4-token prompt).
 * ``tokenizer``: BPE encoding MB/s and the time to train a 4,096-token vocabulary.
+* ``breakdown``: where one forward pass and one training step of each model spend their time, per
+  op (:func:`minigrad.profile`), in milliseconds.
 * peak resident memory of the process after each section, and the setup (NumPy version, cores,
   whether :mod:`minigrad.allocator` keeps freed memory).
 
@@ -26,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer")
+SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer", "breakdown")
 MODELS = {
     "gpt2-small": dict(preset="gpt2-small", context_length=256, batch=2, drop_rate=0.1),
     "pretrain-default": dict(preset="mini", context_length=128, batch=16, drop_rate=0.1, vocab_size=4096),
@@ -84,11 +86,11 @@ def _build(spec: dict):
     return cfg, GPTModel(cfg)
 
 
-def train_step(name: str, repeats: int = 3, peak_gflops: float | None = None) -> dict:
-    """Median seconds of one AdamW training step for the model ``name`` of :data:`MODELS`."""
+def _training_step(name: str):
+    """(cfg, step, tokens): one AdamW step (forward, cross-entropy, backward, clipping, update) of
+    the model ``name`` of :data:`MODELS` on fixed random tokens."""
     import minigrad as mg
     from minigrad.optim import AdamW, clip_grad_norm_
-    from gpt.model import flops_per_token
 
     spec = MODELS[name]
     cfg, model = _build(spec)
@@ -105,8 +107,31 @@ def train_step(name: str, repeats: int = 3, peak_gflops: float | None = None) ->
         clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
+    return cfg, step, x.size
+
+
+def _forward_pass(name: str):
+    """(forward, tokens): a no-grad forward pass of the model ``name`` (in eval mode) on fixed tokens."""
+    import minigrad as mg
+
+    spec = MODELS[name]
+    cfg, model = _build(spec)
+    model.eval()
+    x = np.random.default_rng(0).integers(0, cfg.vocab_size, (spec["batch"], cfg.context_length))
+
+    def forward() -> None:
+        with mg.no_grad():
+            model(x)
+
+    return forward, x.size
+
+
+def train_step(name: str, repeats: int = 3, peak_gflops: float | None = None) -> dict:
+    """Median seconds of one AdamW training step for the model ``name`` of :data:`MODELS`."""
+    from gpt.model import flops_per_token
+
+    cfg, step, tokens = _training_step(name)
     t = _median_time(step, repeats)
-    tokens = x.size
     gflops = flops_per_token(cfg, training=True) * tokens / t / 1e9
     out = {"model": name, "step_s": round(t, 4), "tokens_per_s": round(tokens / t, 1),
            "gflops": round(gflops, 1)}
@@ -116,19 +141,32 @@ def train_step(name: str, repeats: int = 3, peak_gflops: float | None = None) ->
 
 
 def forward_pass(name: str, repeats: int = 3) -> dict:
+    """Median seconds of a no-grad forward pass for the model ``name`` of :data:`MODELS`."""
+    forward, tokens = _forward_pass(name)
+    t = _median_time(forward, repeats)
+    return {"model": name, "forward_s": round(t, 4), "tokens_per_s": round(tokens / t, 1)}
+
+
+def op_breakdown(fn: Callable[[], object], top: int = 8, warmup: int = 2) -> dict:
+    """Where one call of ``fn`` (after ``warmup`` calls: the allocator reaches its steady state in
+    the second training step) spends its time, per op, from
+    :func:`minigrad.profile`: milliseconds with each op's forward and backward summed, the ``top``
+    largest by name and the rest as ``other_ops``; ``outside_ops`` is what no op accounts for (an
+    optimizer step, clipping, Python between the ops), ``total`` the wall time of the call."""
     import minigrad as mg
 
-    spec = MODELS[name]
-    cfg, model = _build(spec)
-    model.eval()
-    x = np.random.default_rng(0).integers(0, cfg.vocab_size, (spec["batch"], cfg.context_length))
-
-    def fwd() -> None:
-        with mg.no_grad():
-            model(x)
-
-    t = _median_time(fwd, repeats)
-    return {"model": name, "forward_s": round(t, 4), "tokens_per_s": round(x.size / t, 1)}
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    with mg.profile() as prof:
+        fn()
+    wall = time.perf_counter() - t0
+    per_op = list(prof.seconds().items())
+    out = {"total_ms": round(wall * 1e3, 1)}
+    out.update((op, round(s * 1e3, 1)) for op, s in per_op[:top])
+    out["other_ops_ms"] = round(sum(s for _, s in per_op[top:]) * 1e3, 1)
+    out["outside_ops_ms"] = round((wall - prof.total) * 1e3, 1)
+    return out
 
 
 def generation(name: str = "gpt2-small", new_tokens: int = 30, repeats: int = 1) -> dict:
@@ -211,6 +249,10 @@ def run_benchmarks(sections=SECTIONS, repeats: int = 3, models=tuple(MODELS), gp
         done("matmul", r)
     if "tokenizer" in sections:
         done("tokenizer", tokenizer_speed(gpt2_dir))
+    if "breakdown" in sections:
+        for m in models:
+            done(f"breakdown/forward/{m}", op_breakdown(_forward_pass(m)[0]))
+            done(f"breakdown/train/{m}", op_breakdown(_training_step(m)[1]))
     per_round = []
     for _ in range(rounds if torch_script else 1):
         if "train" in sections:

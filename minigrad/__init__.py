@@ -34,6 +34,7 @@ from minigrad.function import Function
 from minigrad.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minigrad.ops import *  # noqa: F401,F403  (every op is also a top-level function)
 from minigrad.ops import __all__ as _ops_all
+from minigrad.profiler import profile
 from minigrad.random import manual_seed
 
 from minigrad.gradcheck import GradcheckError, gradcheck
@@ -41,6 +42,6 @@ from minigrad.gradcheck import GradcheckError, gradcheck
 __all__ = [
     "Tensor", "tensor", "as_tensor", "zeros", "ones", "zeros_like", "ones_like", "full", "arange",
     "randn", "rand", "manual_seed", "Function", "no_grad", "enable_grad", "is_grad_enabled",
-    "set_grad_enabled", "gradcheck", "GradcheckError", "to_dot", "detect_anomaly", "unbroadcast",
+    "set_grad_enabled", "profile", "gradcheck", "GradcheckError", "to_dot", "detect_anomaly", "unbroadcast",
     "DEFAULT_DTYPE", *_ops_all,
 ]

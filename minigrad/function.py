@@ -22,9 +22,11 @@ never write into ``grad`` (it may be shared); it may overwrite its own saved arr
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from minigrad import debug
+from minigrad import debug, profiler
 from minigrad.grad_mode import is_grad_enabled
 from minigrad.tensor import Tensor, as_tensor
 
@@ -80,7 +82,13 @@ class Function:
         # all False when no graph is recorded (no_grad): forward may then skip saving for backward
         ctx.needs_input_grad = needs if record else (False,) * len(needs)
         arrays = [t.data for t in tensors]
-        out = ctx.forward(*arrays, **options)
+        prof = profiler.current()
+        if prof is None:
+            out = ctx.forward(*arrays, **options)
+        else:
+            start = time.perf_counter()
+            out = ctx.forward(*arrays, **options)
+            prof.add(cls.__name__, "forward", time.perf_counter() - start)
         if debug.is_anomaly_enabled():
             ctx.created_at = debug.creation_site()
             debug.check_forward(ctx, arrays, out)

@@ -21,11 +21,12 @@ Design notes for people stepping through it in a debugger:
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
 
-from minigrad import debug
+from minigrad import debug, profiler
 
 DEFAULT_DTYPE = np.float32
 
@@ -452,7 +453,13 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             if ctx is None:
                 continue
         ctx.last_use = not retain_graph
-        input_grads = ctx.backward(g)
+        prof = profiler.current()
+        if prof is None:
+            input_grads = ctx.backward(g)
+        else:
+            start = time.perf_counter()
+            input_grads = ctx.backward(g)
+            prof.add(type(ctx).__name__, "backward", time.perf_counter() - start)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         parents = ctx.parents

@@ -45,6 +45,33 @@ def test_sections_report_consistent_figures(tiny_models):
     assert all(v["peak_rss_mb"] > 0 for v in r.values())
 
 
+def test_breakdown_accounts_for_the_whole_call(tiny_models):
+    r = bench.run_benchmarks(sections=("breakdown",), models=("gpt2-small",))
+    assert list(r) == ["setup", "breakdown/forward/gpt2-small", "breakdown/train/gpt2-small"]
+    for key, top_ops in (("breakdown/forward/gpt2-small", {"Linear", "MaskedSoftmax", "LayerNorm", "GELU"}),
+                         ("breakdown/train/gpt2-small", {"Linear", "CrossEntropy", "MaskedSoftmax"})):
+        b = dict(r[key])
+        total, outside, rest = b.pop("total_ms"), b.pop("outside_ops_ms"), b.pop("other_ops_ms")
+        b.pop("peak_rss_mb")
+        assert len(b) == 8 and top_ops & set(b)            # the eight largest ops, by name
+        assert list(b.values()) == sorted(b.values(), reverse=True)
+        # every millisecond of the call is in an op, the rest of the ops, or outside them (0.1 ms rounding)
+        assert sum(b.values()) + rest + outside == pytest.approx(total, abs=0.1 * (len(b) + 3))
+        assert rest >= 0
+
+
+def test_op_breakdown_splits_off_what_no_op_accounts_for():
+    import time
+    import minigrad as mg
+
+    def fn():
+        mg.tensor([1.0, 2.0]).exp()
+        time.sleep(0.02)                                   # outside any op
+    b = bench.op_breakdown(fn, top=1)
+    assert set(b) == {"total_ms", "Exp", "other_ops_ms", "outside_ops_ms"}
+    assert b["other_ops_ms"] == 0 and b["outside_ops_ms"] >= 20 and b["total_ms"] >= b["outside_ops_ms"]
+
+
 def fake_torch_script(tmp_path, body):
     script = tmp_path / "torch_ref.py"
     script.write_text(body)

@@ -10,7 +10,7 @@ from gpt.cli.common import positive_int
 
 # Kept here, not imported from gpt.bench (which loads NumPy), so that --help stays instant;
 # tests/test_bench.py checks that they match gpt.bench's.
-SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer")
+SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer", "breakdown")
 MODELS = ("gpt2-small", "pretrain-default")
 
 
@@ -20,8 +20,9 @@ def register(subparsers) -> None:
         description="Median timings after a warm-up: float32 matmul peak, an AdamW training step and a "
                     "forward pass (gpt2-small shape at batch 2 x 256, and the default pretraining "
                     "model), greedy generation with and without the KV cache, BPE encoding and "
-                    "training, and peak memory. Give --torch PATH/torch_ref.py to run the PyTorch "
-                    "reference in the same session and print the ratios.")
+                    "training, peak memory, and the time per op of a forward pass and a training "
+                    "step. Give --torch PATH/torch_ref.py to run the PyTorch reference in the same "
+                    "session and print the ratios.")
     p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
                    help=f"run only these sections ({', '.join(SECTIONS)})")
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), metavar="MODEL",
