@@ -35,32 +35,35 @@ def calc_loss_batch(input_batch, target_batch, model):
     return F.cross_entropy(logits.flatten(0, 1), np.asarray(target_batch).reshape(-1))
 
 
-def calc_loss_loader(data_loader, model, num_batches: int | None = None) -> float:
-    """Mean of ``calc_loss_batch`` over the first ``num_batches`` batches (all by default);
-    NaN for an empty loader, as in the book."""
-    if len(data_loader) == 0:
-        return float("nan")
-    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
-    total = 0.0
+def first_batches(data_loader, num_batches: int | None = None):
+    """The first ``num_batches`` batches of ``data_loader`` (all by default), never drawing one more;
+    the loader's iterator is closed when they are used up or the loop is left early."""
+    n = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
     batches = iter(data_loader)
     try:
-        for i, (input_batch, target_batch) in enumerate(batches):
-            if i >= num_batches:
-                break
-            total += calc_loss_batch(input_batch, target_batch, model).item()
+        for _, batch in zip(range(n), batches):      # range first: zip stops before drawing batch n + 1
+            yield batch
     finally:
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
-    return total / num_batches
+        getattr(batches, "close", lambda: None)()
 
 
-def evaluate_model(model, train_loader, val_loader, eval_iter: int) -> tuple[float, float]:
-    """Training and validation loss on ``eval_iter`` batches each, in eval mode without gradients."""
+def calc_loss_loader(data_loader, model, num_batches: int | None = None, loss_batch=None) -> float:
+    """Mean of ``loss_batch(inputs, targets, model)`` (default :func:`calc_loss_batch`, next-token
+    cross-entropy) over the first ``num_batches`` batches (all by default); NaN when there are
+    none, as in the book."""
+    loss_batch = loss_batch or calc_loss_batch
+    losses = [loss_batch(input_batch, target_batch, model).item()
+              for input_batch, target_batch in first_batches(data_loader, num_batches)]
+    return sum(losses) / len(losses) if losses else float("nan")
+
+
+def evaluate_model(model, train_loader, val_loader, eval_iter: int, loss_batch=None) -> tuple[float, float]:
+    """Training and validation loss (``loss_batch`` as in :func:`calc_loss_loader`) on ``eval_iter``
+    batches each, in eval mode without gradients."""
     model.eval()
     with mg.no_grad():
-        train_loss = calc_loss_loader(train_loader, model, num_batches=eval_iter)
-        val_loss = calc_loss_loader(val_loader, model, num_batches=eval_iter)
+        train_loss = calc_loss_loader(train_loader, model, eval_iter, loss_batch)
+        val_loss = calc_loss_loader(val_loader, model, eval_iter, loss_batch)
     model.train()
     return train_loss, val_loss
 
@@ -183,7 +186,8 @@ class Trainer:
         return self._stop_requested
 
     def evaluate(self) -> tuple[float, float]:
-        train_loss, val_loss = evaluate_model(self.model, self.train_loader, self.val_loader or [], self.eval_iter)
+        train_loss, val_loss = evaluate_model(self.model, self.train_loader, self.val_loader or [], self.eval_iter,
+                                              lambda inputs, targets, _model: self.compute_loss(inputs, targets))
         s = self.state
         # The step just taken may have blown the weights up (its own loss was still finite). Stop
         # here, before anyone records or checkpoints these weights as a normal result. (An empty

@@ -491,6 +491,21 @@ def test_loading_a_language_model_as_a_classifier_is_a_clear_error(tmp_path):
         load_classifier(tmp_path)
 
 
+def test_the_trainer_records_the_classification_loss_and_accuracy():
+    model = tiny_model(6, drop_rate=0.2)
+    prepare_for_classification(model, 2, trainable_blocks=1)
+    _, val, test, _, _ = demo_loaders(80, max_length=24)        # unshuffled loaders: same batches each time
+    trainer = ClassifierTrainer(model, AdamW(model.parameters(), lr=1e-3), test, val, total_steps=1, lr=1e-3,
+                                eval_iter=2)
+    losses = trainer.evaluate()
+    model.eval()                                                 # (evaluation runs without dropout)
+    expected = (calc_loss_loader(test, model, 2), calc_loss_loader(val, model, 2))
+    model.train()
+    assert losses == expected and trainer.state.train_losses == [expected[0]]
+    assert trainer.history["train_accs"] == [calc_accuracy_loader(test, model, 2)]
+    assert trainer.history["val_accs"] == [calc_accuracy_loader(val, model, 2)]
+
+
 def test_the_trainer_resumed_from_its_state_ends_with_the_same_weights(tmp_path):
     def build():
         model = tiny_model(6, drop_rate=0.2)

@@ -23,6 +23,7 @@ from gpt.train import (
     calc_loss_batch,
     calc_loss_loader,
     evaluate_model,
+    first_batches,
     train_model_simple,
 )
 
@@ -138,6 +139,36 @@ def test_calc_loss_loader_of_an_empty_loader_is_nan():
     empty = loader(random_stream(3 * CTX + 1), batch_size=8)
     assert len(empty) == 0
     assert math.isnan(calc_loss_loader(empty, model, num_batches=5))
+
+
+def test_calc_loss_loader_of_zero_batches_is_nan():
+    model = tiny_model()
+    data = loader(random_stream(300), batch_size=3, shuffle=False)
+    assert len(data) > 0 and math.isnan(calc_loss_loader(data, model, num_batches=0))
+
+
+def test_first_batches_draws_no_batch_beyond_the_last_and_closes_the_iterator():
+    drawn, closed = [], []
+
+    class Loader:
+        def __len__(self):
+            return 5
+
+        def __iter__(self):
+            def batches():
+                try:
+                    for i in range(5):
+                        drawn.append(i)
+                        yield i
+                finally:
+                    closed.append(True)
+            return batches()
+
+    assert list(first_batches(Loader(), 2)) == [0, 1] and drawn == [0, 1] and closed == [True]
+    assert list(first_batches(Loader(), None)) == [0, 1, 2, 3, 4] and closed == [True, True]
+    for _ in first_batches(Loader(), 4):
+        break                                           # leaving early closes it too
+    assert closed == [True, True, True]
 
 
 def test_evaluate_model_uses_eval_mode_without_a_graph_and_restores_train_mode(monkeypatch):

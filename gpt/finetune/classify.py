@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 import re
 from pathlib import Path
@@ -41,7 +40,8 @@ from minigrad.nn import functional as F
 from gpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gpt.finetune.lora import add_lora, lora_settings, replace_linear_with_lora
 from gpt.generate import encode_as_text
-from gpt.train import NonFiniteLossError, Trainer
+from gpt import train
+from gpt.train import Trainer
 
 __all__ = [
     "LabeledText", "read_tsv", "read_csv", "read_labeled_file", "label_names", "encode_labels", "balance",
@@ -355,60 +355,32 @@ def calc_loss_batch(input_batch, target_batch, model):
     return F.cross_entropy(logits, np.asarray(target_batch))
 
 
-def _first_batches(data_loader, num_batches: int | None):
-    """(number of batches to use, iterator); the iterator is closed by the caller."""
-    n = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
-    return n, iter(data_loader)
-
-
 def calc_loss_loader(data_loader, model, num_batches: int | None = None) -> float:
     """Mean of :func:`calc_loss_batch` over the first ``num_batches`` batches; NaN if there are none."""
-    n, batches = _first_batches(data_loader, num_batches)
-    if n == 0:
-        return float("nan")
-    total = 0.0
-    try:
-        for i, (input_batch, target_batch) in enumerate(batches):
-            if i >= n:
-                break
-            total += calc_loss_batch(input_batch, target_batch, model).item()
-    finally:
-        getattr(batches, "close", lambda: None)()
-    return total / n
+    return train.calc_loss_loader(data_loader, model, num_batches, loss_batch=calc_loss_batch)
 
 
 def calc_accuracy_loader(data_loader, model, num_batches: int | None = None) -> float:
     """Fraction of examples whose last-token argmax is the label, over the first ``num_batches``
     batches (all by default); NaN if there are none. Runs in eval mode without gradients and
     restores the model's mode afterwards."""
-    n, batches = _first_batches(data_loader, num_batches)
-    if n == 0:
-        return float("nan")
     was_training = model.training
     model.eval()
     correct = seen = 0
     try:
         with mg.no_grad():
-            for i, (input_batch, target_batch) in enumerate(batches):
-                if i >= n:
-                    break
+            for input_batch, target_batch in train.first_batches(data_loader, num_batches):
                 predicted = np.argmax(_last_token_logits(model, input_batch).data, axis=-1)   # (b,)
                 correct += int((predicted == np.asarray(target_batch)).sum())
                 seen += len(predicted)
     finally:
-        getattr(batches, "close", lambda: None)()
         model.train(was_training)
-    return correct / seen
+    return correct / seen if seen else float("nan")
 
 
 def evaluate_model(model, train_loader, val_loader, eval_iter: int) -> tuple[float, float]:
     """Training and validation loss on ``eval_iter`` batches each, in eval mode without gradients."""
-    model.eval()
-    with mg.no_grad():
-        train_loss = calc_loss_loader(train_loader, model, num_batches=eval_iter)
-        val_loss = calc_loss_loader(val_loader, model, num_batches=eval_iter)
-    model.train()
-    return train_loss, val_loss
+    return train.evaluate_model(model, train_loader, val_loader, eval_iter, loss_batch=calc_loss_batch)
 
 
 # ==================================================================================================
@@ -474,22 +446,9 @@ class ClassifierTrainer(Trainer):
         return value
 
     def evaluate(self) -> tuple[float, float]:
-        val_loader = self.val_loader or []
-        train_loss, val_loss = evaluate_model(self.model, self.train_loader, val_loader, self.eval_iter)
-        has_val = len(val_loader) > 0
-        s = self.state
-        for name, value in (("training", train_loss), ("validation", val_loss if has_val else 0.0)):
-            if not math.isfinite(value):
-                raise NonFiniteLossError(f"the {name} loss became {value} when evaluating after step {s.step}; "
-                                         "try a lower learning rate")
-        train_acc = calc_accuracy_loader(self.train_loader, self.model, num_batches=self.eval_iter)
-        val_acc = calc_accuracy_loader(val_loader, self.model, num_batches=self.eval_iter)
-        s.train_losses.append(train_loss)
-        s.val_losses.append(val_loss)
-        s.track_tokens_seen.append(s.tokens_seen)
-        s.eval_steps.append(s.step)
-        self.history["train_accs"].append(train_acc)
-        self.history["val_accs"].append(val_acc)
+        train_loss, val_loss = super().evaluate()       # the losses, with compute_loss above
+        self.history["train_accs"].append(calc_accuracy_loader(self.train_loader, self.model, self.eval_iter))
+        self.history["val_accs"].append(calc_accuracy_loader(self.val_loader or [], self.model, self.eval_iter))
         return train_loss, val_loss
 
     def state_dict(self) -> dict:
