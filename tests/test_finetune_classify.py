@@ -9,6 +9,7 @@ Ctrl-C and --resume to the weights of an uninterrupted run, and a one-line error
 """
 import contextlib
 import io
+import json
 import os
 import re
 import subprocess
@@ -579,6 +580,9 @@ def test_finetune_classify_reports_progress_and_ends_with_the_test_accuracy(fine
     ck = load_classifier(out)
     assert ck.info["classifier"]["labels"] == ["a-m", "n-z"] and ck.info["classifier"]["max_length"] == 20
     assert ck.path.name == "step-000033"                            # 3 epochs of 11 batches
+    log = json.loads((out / "log.json").read_text())                # the loss log, as pretrain writes it
+    assert log["eval_steps"] == [6, 12, 18, 24, 30, 33] and len(log["val_losses"]) == 6
+    assert (out / "log.csv").read_text().splitlines()[0] == "step,tokens_seen,train_loss,val_loss,lr"
 
 
 def test_the_built_in_demo_data_balanced_as_the_book_does(base, tmp_path):

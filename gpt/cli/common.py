@@ -184,13 +184,28 @@ def write_logs(out: Path, state) -> None:
     write_text_atomic(out / "log.csv", "\n".join(rows) + "\n")
 
 
-def train_until_done(trainer, progress: Progress, on_eval, last_saved) -> None:
+class RunSaver:
+    """Saves a training command's checkpoint (``save_checkpoint()``, which returns its folder) and
+    then its logs, and remembers the newest checkpoint of the run (``last``: at first the one it
+    resumed from, if any), which is where a failed run points the user."""
+
+    def __init__(self, out: Path, save_checkpoint, resumed_from=None):
+        self.out, self.save_checkpoint = out, save_checkpoint
+        self.last = resumed_from.path if resumed_from is not None else None
+
+    def save(self, trainer) -> Path:
+        self.last = self.save_checkpoint()
+        write_logs(self.out, trainer.state)
+        return self.last
+
+
+def train_until_done(trainer, progress: Progress, on_eval, saver: RunSaver) -> None:
     """Run ``trainer`` as every training command does.
 
     Ctrl-C asks it to stop after the step in progress (a second Ctrl-C stops at once); NumPy's
     overflow warnings are silenced, since weights that diverge overflow inside the model before the
     loss turns NaN and the trainer reports that itself; a non-finite loss becomes a one-line
-    CLIError naming the last good checkpoint (``last_saved()``, or None if nothing was saved).
+    CLIError naming the last good checkpoint (``saver.last``, or that nothing was saved).
     """
     import numpy as np
 
@@ -207,7 +222,7 @@ def train_until_done(trainer, progress: Progress, on_eval, last_saved) -> None:
             trainer.run(on_step=progress.step, on_eval=on_eval)
     except NonFiniteLossError as e:
         progress.clear()
-        saved = last_saved()
+        saved = saver.last
         kept = f"the last good checkpoint is {saved}" if saved else "no checkpoint was saved"
         raise CLIError(f"{e}; {kept}") from None
     finally:

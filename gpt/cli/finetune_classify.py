@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gpt.cli import CLIError
 from gpt.cli.common import (
-    Progress, duration, load_model_and_tokenizer, non_negative_float, open_checkpoint,
+    Progress, RunSaver, duration, load_model_and_tokenizer, non_negative_float, open_checkpoint,
     overlay_options, positive_int, restore_training_state, run_folder, stopped_early,
     train_until_done,
 )
@@ -272,14 +272,12 @@ def run_finetune(args: argparse.Namespace) -> int:
         say(f"resuming {out} at step {trainer.state.step} of {total}")
 
     info = {"settings": settings, "data_sha256": fingerprint}
-    last_saved = ck.path if ck is not None else None      # the newest checkpoint of this run
+    def checkpoint() -> Path:
+        return save_classifier(out, model, tokenizer=tokenizer, labels=labels, max_length=length,
+                               pad_token_id=pad_token_id, optimizer=optimizer,
+                               trainer_state=trainer.state_dict(), info=info)
 
-    def save() -> Path:
-        nonlocal last_saved
-        last_saved = save_classifier(out, model, tokenizer=tokenizer, labels=labels, max_length=length,
-                                     pad_token_id=pad_token_id, optimizer=optimizer,
-                                     trainer_state=trainer.state_dict(), info=info)
-        return last_saved
+    saver = RunSaver(out, checkpoint, resumed_from=ck)
 
     say("labels: " + ", ".join(f"{i} = {name}" for i, name in enumerate(labels)))
     say("data: " + "; ".join(_examples_note(n, part, labels)
@@ -301,12 +299,12 @@ def run_finetune(args: argparse.Namespace) -> int:
         say(f"step {t.state.step} (epoch {(t.state.step - 1) // len(train_loader) + 1}): "
             f"train loss {train_loss:.3f}, val loss {val_loss:.3f}, "
             f"train acc {h['train_accs'][-1]:.2%}, val acc {h['val_accs'][-1]:.2%}")
-        save()
+        saver.save(t)
 
-    train_until_done(trainer, progress, on_eval, lambda: last_saved)
+    train_until_done(trainer, progress, on_eval, saver)
 
     s = trainer.state
-    final = save()
+    final = saver.save(trainer)
     if stopped_early(trainer, total, final, "finetune-classify", out):
         return 130
     say(f"trained {s.step} steps ({trainer.history['examples_seen']:,} examples) in {duration(s.elapsed)}; "

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from gpt.cli import CLIError
 from gpt.cli.common import (
-    Progress, duration, load_model_and_tokenizer, non_negative_float, non_negative_int,
+    Progress, RunSaver, duration, load_model_and_tokenizer, non_negative_float, non_negative_int,
     open_checkpoint, overlay_options, positive_int, restore_training_state, run_folder,
-    stopped_early, train_until_done, write_logs,
+    stopped_early, train_until_done,
 )
 
 # The book's settings for fine-tuning a pretrained model (section 7.6): AdamW, lr 5e-5 held
@@ -330,13 +330,11 @@ def run_finetune(args: argparse.Namespace) -> int:
             "instruct": {"pad_token_id": pad_token_id, "max_length": max_length}}
     if ck is not None and "before" in ck.info:
         info["before"] = ck.info["before"]
-    last_saved = ck.path if ck is not None else None      # the newest checkpoint of this run
+    def checkpoint() -> Path:
+        return save_instruct_checkpoint(out, model, tokenizer=tokenizer, optimizer=optimizer,
+                                        trainer_state=trainer.state_dict(), info=info)
 
-    def save() -> Path:
-        nonlocal last_saved
-        last_saved = save_instruct_checkpoint(out, model, tokenizer=tokenizer, optimizer=optimizer,
-                                              trainer_state=trainer.state_dict(), info=info)
-        return last_saved
+    saver = RunSaver(out, checkpoint, resumed_from=ck)
 
     max_new = settings["max_new_tokens"]
     cfg = model.cfg
@@ -361,14 +359,12 @@ def run_finetune(args: argparse.Namespace) -> int:
             answer = generate_responses(model, tokenizer, [sample], max_new)[0]
             question = sample["instruction"] + (f" | {sample['input']}" if sample.get("input") else "")
             say(f"  {_one_line(question)!r} -> {_one_line(answer)!r}")
-        save()
-        write_logs(out, t.state)
+        saver.save(t)
 
-    train_until_done(trainer, progress, on_eval, lambda: last_saved)
+    train_until_done(trainer, progress, on_eval, saver)
 
     s = trainer.state
-    final = save()
-    write_logs(out, s)
+    final = saver.save(trainer)
     if stopped_early(trainer, total, final, "finetune-instruct", out):
         return 130
     say(f"trained {s.step} steps ({s.tokens_seen:,} tokens) in {duration(s.elapsed)}; checkpoint: {final}")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from gpt.cli import CLIError
 from gpt.cli.common import (
-    Progress, duration, non_negative_float, non_negative_int, open_checkpoint, overlay_options,
-    positive_int, probability, restore_training_state, run_folder, stopped_early,
-    train_until_done, write_logs,
+    Progress, RunSaver, duration, non_negative_float, non_negative_int, open_checkpoint,
+    overlay_options, positive_int, probability, restore_training_state, run_folder, stopped_early,
+    train_until_done,
 )
 
 DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1e-4, warmup=50,
@@ -206,13 +206,11 @@ def run(args: argparse.Namespace) -> int:
     info["settings"]["steps"] = total
     info["settings"]["text"] = [str(Path(t).resolve()) for t in settings["text"]] if settings.get("text") else None
 
-    last_saved = ck.path if ck is not None else None      # the newest checkpoint of this run
+    def checkpoint() -> Path:
+        return save_checkpoint(out, model, tokenizer=tokenizer, optimizer=optimizer,
+                               trainer_state=trainer.state_dict(), info=info)
 
-    def save() -> Path:
-        nonlocal last_saved
-        last_saved = save_checkpoint(out, model, tokenizer=tokenizer, optimizer=optimizer,
-                                     trainer_state=trainer.state_dict(), info=info)
-        return last_saved
+    saver = RunSaver(out, checkpoint, resumed_from=ck)
 
     say(f"model: {cfg.n_layers} layers, {cfg.n_heads} heads, emb {cfg.emb_dim}, context {ctx}, "
         f"{count_parameters(model):,} parameters")
@@ -228,14 +226,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             ids = generate(model, text_to_token_ids(prompt, tokenizer), 30)   # greedy, with the KV cache
             print(token_ids_to_text(ids, tokenizer).replace("\n", " "), flush=True)
-        save()
-        write_logs(out, t.state)
+        saver.save(t)
 
-    train_until_done(trainer, progress, on_eval, lambda: last_saved)
+    train_until_done(trainer, progress, on_eval, saver)
 
     s = trainer.state
-    final = save()
-    write_logs(out, s)
+    final = saver.save(trainer)
     plot = _plot(out, s)
     if stopped_early(trainer, total, final, "pretrain", out):
         return 130
