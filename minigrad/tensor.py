@@ -31,18 +31,21 @@ from minigrad import debug, profiler
 DEFAULT_DTYPE = np.float32
 
 
+def _default_float(arr: np.ndarray, data) -> np.ndarray:
+    """The one dtype rule for new tensors: Python floats (and lists of them), which NumPy makes
+    float64, become DEFAULT_DTYPE (float32); NumPy arrays and scalars keep their dtype."""
+    if arr.dtype == np.float64 and not isinstance(data, (np.ndarray, np.generic)):
+        return arr.astype(DEFAULT_DTYPE)
+    return arr
+
+
 def _as_array(data, dtype=None) -> np.ndarray:
-    """Convert user data to an array: Python floats become float32, existing arrays keep their dtype."""
+    """Convert user data to an array (see :func:`_default_float`), without copying an array."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
-    if isinstance(data, (np.ndarray, np.generic)):
-        return np.asarray(data)
-    arr = np.asarray(data)
-    if arr.dtype.kind == "f":
-        arr = arr.astype(DEFAULT_DTYPE)
-    return arr
+    return _default_float(np.asarray(data), data)
 
 
 class Tensor:
@@ -501,8 +504,8 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     if like is not None and arr.dtype.kind in "fiub" and like.dtype.kind == "f":
         if arr.dtype != like.dtype:  # also int arrays: NumPy promotes float32 with int64 to float64
             arr = arr.astype(like.dtype)
-    elif arr.dtype == np.float64 and not isinstance(x, (np.ndarray, np.generic)):
-        arr = arr.astype(DEFAULT_DTYPE)
+    else:
+        arr = _default_float(arr, x)
     return Tensor(arr)
 
 
@@ -510,8 +513,8 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
 def tensor(data, requires_grad: bool = False, dtype=None, name: str | None = None) -> Tensor:
     """Create a tensor (see :class:`Tensor`); the data is copied."""
     arr = np.array(_raw(data), dtype=dtype, copy=True)
-    if dtype is None and arr.dtype == np.float64 and not isinstance(_raw(data), (np.ndarray, np.generic)):
-        arr = arr.astype(DEFAULT_DTYPE)
+    if dtype is None:
+        arr = _default_float(arr, _raw(data))
     return Tensor(arr, requires_grad=requires_grad, name=name)
 
 
@@ -546,9 +549,7 @@ def arange(start, stop=None, step=1, dtype=None) -> Tensor:
     if stop is None:
         start, stop = 0, start
     arr = np.arange(start, stop, step, dtype=dtype)
-    if dtype is None and arr.dtype == np.float64:
-        arr = arr.astype(DEFAULT_DTYPE)
-    return Tensor(arr)
+    return Tensor(arr if dtype is not None else _default_float(arr, (start, stop, step)))
 
 
 def randn(*shape, rng: np.random.Generator | None = None, dtype=DEFAULT_DTYPE, requires_grad=False) -> Tensor:

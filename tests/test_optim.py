@@ -720,3 +720,14 @@ def test_clip_grad_norm_matches_torch():
     assert total == pytest.approx(float(total_t), rel=1e-6)
     for p, tp in zip(params, theirs):
         np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(warmup_steps=6, total_steps=5), "warmup_steps <= total_steps"),
+    (dict(warmup_steps=-1, total_steps=5), "warmup_steps <= total_steps"),
+    (dict(warmup_steps=1, total_steps=5, min_lr=-1e-3), "min_lr must be >= 0"),
+    (dict(warmup_steps=1, total_steps=5, initial_lr=-1e-3), "min_lr must be >= 0"),
+])
+def test_warmup_cosine_scheduler_refuses_bad_settings(kw, message):
+    with pytest.raises(ValueError, match=message):
+        WarmupCosine(SGD(_model(0), lr=0.1), **kw)

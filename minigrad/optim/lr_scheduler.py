@@ -172,11 +172,9 @@ class WarmupCosine(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, *, warmup_steps: int, total_steps: int,
                  initial_lr: float = 0.0, min_lr: float = 0.0, last_epoch: int = -1):
-        if warmup_steps < 0 or total_steps < 0 or warmup_steps > total_steps:
-            raise ValueError(f"need 0 <= warmup_steps <= total_steps, got warmup_steps={warmup_steps}, "
-                             f"total_steps={total_steps}")
         if initial_lr < 0 or min_lr < 0:
             raise ValueError(f"initial_lr and min_lr must be >= 0, got {initial_lr} and {min_lr}")
+        # (the steps are checked by warmup_cosine_lr, which the first step() below calls)
         self.warmup_steps, self.total_steps = int(warmup_steps), int(total_steps)
         self.initial_lr, self.min_lr = float(initial_lr), float(min_lr)
         super().__init__(optimizer, last_epoch)
