@@ -10,7 +10,7 @@ What is measured (after a warm-up, the median of ``repeats`` runs):
 * ``generate``: greedy tokens/s with and without the KV cache (4-token prompt).
 * ``tokenizer``: BPE encoding MB/s and the time to train a 4,096-token vocabulary.
 * ``breakdown``: where one forward pass and one training step of each model spend their time, per
-  op (:func:`minigrad.profile`), in milliseconds.
+  op (:func:`minigrad.profile`), in milliseconds: one profiled call after two warm-up calls.
 * peak resident memory of the process after each section, and the setup (NumPy version, cores,
   whether :mod:`minigrad.allocator` keeps freed memory).
 
@@ -152,7 +152,8 @@ def op_breakdown(fn: Callable[[], object], top: int = 8, warmup: int = 2) -> dic
     the second training step) spends its time, per op, from
     :func:`minigrad.profile`: milliseconds with each op's forward and backward summed, the ``top``
     largest by name and the rest as ``other_ops``; ``outside_ops`` is what no op accounts for (an
-    optimizer step, clipping, Python between the ops), ``total`` the wall time of the call."""
+    optimizer step, clipping, the engine's gradient sums between backward calls, Python between the
+    ops), ``total`` the wall time of the call. All values are milliseconds."""
     import minigrad as mg
 
     for _ in range(warmup):

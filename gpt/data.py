@@ -341,6 +341,18 @@ def _close(p: _Pass) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+def first_batches(data_loader, num_batches: int | None = None):
+    """The first ``num_batches`` batches of ``data_loader`` (all by default), never drawing one more;
+    the loader's iterator is closed when they are used up or the loop is left early."""
+    n = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    batches = iter(data_loader)
+    try:
+        for _, batch in zip(range(n), batches):      # range first: zip stops before drawing batch n + 1
+            yield batch
+    finally:
+        getattr(batches, "close", lambda: None)()
+
+
 def create_dataloader(
     text: str,
     tokenizer: Any,

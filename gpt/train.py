@@ -2,7 +2,9 @@
 
 The book's functions, without the ``device`` argument:
 
-* :func:`calc_loss_batch`, :func:`calc_loss_loader`: mean cross-entropy of next-token predictions.
+* :func:`calc_loss_batch`, :func:`calc_loss_loader`: mean cross-entropy of next-token predictions
+  (``calc_loss_loader`` and ``evaluate_model`` take another ``loss_batch`` too: chapter 6's
+  classifier uses them with its last-token loss).
 * :func:`evaluate_model`, :func:`generate_and_print_sample`: what the loop reports as it goes.
 * :func:`train_model_simple`: the chapter-5 loop (AdamW step per batch, evaluate every
   ``eval_freq`` steps), returning ``(train_losses, val_losses, track_tokens_seen)``.
@@ -26,6 +28,7 @@ import minigrad as mg
 from minigrad.nn import functional as F
 from minigrad.optim import clip_grad_norm_, warmup_cosine_lr
 
+from gpt.data import first_batches
 from gpt.generate import generate_text_simple, text_to_token_ids, token_ids_to_text
 
 
@@ -35,26 +38,16 @@ def calc_loss_batch(input_batch, target_batch, model):
     return F.cross_entropy(logits.flatten(0, 1), np.asarray(target_batch).reshape(-1))
 
 
-def first_batches(data_loader, num_batches: int | None = None):
-    """The first ``num_batches`` batches of ``data_loader`` (all by default), never drawing one more;
-    the loader's iterator is closed when they are used up or the loop is left early."""
-    n = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
-    batches = iter(data_loader)
-    try:
-        for _, batch in zip(range(n), batches):      # range first: zip stops before drawing batch n + 1
-            yield batch
-    finally:
-        getattr(batches, "close", lambda: None)()
-
-
 def calc_loss_loader(data_loader, model, num_batches: int | None = None, loss_batch=None) -> float:
     """Mean of ``loss_batch(inputs, targets, model)`` (default :func:`calc_loss_batch`, next-token
     cross-entropy) over the first ``num_batches`` batches (all by default); NaN when there are
     none, as in the book."""
     loss_batch = loss_batch or calc_loss_batch
-    losses = [loss_batch(input_batch, target_batch, model).item()
-              for input_batch, target_batch in first_batches(data_loader, num_batches)]
-    return sum(losses) / len(losses) if losses else float("nan")
+    total, n = 0.0, 0
+    for input_batch, target_batch in first_batches(data_loader, num_batches):
+        total += loss_batch(input_batch, target_batch, model).item()     # summed in the book's order
+        n += 1
+    return total / n if n else float("nan")
 
 
 def evaluate_model(model, train_loader, val_loader, eval_iter: int, loss_batch=None) -> tuple[float, float]:
@@ -204,7 +197,8 @@ class Trainer:
         return train_loss, val_loss
 
     def compute_loss(self, input_batch, target_batch):
-        """The loss of one batch (next-token cross-entropy; fine-tuning trainers override this)."""
+        """The loss of one batch, for training and evaluation alike (next-token cross-entropy;
+        fine-tuning trainers override this)."""
         return calc_loss_batch(input_batch, target_batch, self.model)
 
     def train_step(self, input_batch, target_batch) -> float:

@@ -7,15 +7,17 @@
 
 Inside the block, each ``Function``'s ``forward`` (in ``apply``) and ``backward`` (in the engine) is
 timed with ``time.perf_counter``. ``prof.records`` maps ``(op name, "forward" | "backward")`` to
-``[seconds, calls]``. Only the ops are timed: an optimizer step, gradient clipping or plain NumPy
-in your own code are not, so compare ``prof.total`` with the block's wall time to see that share.
-A ``profile()`` inside another collects its own records; the outer one does not see them.
+``[seconds, calls]``. Only the ops are timed: an optimizer step, gradient clipping, plain NumPy in
+your own code and the engine's own work between two backward calls (summing gradients that meet,
+undoing broadcasting) are not, so compare ``prof.total`` with the block's wall time to see that
+share. A ``profile()`` inside another also counts for the outer one; each thread has its own.
 """
 from __future__ import annotations
 
 import contextlib
+import threading
 
-_current: OpProfile | None = None
+_state = threading.local()
 
 
 class OpProfile:
@@ -24,10 +26,10 @@ class OpProfile:
     def __init__(self):
         self.records: dict[tuple[str, str], list] = {}
 
-    def add(self, op: str, phase: str, seconds: float) -> None:
+    def add(self, op: str, phase: str, seconds: float, calls: int = 1) -> None:
         record = self.records.setdefault((op, phase), [0.0, 0])
         record[0] += seconds
-        record[1] += 1
+        record[1] += calls
 
     @property
     def total(self) -> float:
@@ -54,16 +56,19 @@ class OpProfile:
 
 
 def current() -> OpProfile | None:
-    """The profile collecting now, or None (what ``Function.apply`` and the engine check)."""
-    return _current
+    """This thread's innermost open profile, or None (what ``Function.apply`` and the engine check)."""
+    return getattr(_state, "profile", None)
 
 
 @contextlib.contextmanager
 def profile():
-    """Context manager yielding an :class:`OpProfile` that times every op run inside it."""
-    global _current
-    previous, _current = _current, OpProfile()
+    """Context manager yielding an :class:`OpProfile` that times every op this thread runs inside it."""
+    outer, prof = current(), OpProfile()
+    _state.profile = prof
     try:
-        yield _current
+        yield prof
     finally:
-        _current = previous
+        _state.profile = outer
+        if outer is not None:                       # the outer profile saw this block's ops too
+            for (op, phase), (seconds, calls) in prof.records.items():
+                outer.add(op, phase, seconds, calls)

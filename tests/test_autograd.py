@@ -437,6 +437,7 @@ def test_python_floats_become_float32_and_float64_arrays_stay_float64():
     assert mg.tensor([1, 2]).dtype.kind == "i"
     assert mg.tensor([1.0], dtype=np.float64).dtype == np.float64
     assert mg.as_tensor(0.1).dtype == np.float32 and mg.as_tensor(np.float64(0.1)).dtype == np.float64
+    assert mg.Tensor([np.float16(1.5)]).dtype == mg.tensor([np.float16(1.5)]).dtype == np.float16
     # a constant meeting a float64 tensor takes float64 straight from the Python float, not via float32
     assert mg.as_tensor(0.1, like=mg.tensor(np.zeros(1))).data == np.float64(0.1)
     with pytest.raises(TypeError, match="floating-point"):

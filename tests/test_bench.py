@@ -48,16 +48,19 @@ def test_sections_report_consistent_figures(tiny_models):
 def test_breakdown_accounts_for_the_whole_call(tiny_models):
     r = bench.run_benchmarks(sections=("breakdown",), models=("gpt2-small",))
     assert list(r) == ["setup", "breakdown/forward/gpt2-small", "breakdown/train/gpt2-small"]
-    for key, top_ops in (("breakdown/forward/gpt2-small", {"Linear", "MaskedSoftmax", "LayerNorm", "GELU"}),
-                         ("breakdown/train/gpt2-small", {"Linear", "CrossEntropy", "MaskedSoftmax"})):
-        b = dict(r[key])
-        total, outside, rest = b.pop("total_ms"), b.pop("outside_ops_ms"), b.pop("other_ops_ms")
+    outside = {}
+    for kind, top_ops in (("forward", {"Linear", "MaskedSoftmax", "LayerNorm", "GELU"}),
+                          ("train", {"Linear", "CrossEntropy", "MaskedSoftmax"})):
+        b = dict(r[f"breakdown/{kind}/gpt2-small"])
+        total, outside[kind], rest = b.pop("total_ms"), b.pop("outside_ops_ms"), b.pop("other_ops_ms")
         b.pop("peak_rss_mb")
         assert len(b) == 8 and top_ops & set(b)            # the eight largest ops, by name
         assert list(b.values()) == sorted(b.values(), reverse=True)
-        # every millisecond of the call is in an op, the rest of the ops, or outside them (0.1 ms rounding)
-        assert sum(b.values()) + rest + outside == pytest.approx(total, abs=0.1 * (len(b) + 3))
-        assert rest >= 0
+        # the ops' time is part of the wall time, never more (0.1 ms rounding per figure)
+        assert 0 <= sum(b.values()) + rest <= total + 0.1 * (len(b) + 2)
+        # each op in other_ops took less than the smallest one listed (and minigrad has under 40 ops)
+        assert outside[kind] >= -0.1 and rest <= min(b.values()) * 40
+    assert outside["train"] > outside["forward"]            # the AdamW update and clipping are outside any op
 
 
 def test_op_breakdown_splits_off_what_no_op_accounts_for():

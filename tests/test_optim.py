@@ -728,6 +728,8 @@ def test_clip_grad_norm_matches_torch():
     (dict(warmup_steps=1, total_steps=5, min_lr=-1e-3), "min_lr must be >= 0"),
     (dict(warmup_steps=1, total_steps=5, initial_lr=-1e-3), "min_lr must be >= 0"),
 ])
-def test_warmup_cosine_scheduler_refuses_bad_settings(kw, message):
+def test_warmup_cosine_scheduler_refuses_bad_settings_and_leaves_the_optimizer_alone(kw, message):
+    opt = SGD(_model(0), lr=0.1)
     with pytest.raises(ValueError, match=message):
-        WarmupCosine(SGD(_model(0), lr=0.1), **kw)
+        WarmupCosine(opt, **kw)
+    assert "initial_lr" not in opt.param_groups[0]

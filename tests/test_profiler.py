@@ -51,16 +51,40 @@ def test_sums_and_table_agree_with_the_records():
     assert lines[-1].split()[:2] == ["all", "ops"] and float(lines[-1].split()[2]) == pytest.approx(prof.total * 1e3, abs=0.06)
 
 
-def test_nested_profiles_keep_their_own_records_and_restore_the_outer_one():
+def test_a_nested_profile_has_its_own_records_which_also_count_for_the_outer_one():
     with mg.profile() as outer:
         small_graph()
         with mg.profile() as inner:
             mg.tensor([1.0]).exp()
+        inner_seconds = inner.records[("Exp", "forward")][0]
         assert profiler.current() is outer
         mg.tensor([1.0]).exp()
-    assert {op for op, _ in inner.records} == {"Exp"}
-    assert outer.records[("Exp", "forward")][1] == 1
+    assert {op for op, _ in inner.records} == {"Exp"} and inner.records[("Exp", "forward")][1] == 1
+    assert outer.records[("Exp", "forward")][1] == 2 and outer.records[("Exp", "forward")][0] >= inner_seconds
+    assert outer.records[("MatMul", "forward")][1] == 1
     assert profiler.current() is None
+
+
+def test_each_thread_profiles_only_its_own_ops():
+    import threading
+
+    seen = {}
+
+    def other_thread():
+        seen["current"] = profiler.current()         # not the main thread's profile
+        with mg.profile() as mine:
+            mg.tensor([1.0]).exp()
+        seen["records"] = dict(mine.records)
+
+    with mg.profile() as prof:
+        small_graph()
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        assert profiler.current() is prof               # the thread's exit did not end this profile
+        mg.tensor([1.0]).log()
+    assert seen["current"] is None and set(seen["records"]) == {("Exp", "forward")}
+    assert ("Exp", "forward") not in prof.records and prof.records[("Log", "forward")][1] == 1
 
 
 def test_an_error_inside_the_block_still_ends_the_profile():

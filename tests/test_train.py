@@ -15,7 +15,7 @@ import minigrad as mg
 from minigrad.optim import AdamW
 
 import gpt.train as train_mod
-from gpt.data import DataLoader, GPTDataset
+from gpt.data import DataLoader, GPTDataset, first_batches
 from gpt.model import GPTConfig, GPTModel
 from gpt.train import (
     NonFiniteLossError,
@@ -23,7 +23,6 @@ from gpt.train import (
     calc_loss_batch,
     calc_loss_loader,
     evaluate_model,
-    first_batches,
     train_model_simple,
 )
 
@@ -148,7 +147,7 @@ def test_calc_loss_loader_of_zero_batches_is_nan():
 
 
 def test_first_batches_draws_no_batch_beyond_the_last_and_closes_the_iterator():
-    drawn, closed = [], []
+    drawn, closed, handed_out = [], [], []
 
     class Loader:
         def __len__(self):
@@ -162,7 +161,8 @@ def test_first_batches_draws_no_batch_beyond_the_last_and_closes_the_iterator():
                         yield i
                 finally:
                     closed.append(True)
-            return batches()
+            handed_out.append(batches())    # kept alive here: only an explicit close() can close it
+            return handed_out[-1]
 
     assert list(first_batches(Loader(), 2)) == [0, 1] and drawn == [0, 1] and closed == [True]
     assert list(first_batches(Loader(), None)) == [0, 1, 2, 3, 4] and closed == [True, True]

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
                    help=f"run only these sections ({', '.join(SECTIONS)})")
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), metavar="MODEL",
-                   help=f"models for train/forward ({', '.join(MODELS)}; default: both)")
+                   help=f"models for train/forward/breakdown ({', '.join(MODELS)}; default: both)")
     p.add_argument("--repeats", type=positive_int, default=3, metavar="N", help="timed repeats per measurement (default: 3)")
     p.add_argument("--vocab", metavar="DIR", help="GPT-2's encoder.json/vocab.bpe folder for the tokenizer section")
     p.add_argument("--torch", metavar="SCRIPT", help="PyTorch reference script (shared/bench/torch_ref.py) to compare with")

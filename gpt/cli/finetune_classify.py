@@ -272,6 +272,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         say(f"resuming {out} at step {trainer.state.step} of {total}")
 
     info = {"settings": settings, "data_sha256": fingerprint}
+
     def checkpoint() -> Path:
         return save_classifier(out, model, tokenizer=tokenizer, labels=labels, max_length=length,
                                pad_token_id=pad_token_id, optimizer=optimizer,

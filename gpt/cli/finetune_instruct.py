@@ -330,6 +330,7 @@ def run_finetune(args: argparse.Namespace) -> int:
             "instruct": {"pad_token_id": pad_token_id, "max_length": max_length}}
     if ck is not None and "before" in ck.info:
         info["before"] = ck.info["before"]
+
     def checkpoint() -> Path:
         return save_instruct_checkpoint(out, model, tokenizer=tokenizer, optimizer=optimizer,
                                         trainer_state=trainer.state_dict(), info=info)

@@ -37,11 +37,11 @@ import minigrad as mg
 from minigrad import nn
 from minigrad.nn import functional as F
 
+from gpt import train
 from gpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gpt.data import first_batches
 from gpt.finetune.lora import add_lora, lora_settings, replace_linear_with_lora
 from gpt.generate import encode_as_text
-from gpt import train
-from gpt.train import Trainer
 
 __all__ = [
     "LabeledText", "read_tsv", "read_csv", "read_labeled_file", "label_names", "encode_labels", "balance",
@@ -369,7 +369,7 @@ def calc_accuracy_loader(data_loader, model, num_batches: int | None = None) -> 
     correct = seen = 0
     try:
         with mg.no_grad():
-            for input_batch, target_batch in train.first_batches(data_loader, num_batches):
+            for input_batch, target_batch in first_batches(data_loader, num_batches):
                 predicted = np.argmax(_last_token_logits(model, input_batch).data, axis=-1)   # (b,)
                 correct += int((predicted == np.asarray(target_batch)).sum())
                 seen += len(predicted)
@@ -421,7 +421,7 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, num_epoc
     return train_losses, val_losses, train_accs, val_accs, examples_seen
 
 
-class ClassifierTrainer(Trainer):
+class ClassifierTrainer(train.Trainer):
     """:class:`gpt.train.Trainer` with the classification loss: resumable bit for bit
     (``state_dict``/``load_state_dict``), stops cleanly between two steps on request (Ctrl-C), and
     raises :class:`~gpt.train.NonFiniteLossError` instead of training on NaNs.

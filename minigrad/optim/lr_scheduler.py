@@ -29,6 +29,12 @@ from typing import Any, Callable, Sequence
 from minigrad.optim.optimizer import Optimizer
 
 
+def _check_steps(warmup_steps: int, total_steps: int) -> None:
+    if warmup_steps < 0 or total_steps < 0 or warmup_steps > total_steps:
+        raise ValueError(f"need 0 <= warmup_steps <= total_steps, got warmup_steps={warmup_steps}, "
+                         f"total_steps={total_steps}")
+
+
 def warmup_cosine_lr(step: int, *, peak_lr: float, total_steps: int, warmup_steps: int,
                      initial_lr: float = 0.0, min_lr: float = 0.0) -> float:
     """The learning rate at ``step`` (0-based) of linear warmup followed by cosine decay.
@@ -40,9 +46,7 @@ def warmup_cosine_lr(step: int, *, peak_lr: float, total_steps: int, warmup_step
       ``peak_lr`` to ``min_lr`` at ``step == total_steps``;
     * past ``total_steps`` it stays at ``min_lr`` (the book's formula would rise again).
     """
-    if warmup_steps < 0 or total_steps < 0 or warmup_steps > total_steps:
-        raise ValueError(f"need 0 <= warmup_steps <= total_steps, got warmup_steps={warmup_steps}, "
-                         f"total_steps={total_steps}")
+    _check_steps(warmup_steps, total_steps)
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
     if step < warmup_steps:
@@ -172,9 +176,9 @@ class WarmupCosine(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, *, warmup_steps: int, total_steps: int,
                  initial_lr: float = 0.0, min_lr: float = 0.0, last_epoch: int = -1):
+        _check_steps(warmup_steps, total_steps)     # before the base class touches the optimizer
         if initial_lr < 0 or min_lr < 0:
             raise ValueError(f"initial_lr and min_lr must be >= 0, got {initial_lr} and {min_lr}")
-        # (the steps are checked by warmup_cosine_lr, which the first step() below calls)
         self.warmup_steps, self.total_steps = int(warmup_steps), int(total_steps)
         self.initial_lr, self.min_lr = float(initial_lr), float(min_lr)
         super().__init__(optimizer, last_epoch)
