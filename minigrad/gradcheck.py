@@ -22,10 +22,14 @@ class GradcheckError(AssertionError):
     """Raised when an analytic gradient disagrees with its finite-difference estimate."""
 
 
+def fn_name(fn: Callable) -> str:
+    """How messages name the function under check: its qualified name, or its class's name."""
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
 def _describe(fn: Callable, out: Tensor) -> str:
-    name = getattr(fn, "__qualname__", None) or type(fn).__name__
     op = type(out.grad_fn).__name__ if out.grad_fn is not None else "no op"
-    return f"{name} (output made by {op})"
+    return f"{fn_name(fn)} (output made by {op})"
 
 
 def gradcheck(
@@ -54,13 +58,12 @@ def gradcheck(
     Returns True, or raises :class:`GradcheckError` naming the input, the worst element's index,
     both values and the operation.
     """
-    args, copied = [], set()
-    for i, x in enumerate(inputs):
+    args = []
+    for x in inputs:
         if isinstance(x, Tensor) and x.requires_grad and not (
             x.dtype == np.float64 and x.data.flags.c_contiguous and x.data.flags.writeable
         ):  # perturb a contiguous float64 copy; float64 tensors (e.g. a module's parameters) in place
             x = Tensor(np.array(x.data, dtype=np.float64, order="C"), requires_grad=True, name=x.name)
-            copied.add(i)
         args.append(x)
     checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
@@ -77,8 +80,8 @@ def gradcheck(
     upstream = np.asarray(upstream, dtype=np.float64).reshape(out.shape)
     if out.requires_grad:
         out.backward(upstream.astype(out.dtype))
-    for i in sorted(copied):
-        if args[i].grad is None:
+    for i in checked:
+        if args[i] is not inputs[i] and args[i].grad is None:
             # fn never used the float64 copy: typically a float32 module parameter passed alongside
             # the input, which fn reads from the module instead. Checking it would check nothing.
             raise GradcheckError(

@@ -437,6 +437,7 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     summed: set[int] = set()  # ids of arrays the engine allocated itself (safe to add into in place)
     seen_bases: set[int] = set()
     anomaly = debug.is_anomaly_enabled()
+    prof = profiler.current()
     for node in reversed(order):  # outputs before the inputs that made them
         g = grads.pop(id(node), None)
         if g is None:
@@ -456,7 +457,6 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             if ctx is None:
                 continue
         ctx.last_use = not retain_graph
-        prof = profiler.current()
         if prof is None:
             input_grads = ctx.backward(g)
         else:
@@ -549,7 +549,9 @@ def arange(start, stop=None, step=1, dtype=None) -> Tensor:
     if stop is None:
         start, stop = 0, start
     arr = np.arange(start, stop, step, dtype=dtype)
-    return Tensor(arr if dtype is not None else _default_float(arr, (start, stop, step)))
+    if dtype is None and arr.dtype == np.float64:   # float arguments, NumPy's float64 scalars too
+        arr = arr.astype(DEFAULT_DTYPE)
+    return Tensor(arr)
 
 
 def randn(*shape, rng: np.random.Generator | None = None, dtype=DEFAULT_DTYPE, requires_grad=False) -> Tensor:

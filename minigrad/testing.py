@@ -40,7 +40,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     ) from err
 
 from minigrad.grad_mode import no_grad
-from minigrad.gradcheck import GradcheckError, gradcheck
+from minigrad.gradcheck import GradcheckError, fn_name, gradcheck
 from minigrad.tensor import Tensor
 
 __all__ = ["shapes", "broadcastable_shapes", "arrays", "tensors", "assert_gradients_match"]
@@ -176,7 +176,7 @@ def assert_gradients_match(
 
         assert_gradients_match(lambda x, w, b: mg.linear(x, w, b), x, w, b)
     """
-    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    name = fn_name(fn)
     listing = "\n  ".join(f"input {i}: {_describe(x)}" for i, x in enumerate(inputs))
     with no_grad():
         out = fn(*inputs)

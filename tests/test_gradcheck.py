@@ -198,8 +198,11 @@ def test_arrays_unique(a):
 def test_tensors_require_grad_and_are_float64(t):
     assert isinstance(t, mg.Tensor) and t.requires_grad and t.dtype == np.float64
     assert np.all(np.abs(t.data) >= 0.1)
-    frozen = mg.tensor(t.data)
-    assert not frozen.requires_grad
+
+
+@given(t=tensors((2, 3), requires_grad=False))
+def test_tensors_can_be_constants(t):
+    assert isinstance(t, mg.Tensor) and not t.requires_grad and t.shape == (2, 3)
 
 
 def test_arrays_rejects_overlapping_points():
