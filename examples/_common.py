@@ -17,12 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-from gpt.cli.common import positive_int  # noqa: F401  (re-exported for the examples)
-
 # Run from a source checkout without `pip install -e .`: put the repository root on the path.
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
+
+from gpt.cli.common import positive_int  # noqa: E402,F401  (re-exported for the examples)
 
 
 def parse_args(description: str, configure=None) -> argparse.Namespace:

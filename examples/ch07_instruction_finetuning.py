@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import Stopwatch, parse_args, reference_file, section
+from _common import Stopwatch, gpt2_tokenizer, parse_args, reference_file, section
 
 import minigrad as mg
 from minigrad.optim import AdamW
@@ -64,7 +64,6 @@ SETTINGS = {   # normal run / --fast (one task, the quickest to learn)
 def show_book_data(args) -> None:
     """Sections 7.2-7.4 on the book's instruction-data.json with GPT-2's tokenizer, when available."""
     path = reference_file(args, "instruction-data.json")
-    encoder, vocab = reference_file(args, "gpt2/encoder.json"), reference_file(args, "gpt2/vocab.bpe")
     if path is None:
         print("(The book's instruction-data.json is not available: pass --data-dir to see it here; "
               "'python -m gpt download instruction-data' fetches it.)")
@@ -80,11 +79,9 @@ def show_book_data(args) -> None:
     print(f"\nTraining set length: {len(train_data)}")                           # 935
     print(f"Validation set length: {len(val_data)}")                             # 55
     print(f"Test set length: {len(test_data)}")                                  # 110
-    if encoder is None or vocab is None:
+    tokenizer = gpt2_tokenizer(args)
+    if tokenizer is None:
         return
-    from gpt.tokenizer import BPETokenizer
-
-    tokenizer = BPETokenizer.from_gpt2_files(encoder, vocab)
     print("\n<|endoftext|> in GPT-2's vocabulary:",
           tokenizer.encode("<|endoftext|>", allowed_special={"<|endoftext|>"}))                # [50256]
     collate = functools.partial(custom_collate_fn, allowed_max_length=1024)   # 50256 pads, as in the book
@@ -209,7 +206,8 @@ def main() -> int:
     print("\nThe same from the command line, with checkpoints, Ctrl-C and --resume:\n"
           "  python -m gpt finetune-instruct --demo --out runs/instruct\n"
           "  python -m gpt chat --checkpoint runs/instruct --prompt 'Convert the word to upper case.' --input lion\n"
-          "and on the book's data with GPT-2's weights (python -m gpt download gpt2-medium instruction-data):\n"
+          "and on the book's data with GPT-2's weights (python -m gpt download gpt2-medium; "
+          "python -m gpt download instruction-data):\n"
           "  python -m gpt finetune-instruct --data instruction-data.json --gpt2 PATH/model.safetensors")
     return 0
 

@@ -140,7 +140,8 @@ def test_ch04_gpt_model_fast_mode_by_environment_variable(reference_dir):
 def test_ch05_pretraining_trains_samples_and_round_trips_a_checkpoint(tmp_path):
     out = check_ok(run_example("ch05_pretraining.py", "--out", str(tmp_path)))
     ce = numbers(line_with(out, "Average log-probability:"))
-    assert ce[0] == pytest.approx(-ce[1]) and numbers_after(out, "F.cross_entropy:")[0] == pytest.approx(ce[1], abs=1e-3)
+    # the cross-entropy from the six steps (printed as -average log-probability) is what F.cross_entropy gives
+    assert numbers_after(out, "F.cross_entropy:")[0] == pytest.approx(-ce[0], abs=1e-3)
     first_train, first_val, last_train, last_val = numbers(line_with(out, "Training took").split("from")[1])
     assert last_train < first_train and last_val < first_val
     assert line_with(out, "Greedy (argmax):").endswith("forward")
