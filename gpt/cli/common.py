@@ -49,10 +49,11 @@ def probability(text: str) -> float:
     return value
 
 
-def add_model_source(parser: argparse.ArgumentParser) -> None:
+def add_model_source(parser: argparse.ArgumentParser, required: bool = True,
+                     checkpoint_help: str = "a checkpoint written by 'python -m gpt pretrain'") -> None:
     """--checkpoint DIR, or --gpt2 model.safetensors with --vocab DIR (GPT-2's tokenizer files)."""
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", metavar="DIR", help="a checkpoint written by 'python -m gpt pretrain'")
+    src = parser.add_mutually_exclusive_group(required=required)
+    src.add_argument("--checkpoint", metavar="DIR", help=checkpoint_help)
     src.add_argument("--gpt2", metavar="PATH", help="GPT-2 weights: a model.safetensors (see 'python -m gpt download')")
     parser.add_argument("--vocab", metavar="DIR",
                         help="folder with GPT-2's encoder.json and vocab.bpe (with --gpt2; default: the "

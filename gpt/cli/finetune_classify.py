@@ -16,8 +16,8 @@ from pathlib import Path
 
 from gpt.cli import CLIError
 from gpt.cli.common import (
-    Progress, RunSaver, duration, load_model_and_tokenizer, non_negative_float, open_checkpoint,
-    overlay_options, positive_int, restore_training_state, run_folder, stopped_early,
+    Progress, RunSaver, add_model_source, duration, load_model_and_tokenizer, non_negative_float,
+    open_checkpoint, overlay_options, positive_int, restore_training_state, run_folder, stopped_early,
     train_until_done,
 )
 
@@ -53,11 +53,8 @@ def register(subparsers) -> None:
                       help=f"use {DEMO_SIZE} generated spam/ham messages instead of a file")
     p.add_argument("--label-column", metavar="NAME", help="CSV column with the labels (default: label)")
     p.add_argument("--text-column", metavar="NAME", help="CSV column with the texts (default: text)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", metavar="DIR", help="start from a checkpoint written by 'python -m gpt pretrain'")
-    src.add_argument("--gpt2", metavar="PATH", help="start from GPT-2's weights: a model.safetensors")
-    p.add_argument("--vocab", metavar="DIR", help="folder with GPT-2's encoder.json and vocab.bpe (with --gpt2; "
-                                                  "default: the folder of the weights)")
+    add_model_source(p, required=False,     # (--resume takes the model from the run instead)
+                     checkpoint_help="start from a checkpoint written by 'python -m gpt pretrain'")
     p.add_argument("--trainable-blocks", type=_blocks, metavar="N|all",
                    help="train the last N transformer blocks with the final norm and the head, or 'all' "
                         "parameters (default: 1, the book's choice)")
@@ -103,8 +100,6 @@ def _settings(args: argparse.Namespace, saved: dict | None) -> dict:
     if args.data is not None:
         settings["demo"] = None
         settings["data"] = str(Path(args.data).resolve())
-    if args.demo:
-        settings["data"] = None
     return settings
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from gpt.cli import CLIError
 from gpt.cli.common import (
-    Progress, RunSaver, duration, load_model_and_tokenizer, non_negative_float, non_negative_int,
-    open_checkpoint, overlay_options, positive_int, restore_training_state, run_folder,
+    Progress, RunSaver, add_model_source, duration, load_model_and_tokenizer, non_negative_float,
+    non_negative_int, open_checkpoint, overlay_options, positive_int, restore_training_state, run_folder,
     stopped_early, train_until_done,
 )
 
@@ -60,11 +60,8 @@ def register(subparsers) -> None:
                       help="train on generated questions (upper-case, reverse, count, add) and report "
                            "the exact-match accuracy")
     p.add_argument("--demo-size", type=positive_int, metavar="N", help="number of generated entries (default: 1000)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", metavar="DIR", help="start from a checkpoint written by 'python -m gpt pretrain'")
-    src.add_argument("--gpt2", metavar="PATH", help="start from GPT-2's weights: a model.safetensors")
-    p.add_argument("--vocab", metavar="DIR", help="folder with GPT-2's encoder.json and vocab.bpe (with --gpt2; "
-                                                  "default: the folder of the weights)")
+    add_model_source(p, required=False,     # (--resume takes the model from the run instead)
+                     checkpoint_help="start from a checkpoint written by 'python -m gpt pretrain'")
     p.add_argument("--config", metavar="NAME",
                    help="with --demo and no model: 'demo' (4 layers, width 128; the default) or a preset of "
                         "'python -m gpt pretrain --list-configs'")
@@ -107,10 +104,7 @@ def register(subparsers) -> None:
         description="Format an instruction as the book's prompt, generate greedily and print only the "
                     "answer. Without --prompt, read one instruction per line from standard input until "
                     "end of file.")
-    model = c.add_mutually_exclusive_group(required=True)
-    model.add_argument("--checkpoint", metavar="DIR", help="a checkpoint written by finetune-instruct")
-    model.add_argument("--gpt2", metavar="PATH", help="GPT-2's weights: a model.safetensors")
-    c.add_argument("--vocab", metavar="DIR", help="folder with GPT-2's encoder.json and vocab.bpe (with --gpt2)")
+    add_model_source(c, checkpoint_help="a checkpoint written by finetune-instruct")
     c.add_argument("--prompt", metavar="TEXT", help="the instruction (default: read instructions from stdin)")
     c.add_argument("--input", metavar="TEXT", default="", help="the optional input part of the prompt")
     c.add_argument("--max-new-tokens", type=positive_int, default=256, metavar="N", help="default: 256")
@@ -176,13 +170,9 @@ def _scratch_model(settings: dict, tokenizer):
 def _load_start_model(args):
     """(model, tokenizer) to fine-tune, from --checkpoint (LoRA layers of an earlier fine-tune merged)
     or --gpt2."""
-    from gpt.finetune.instruct import load_instruct_checkpoint
-
-    if args.gpt2:
-        return load_model_and_tokenizer(args)
-    ck = open_checkpoint(load_instruct_checkpoint, args.checkpoint, merge=True)
-    ck.model.requires_grad_(True)      # an earlier LoRA fine-tune, merged, left its weights frozen
-    return ck.model, ck.tokenizer
+    model, tokenizer = load_model_and_tokenizer(args)
+    model.requires_grad_(True)      # an earlier LoRA fine-tune, merged, left its weights frozen
+    return model, tokenizer
 
 
 def _percent_by_task(accuracy: float, per_task: dict) -> str:
