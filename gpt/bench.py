@@ -89,8 +89,8 @@ def _build(spec: dict):
 def _training_step(name: str):
     """(cfg, step, tokens): one AdamW step (forward, cross-entropy, backward, clipping, update) of
     the model ``name`` of :data:`MODELS` on fixed random tokens."""
-    import minigrad as mg
     from minigrad.optim import AdamW, clip_grad_norm_
+    from gpt.train import calc_loss_batch
 
     spec = MODELS[name]
     cfg, model = _build(spec)
@@ -101,8 +101,7 @@ def _training_step(name: str):
 
     def step() -> None:
         opt.zero_grad()
-        logits = model(x)
-        loss = mg.cross_entropy(logits.flatten(0, 1), y.reshape(-1))
+        loss = calc_loss_batch(x, y, model)
         loss.backward()
         clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

@@ -12,6 +12,7 @@ Everything here runs under ``no_grad``: generation never needs gradients.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Callable, Sequence
 
@@ -22,9 +23,21 @@ import minigrad as mg
 
 def _encode_takes(tokenizer, option: str) -> bool:
     """Whether ``tokenizer.encode`` accepts tiktoken's keyword ``option``. The book's SimpleTokenizer
-    does not (it has ``<|endoftext|>`` in its vocabulary as a word) and is given the text alone."""
-    params = inspect.signature(tokenizer.encode).parameters.values()
+    does not (it has ``<|endoftext|>`` in its vocabulary as a word) and is given the text alone.
+    Asked once per tokenizer class (reading a signature costs more than encoding a short text)."""
+    if "encode" in getattr(tokenizer, "__dict__", {}):    # an encode set on the object itself: ask it
+        return _takes(tokenizer.encode, option)
+    return _class_encode_takes(type(tokenizer), option)
+
+
+def _takes(function, option: str) -> bool:
+    params = inspect.signature(function).parameters.values()
     return any(p.name == option or p.kind is p.VAR_KEYWORD for p in params)
+
+
+@functools.lru_cache(maxsize=64)
+def _class_encode_takes(cls, option: str) -> bool:
+    return _takes(cls.encode, option)
 
 
 def text_to_token_ids(text: str, tokenizer) -> np.ndarray:

@@ -157,12 +157,12 @@ def test_missing_file(tmp_path):
         load_gpt2(tmp_path / "nope.safetensors")
 
 
-@pytest.mark.parametrize("keep", [0, 5, 8, 100, -1])
+@pytest.mark.parametrize("keep", [0, 5, 8, 100, -3])
 def test_truncated_file_is_a_clear_error(exported, tmp_path, keep):
     _, out_dir = exported
     data = (out_dir / "model.safetensors").read_bytes()
     bad = tmp_path / "model.safetensors"
-    bad.write_bytes(data[:keep] if keep >= 0 else data[:-3])
+    bad.write_bytes(data[:keep])
     with pytest.raises(ValueError) as err:
         load_gpt2(bad)
     message = str(err.value)

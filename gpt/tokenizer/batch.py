@@ -20,6 +20,16 @@ from __future__ import annotations
 import numpy as np
 
 
+def byte_pair_table(ranks: dict[bytes, int], missing: int) -> np.ndarray:
+    """(65536,) int64: the id of each 2-byte token at 256 * first + second byte, ``missing`` where
+    the two bytes are no token."""
+    table = np.full(65536, missing, dtype=np.int64)
+    for token, token_id in ranks.items():
+        if len(token) == 2:
+            table[(token[0] << 8) | token[1]] = token_id
+    return table
+
+
 class PairTable:
     """``(a, b) -> id of the token whose bytes are bytes(a) + bytes(b)`` for every such pair, as sorted arrays.
 
@@ -46,10 +56,7 @@ class PairTable:
             self.keys = np.array([-1], dtype=np.int64)
             self.values = np.array([self.n], dtype=np.int64)
         # Two single bytes: a direct table by 256 * first + second byte value (the first round's lookups).
-        self.byte_pairs = np.full(65536, self.n, dtype=np.int64)
-        for token, token_id in ranks.items():
-            if len(token) == 2:
-                self.byte_pairs[(token[0] << 8) | token[1]] = token_id
+        self.byte_pairs = byte_pair_table(ranks, missing=self.n)
 
     def lookup(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Joined-token ids for the pairs ``(a[i], b[i])``; ``self.n`` ("no merge") where there is none."""

@@ -38,7 +38,7 @@ import numpy as np
 import regex
 
 from gpt.atomic import write_text_atomic
-from gpt.tokenizer.batch import PairTable, merge_many
+from gpt.tokenizer.batch import PairTable, byte_pair_table, merge_many
 from gpt.tokenizer.pretokenize import GPT2_PATTERN, SURROGATE, Splitter, replace_lone_surrogates
 
 _BYTE = [bytes((b,)) for b in range(256)]  # byte value -> the one-byte bytes object
@@ -287,10 +287,7 @@ class BPETokenizer:
             except UnicodeDecodeError:
                 pass
         # Rank of each 2-byte token by 256 * first + second byte (-1: none), for long pieces.
-        self._pair_table = np.full(65536, -1, dtype=np.int64)
-        for tok, i in self._ranks.items():
-            if len(tok) == 2:
-                self._pair_table[(tok[0] << 8) | tok[1]] = i
+        self._pair_table = byte_pair_table(self._ranks, missing=-1)
         self._special_regex_cache: dict[frozenset, regex.Pattern] = {}
         self._batch_table: PairTable | None = None  # built on first use (about 0.2 s for GPT-2)
         self._byte_id_array = np.array(byte_ids, dtype=np.int64)
