@@ -34,7 +34,7 @@ def load_text(args) -> tuple[str, str]:
     if verdict is not None:
         return verdict.read_text(encoding="utf-8"), "the-verdict.txt"
     from gpt.corpus import default_corpus
-    return default_corpus()[:20_000], "the embedded corpus (first 20,000 characters)"
+    return default_corpus(max_chars=20_000), "the embedded corpus (first 20,000 characters)"
 
 
 def show_curve(name: str, steps, lrs, out_dir: Path | None) -> None:

@@ -43,7 +43,7 @@ def load_text(args) -> tuple[str, str]:
         return verdict.read_text(encoding="utf-8"), "the-verdict.txt"
     try:
         from gpt.corpus import default_corpus
-        return default_corpus()[:20_000], "the embedded corpus (first 20,000 characters)"
+        return default_corpus(max_chars=20_000), "the embedded corpus (first 20,000 characters)"
     except RuntimeError:
         return BUILT_IN_PARAGRAPH, "a built-in paragraph"
 

@@ -47,7 +47,7 @@ def load_tokenizer(args):
         return tokenizer, True
     from gpt.corpus import default_corpus
     from gpt.tokenizer import BPETokenizer
-    return BPETokenizer.train(default_corpus()[:20_000], vocab_size=500, verbose=False), False
+    return BPETokenizer.train(default_corpus(max_chars=20_000), vocab_size=500, verbose=False), False
 
 
 def decode(tokenizer, ids) -> str:

@@ -41,7 +41,7 @@ def load_text(args) -> tuple[str, str]:
     if verdict is not None:
         return verdict.read_text(encoding="utf-8"), "the-verdict.txt"
     from gpt.corpus import default_corpus
-    return default_corpus()[:40_000], "the embedded corpus (first 40,000 characters)"
+    return default_corpus(max_chars=40_000), "the embedded corpus (first 40,000 characters)"
 
 
 def plot_losses(epochs_seen, tokens_seen, train_losses, val_losses, out_dir: Path | None) -> None:

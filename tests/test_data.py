@@ -1,4 +1,4 @@
-"""Tests for gpt.data (windows, batches, shuffling, resumption) and gpt.corpus (the text to train on)."""
+"""Tests for gpt.data: windows, batches, shuffling, resumption."""
 import json
 
 import numpy as np
@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gpt.corpus import DOCUMENT_SEPARATOR, default_corpus, load_texts
 from gpt.data import DataLoader, GPTDataset, create_dataloader, train_val_split
 
 # --------------------------------------------------------------------------------------------------
@@ -508,45 +507,3 @@ def test_book_train_and_validation_loaders(gpt2_and_verdict):
     assert sum(x.size for x, _ in train_batches) == 4608
     assert sum(x.size for x, _ in val_batches) == 512
     assert all(x.shape == y.shape == (2, 256) for x, y in train_batches + val_batches)
-
-
-# --------------------------------------------------------------------------------------------------
-# gpt.corpus
-# --------------------------------------------------------------------------------------------------
-
-
-def test_default_corpus_is_about_465_kb_of_english_and_deterministic():
-    text = default_corpus()
-    assert isinstance(text, str) and 400_000 <= len(text.encode("utf-8")) <= 600_000
-    assert text == default_corpus()
-    assert "statement" in text and "expression" in text
-    assert "<|endoftext|>" not in text  # plain text: every tokenizer can encode it
-    ascii_share = sum(c.isascii() for c in text) / len(text)
-    assert ascii_share > 0.99
-
-
-def test_load_texts_joins_files_with_a_blank_line(tmp_path):
-    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
-    a.write_bytes("\ufeffFirst line\r\nsecond line".encode("utf-8"))  # BOM and Windows newlines
-    b.write_text("Über den Wolken", encoding="utf-8")
-    assert load_texts([a, b]) == "First line\nsecond line" + DOCUMENT_SEPARATOR + "Über den Wolken"
-    assert DOCUMENT_SEPARATOR == "\n\n"
-    assert load_texts(str(b)) == "Über den Wolken"  # a single path is one file, not a list of characters
-
-
-def test_load_texts_errors_name_the_file(tmp_path):
-    missing = tmp_path / "missing.txt"
-    with pytest.raises(FileNotFoundError, match="missing.txt"):
-        load_texts([missing])
-    latin1 = tmp_path / "latin1.txt"
-    latin1.write_bytes("caf\u00e9 cr\u00e8me".encode("latin-1"))
-    with pytest.raises(UnicodeDecodeError, match="latin1.txt is not UTF-8"):
-        load_texts([latin1])
-    empty = tmp_path / "empty.txt"
-    empty.write_text("  \n", encoding="utf-8")
-    with pytest.raises(ValueError, match="empty.txt is empty"):
-        load_texts([empty])
-    with pytest.raises(IsADirectoryError, match="is a directory"):
-        load_texts([tmp_path])
-    with pytest.raises(ValueError, match="no text files"):
-        load_texts([])

@@ -1,8 +1,9 @@
 """``python -m gpt pretrain``: chapter 5 end to end, from text to a checkpoint you can generate from.
 
 With no arguments it trains a 4,096-token BPE vocabulary and the ``mini`` GPT on the embedded corpus
-(CPython's own reference documentation), printing a progress line, evaluations and samples, and
-saving checkpoints into ``runs/pretrain``. Ctrl-C stops after the current step and saves a
+(CPython's own documentation: the language reference and the standard library's docstrings, see
+:mod:`gpt.corpus`), printing a progress line, evaluations and samples, and saving checkpoints into
+``runs/pretrain``. Ctrl-C stops after the current step and saves a
 checkpoint; ``--resume DIR`` continues it to exactly the weights an uninterrupted run would reach.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from gpt.cli import CLIError
+from gpt.corpus import CORPORA   # stdlib only: --help stays instant
 from gpt.cli.common import (
     Progress, RunSaver, duration, non_negative_float, non_negative_int, open_checkpoint,
     overlay_options, positive_int, probability, restore_training_state, run_folder, stopped_early,
@@ -24,7 +26,10 @@ DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1
                 weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=400)
 # every setting a run records in its checkpoint
 SETTING_NAMES = (*DEFAULTS, "context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb", "epochs",
-                 "text", "tokenizer", "prompt")
+                 "corpus", "text", "tokenizer", "prompt")
+# the sample printed at each evaluation: seeded top-k sampling, the same draw at every evaluation
+SAMPLE = dict(max_new_tokens=40, temperature=0.8, top_k=40)
+PROMPTS = {"docs": "The list", "python-source": "def "}
 # what --resume may change; everything else shapes the model, the data order or the optimizer
 RESUME_OVERRIDES = ("steps", "epochs", "eval_every", "eval_batches", "prompt", "text")
 
@@ -35,7 +40,11 @@ def register(subparsers) -> None:
         description="Pretrain a GPT (chapter 5, with appendix D's warmup, cosine decay and clipping). "
                     "Without --text it trains on the Python reference documentation that ships with "
                     "CPython. Ctrl-C saves a checkpoint; --resume continues it exactly.")
-    p.add_argument("--text", nargs="+", metavar="FILE", help="UTF-8 text file(s) to train on (default: the embedded corpus)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--corpus", choices=CORPORA,
+                        help="a corpus that ships with Python: docs (the default: the language reference and "
+                             "the standard library's docstrings, 1.9 MB) or python-source (its .py files, 8 MB)")
+    source.add_argument("--text", nargs="+", metavar="FILE", help="UTF-8 text file(s) to train on instead")
     p.add_argument("--config", metavar="NAME", help=f"model preset (default: {DEFAULTS['config']}; see --list-configs)")
     p.add_argument("--list-configs", action="store_true", help="list the model presets and exit")
     p.add_argument("--context-length", type=positive_int, metavar="N")
@@ -109,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from minigrad.optim import AdamW
 
     from gpt.checkpoint import load_checkpoint, save_checkpoint
-    from gpt.corpus import default_corpus, load_texts
+    from gpt.corpus import corpus_documents, load_texts, split_documents
     from gpt.data import DataLoader, GPTDataset, train_val_split
     from gpt.model import PRESETS, GPTConfig, GPTModel, count_parameters
     from gpt.tokenizer import BPETokenizer
@@ -131,12 +140,17 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args, ck.info["settings"] if ck else None)
     if args.config and args.config not in PRESETS:
         raise CLIError(f"unknown config {args.config!r}; choose one of: {', '.join(PRESETS)}")
-    out = run_folder(args)
 
-    # --- text and tokenizer
-    text = load_texts(settings["text"]) if settings.get("text") else default_corpus()
+    # --- text: a built-in corpus split by document, or the user's files split by characters (the book)
+    if settings.get("text"):
+        train_text, val_text = train_val_split(load_texts(settings["text"]), 0.9)
+    else:
+        settings["corpus"] = settings.get("corpus") or "docs"
+        train_text, val_text = split_documents(corpus_documents(settings["corpus"]))
+    text = train_text + val_text        # what the tokenizer learns from and the run's fingerprint
     if ck is not None and ck.info.get("text_sha256") != _fingerprint(text):
-        raise CLIError("the training text differs from the one this run started with; pass the same --text files")
+        raise CLIError("the training text differs from the one this run started with; pass the same "
+                       "--text files (or run under the Python version that started it)")
     # --- the model's shape first (a bad size fails now, not after training a tokenizer)
     if ck is not None:
         cfg = ck.config
@@ -147,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
             cfg = GPTConfig.from_preset(settings["config"], **overrides)
         except (TypeError, ValueError) as e:
             raise CLIError(str(e)) from None
+
+    out = run_folder(args)    # after the checks of the input: a bad --text is reported as such
 
     # --- tokenizer
     if ck is not None:
@@ -163,8 +179,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"trained a {tokenizer.n_vocab:,}-token BPE vocabulary on {len(text):,} characters "
             f"in {time.perf_counter() - started:.1f} s")
 
-    # --- data: the book's 90/10 split by characters, windows of the context length
-    train_text, val_text = train_val_split(text, 0.9)
+    # --- data: windows of the context length
     ctx = cfg.context_length
     train_ids = tokenizer.encode(train_text, allowed_special="all")
     val_ids = tokenizer.encode(val_text, allowed_special="all")
@@ -218,14 +233,19 @@ def run(args: argparse.Namespace) -> int:
         f"{len(train_loader)} batches of {batch} x {ctx} per epoch; {total} steps")
 
     progress = Progress(total, args.quiet)
-    prompt = settings.get("prompt") or text[:40].split("\n")[0] or "The"
+    prompt = settings.get("prompt") or PROMPTS.get(settings.get("corpus")) or text[:40].split("\n")[0] or "The"
+
+    def sample() -> str:
+        """A continuation of the prompt by seeded top-k sampling (greedy decoding of a small model
+        repeats itself); the same seed each time, so samples differ only as the model does."""
+        ids = generate(model, text_to_token_ids(prompt, tokenizer), rng=settings["seed"], **SAMPLE)
+        return token_ids_to_text(ids, tokenizer)[len(prompt):]
 
     def on_eval(t, train_loss: float, val_loss: float) -> None:
         progress.clear()
         say(f"step {t.state.step}: train loss {train_loss:.3f}, val loss {val_loss:.3f}")
         if not args.quiet:
-            ids = generate(model, text_to_token_ids(prompt, tokenizer), 30)   # greedy, with the KV cache
-            print(token_ids_to_text(ids, tokenizer).replace("\n", " "), flush=True)
+            print(f"  {prompt}{sample()}".replace("\n", " "), flush=True)
         saver.save(t)
 
     train_until_done(trainer, progress, on_eval, saver)
@@ -237,6 +257,8 @@ def run(args: argparse.Namespace) -> int:
         return 130
     say(f"trained {s.step} steps ({s.tokens_seen:,} tokens) in {duration(s.elapsed)}; checkpoint: {final}"
         + (f"; loss curve: {plot}" if plot else ""))
+    if not args.quiet:
+        print(f"prompt: {prompt}\nsample: {prompt}{sample()}", flush=True)
     model.eval()
     with mg.no_grad():
         val_loss = calc_loss_loader(val_loader, model)

@@ -1,0 +1,40 @@
+"""``python -m gpt experiment NAME``: rerun one of the project's measurements (see gpt.experiments)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gpt.cli import CLIError
+
+EXPERIMENTS = {"recipe": "which pretraining recipe learns most from the default corpus in about 5 minutes"}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "experiment", help="rerun one of the measurements the README reports",
+        description="Rerun a measurement. " + "; ".join(f"{k}: {v}" for k, v in EXPERIMENTS.items()) + ". "
+                    "Results go to --out (results.csv); a finished part is not redone when run again.")
+    p.add_argument("name", choices=tuple(EXPERIMENTS), metavar="NAME", help="one of: " + ", ".join(EXPERIMENTS))
+    p.add_argument("--out", metavar="DIR", help="results folder (default: runs/experiment-NAME)")
+    p.add_argument("--fast", action="store_true", help="tiny settings that finish in seconds (for tests)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out or f"runs/experiment-{args.name}")
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{out} is a file; pass a folder with --out")
+    if args.name == "recipe":
+        from gpt.experiments import recipe
+
+        candidates = recipe.FAST_CANDIDATES if args.fast else recipe.CANDIDATES
+        try:
+            rows = recipe.run_sweep(out, candidates, say=lambda line: print(line, flush=True))
+        except RuntimeError as e:
+            raise CLIError(str(e)) from None
+        chosen = recipe.choose(rows)
+        print(recipe.table(rows, chosen))
+        print(f"chosen: {chosen['name']}" if chosen else
+              f"no candidate ran within {recipe.MAX_SECONDS:.0f} s with a gap of at most {recipe.MAX_GAP} nats")
+        print(f"results: {out / 'results.csv'}")
+    return 0

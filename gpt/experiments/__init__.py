@@ -1,0 +1,7 @@
+"""Experiments: measurements a learner can rerun with ``python -m gpt experiment NAME``.
+
+Each module answers one question and writes its figures to a folder (``results.csv`` and a summary);
+a finished part is not redone when the command runs again.
+
+- ``recipe``: which pretraining recipe learns the most from the default corpus in a few minutes?
+"""

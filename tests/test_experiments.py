@@ -1,0 +1,58 @@
+"""Tests for ``python -m gpt experiment``: each experiment end to end in its fast mode."""
+import csv
+import json
+
+import pytest
+
+from gpt.checkpoint import load_checkpoint
+from gpt.experiments import recipe
+from tests.cli_helpers import check_one_line_error, run_cli
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("recipe")
+    code, stdout, stderr = run_cli("experiment", "recipe", "--fast", "--out", out)
+    assert code == 0, stderr
+    return out, stdout
+
+
+def test_recipe_sweep_writes_a_row_per_candidate_and_names_the_best(recipe_run):
+    out, stdout = recipe_run
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == list(recipe.FAST_CANDIDATES)
+    for r in rows:
+        train, val, gap = float(r["train_loss"]), float(r["val_loss"]), float(r["gap"])
+        assert gap == pytest.approx(val - train, abs=2e-3) and float(r["seconds"]) > 0
+        assert int(r["steps"]) == 4
+        ck = load_checkpoint(out / r["name"])          # a real run of pretrain, on the default corpus
+        assert ck.info["settings"]["corpus"] == "docs" and ck.info["settings"]["text"] is None
+        assert f"{float(r['val_loss']):.3f}" in stdout
+    best = min(rows, key=lambda r: float(r["val_loss"]))
+    assert f"chosen: {best['name']}" in stdout
+
+
+def test_recipe_sweep_does_not_rerun_a_finished_candidate(recipe_run, tmp_path):
+    out, _ = recipe_run
+    before = {name: (out / name / "result.json").read_text() for name in recipe.FAST_CANDIDATES}
+    code, stdout, stderr = run_cli("experiment", "recipe", "--fast", "--out", out)
+    assert code == 0, stderr
+    assert {name: (out / name / "result.json").read_text() for name in recipe.FAST_CANDIDATES} == before
+
+
+def test_choose_keeps_to_the_time_and_gap_limits():
+    rows = [dict(name="slow", seconds=400, gap=0.1, val_loss=3.0),
+            dict(name="overfit", seconds=100, gap=0.5, val_loss=3.1),
+            dict(name="ok", seconds=290, gap=0.2, val_loss=3.5),
+            dict(name="worse", seconds=100, gap=0.0, val_loss=3.6)]
+    assert recipe.choose(rows)["name"] == "ok"
+    assert recipe.choose(rows[:2]) is None
+
+
+def test_experiment_bad_input(tmp_path):
+    code, _, stderr = run_cli("experiment", "nonsense")
+    check_one_line_error(code, stderr, "nonsense")
+    (tmp_path / "file").write_text("x")
+    code, _, stderr = run_cli("experiment", "recipe", "--fast", "--out", tmp_path / "file")
+    check_one_line_error(code, stderr, "is a file")
