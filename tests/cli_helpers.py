@@ -32,10 +32,18 @@ def run_cli(*argv, stdin=None):
     return code, out.getvalue(), err.getvalue()
 
 
+def subprocess_env(**extra) -> dict:
+    """The environment for a subprocess of a test: this checkout first on the path (the subprocess
+    runs in the test's own temporary folder, not in the repository), no GPT_DEBUG, plus ``extra``."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, PYTHONPATH=path, GPT_DEBUG="", **extra)
+
+
 def run_subprocess(*argv, timeout=120):
-    """``python -m gpt ARGV`` in a subprocess: (exit code, stdout, stderr)."""
+    """``python -m gpt ARGV`` in a subprocess, in the current (temporary) folder: (exit code, stdout,
+    stderr)."""
     result = subprocess.run([sys.executable, "-m", "gpt", *map(str, argv)], capture_output=True, text=True,
-                            timeout=timeout, cwd=ROOT, env=dict(os.environ, GPT_DEBUG=""))
+                            timeout=timeout, env=subprocess_env())
     return result.returncode, result.stdout, result.stderr
 
 

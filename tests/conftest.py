@@ -1,4 +1,8 @@
-"""Shared test configuration: hypothesis profiles and the reference-data fixture.
+"""Shared test configuration: hypothesis profiles, the reference-data fixture, and hermetic tests.
+
+Every test runs in a fresh temporary folder of its own (never the folder pytest was started in),
+and fails if it left a new file or folder in the repository: a test that wrote ``runs/pretrain``
+there would change what the next command a user types finds.
 
 Profiles: ``dev`` (the default, 60 examples per property) and ``ci`` (selected when the CI
 environment variable is set: fewer examples, derandomized so a run is repeatable). Neither has a
@@ -10,6 +14,10 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parents[1]
+# written by Python and pytest themselves, not by tests
+_NOT_TESTS_DOING = {".git", "__pycache__", ".pytest_cache", ".hypothesis"}
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("dev", max_examples=60, **_common)
@@ -28,3 +36,28 @@ def reference_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"GPT_REFERENCE_DATA={root} is not a directory")
     return path
+
+
+def repository_entries(root: Path = ROOT) -> set[str]:
+    """Every file and folder below ``root`` except what Python, pytest and git write themselves."""
+    found = set()
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if d not in _NOT_TESTS_DOING and not d.endswith(".egg-info")]
+        found.update(os.path.join(folder, name) for name in (*subfolders, *files))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path_factory):
+    """Run the test in a new empty folder; fail it if it added anything to the repository."""
+    before = repository_entries()
+    previous = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+    added = sorted(repository_entries() - before)
+    if added:
+        pytest.fail(f"the test left {len(added)} new file(s) in the repository, e.g. {added[0]}; "
+                    "write to tmp_path instead", pytrace=False)

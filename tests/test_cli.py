@@ -19,9 +19,8 @@ from gpt.checkpoint import load_checkpoint
 from gpt.data import train_val_split
 from gpt.generate import generate_text_simple, text_to_token_ids, token_ids_to_text
 from gpt.train import Trainer
-from tests.cli_helpers import check_one_line_error, interrupt_at, run_cli, run_subprocess, weights
+from tests.cli_helpers import check_one_line_error, interrupt_at, run_cli, run_subprocess, subprocess_env, weights
 
-ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--config", "tiny", "--context-length", "16", "--emb-dim", "32", "--vocab-size", "300",
         "--batch-size", "2", "--eval-batches", "2", "--warmup", "2"]
 VALIDATION_LOSS = re.compile(r"validation loss (\d+\.\d\d)")
@@ -80,7 +79,8 @@ def test_pretrain_reports_validation_loss_last_and_writes_checkpoint_and_logs(tr
     # evaluations at steps 3 and 6, each with a sample continuing the prompt
     assert re.search(r"^step 3: train loss \d+\.\d{3}, val loss \d+\.\d{3}$", stdout, re.M)
     assert re.search(r"^step 6: train loss \d+\.\d{3}, val loss \d+\.\d{3}$", stdout, re.M)
-    assert len(re.findall(r"^The cat", stdout, re.M)) == 2
+    assert len(re.findall(r"^  The cat", stdout, re.M)) == 2
+    assert "\nprompt: The cat\nsample: The cat" in stdout
     # the checkpoint: model, tokenizer and the training state, at the last step
     ck = load_checkpoint(out)
     assert ck.path.name == "step-000006"
@@ -100,6 +100,19 @@ def test_pretrain_reports_validation_loss_last_and_writes_checkpoint_and_logs(tr
         assert (out / "loss.png").is_file()
     except ImportError:
         assert not (out / "loss.png").exists()
+
+
+def test_pretrain_samples_are_seeded_top_k_draws_from_the_final_model(trained):
+    from gpt.cli.pretrain import SAMPLE
+    from gpt.generate import generate
+
+    out, stdout, _ = trained
+    ck = load_checkpoint(out)
+    ids = generate(ck.model, text_to_token_ids("The cat", ck.tokenizer), rng=123, **SAMPLE)
+    expected = token_ids_to_text(ids, ck.tokenizer)
+    assert SAMPLE["temperature"] > 0 and SAMPLE["top_k"] > 1          # not greedy decoding
+    sample = stdout.split("\nsample: ", 1)[1].rsplit("\nvalidation loss", 1)[0]
+    assert sample == expected
 
 
 def test_pretrain_quiet_prints_only_the_validation_loss(tmp_path, text_file):
@@ -222,7 +235,7 @@ def test_ctrl_c_in_a_subprocess_saves_a_checkpoint_that_resumes(tmp_path, text_f
     out = tmp_path / "ck"
     proc = subprocess.Popen([sys.executable, "-m", "gpt", "pretrain", *map(str, FAST), "--text", str(text_file),
                              "--steps", "100000", "--eval-every", "2", "--out", str(out)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while not (out / "latest").exists():            # the first checkpoint: the loop is running
@@ -322,9 +335,18 @@ BAD_INPUTS = {
 }
 
 
+@pytest.fixture(params=["empty", "holding runs/pretrain"])
+def working_folder(request, trained):
+    """The folder a command runs in: empty, or holding the run that the README's main job writes
+    (a user who typed ``python -m gpt pretrain`` before ``pytest``); the outcome must not depend on it."""
+    if request.param != "empty":
+        shutil.copytree(trained[0], Path.cwd() / "runs" / "pretrain")
+    return Path.cwd()
+
+
 @pytest.mark.filterwarnings("ignore:training stopped after")      # the tokenizer on a very short text
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_ends_with_a_one_line_error(case, tmp_path, text_file, short_text):
+def test_bad_input_ends_with_a_one_line_error(case, tmp_path, text_file, short_text, working_folder):
     argv, expected = BAD_INPUTS[case]
     argv = [a.format(tmp=tmp_path, text=text_file, short=short_text) for a in argv]
     code, stdout, stderr = run_cli(*argv)
@@ -387,10 +409,27 @@ def test_resume_with_a_different_text_or_no_steps_left(trained, tmp_path, short_
     (["pretrain", "--steps", "abc"], ["--steps"]),
     (["generate", "--checkpoint", "{tmp}", "--prompt", "Hi"], ["not a checkpoint"]),
 ])
-def test_bad_input_in_a_subprocess(argv, expected, tmp_path):
+def test_bad_input_in_a_subprocess(argv, expected, tmp_path, working_folder):
     code, stdout, stderr = run_subprocess(*[a.format(tmp=tmp_path) for a in argv], timeout=60)
     check_one_line_error(code, stderr, *expected)
     assert code == 2
+
+
+def test_tests_run_in_an_empty_temporary_folder_of_their_own(tmp_path):
+    here = Path.cwd()
+    assert list(here.iterdir()) == [] and here != tmp_path
+    assert not here.resolve().is_relative_to(Path(__file__).resolve().parents[1])
+
+
+def test_the_guard_sees_a_file_left_in_the_repository(tmp_path):
+    from tests.conftest import repository_entries
+
+    repo = tmp_path / "repo"
+    (repo / "gpt").mkdir(parents=True)
+    before = repository_entries(repo)
+    (repo / "__pycache__").mkdir()                       # Python's own: not counted
+    (repo / "runs" / "pretrain").mkdir(parents=True)     # a test's: counted, folder and all
+    assert repository_entries(repo) - before == {str(repo / "runs"), str(repo / "runs" / "pretrain")}
 
 
 @pytest.mark.parametrize("command", ["pretrain", "generate", "evaluate"])

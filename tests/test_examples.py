@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import subprocess_env
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TIMEOUT = 300  # seconds per example; they take a few seconds each on an idle laptop
@@ -27,7 +29,7 @@ TIMEOUT = 300  # seconds per example; they take a few seconds each on an idle la
 
 def run_example(name: str, *args: str, fast_by: str = "flag", extra_env: dict | None = None):
     """Run ``examples/name`` in fast mode (``--fast`` or ``EXAMPLES_FAST=1``); returns the CompletedProcess."""
-    env = dict(os.environ)
+    env = subprocess_env()
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
     env.pop("EXAMPLES_FAST", None)
     flags = list(args)
@@ -36,7 +38,7 @@ def run_example(name: str, *args: str, fast_by: str = "flag", extra_env: dict | 
     else:
         env["EXAMPLES_FAST"] = "1"
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, str(EXAMPLES / name), *flags], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, str(EXAMPLES / name), *flags], env=env, capture_output=True,
                           text=True, encoding="utf-8", timeout=TIMEOUT)
 
 

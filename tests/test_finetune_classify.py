@@ -53,7 +53,7 @@ from gpt.finetune.lora import LinearWithLoRA
 from gpt.finetune.spam_demo import demo_messages
 from gpt.model import GPTConfig, GPTModel
 from gpt.tokenizer import BPETokenizer
-from tests.cli_helpers import interrupt_at, run_cli, weights
+from tests.cli_helpers import interrupt_at, run_cli, subprocess_env, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 EOT = 256
@@ -767,8 +767,8 @@ def test_a_malformed_file_in_a_real_process_prints_one_line_and_no_traceback(bas
     bad = tmp_path / "bad.tsv"
     bad.write_text("ham\tok\n\nspam no tab\n", encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "gpt", "finetune-classify", "--checkpoint", str(base[0]),
-                             "--data", str(bad)], capture_output=True, text=True, timeout=120, cwd=ROOT,
-                            env=dict(os.environ, GPT_DEBUG=""))
+                             "--data", str(bad)], capture_output=True, text=True, timeout=120,
+                            env=subprocess_env())
     assert result.returncode == 2
     assert result.stderr == f"error: {bad} line 3: expected 'label<TAB>text', found no tab in 'spam no tab'\n"
     assert result.stdout == ""
@@ -777,9 +777,9 @@ def test_a_malformed_file_in_a_real_process_prints_one_line_and_no_traceback(bas
 def test_the_chapter_6_example_runs_fast():
     # one BLAS thread: with many tiny matrix products, a busy 2-core machine is several times slower
     # when OpenBLAS's threads fight over the cores (the results are the same either way)
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env = subprocess_env(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "ch06_classification.py"), "--fast"],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+                            capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for heading in ("6.2", "6.3", "6.4", "6.5", "6.6", "6.7", "6.8", "Appendix E"):
