@@ -6,8 +6,9 @@
     y.backward()
     x.grad            # array([2., 4., 6.], dtype=float32)
 
-Packages: ``minigrad.nn`` (modules), ``minigrad.optim`` (optimizers and schedules),
-``minigrad.testing`` (hypothesis strategies and gradient assertions; needs hypothesis).
+Packages, reachable after ``import minigrad`` as ``torch.nn`` is after ``import torch``:
+``minigrad.nn`` (modules), ``minigrad.optim`` (optimizers and schedules), and ``minigrad.testing``
+(hypothesis strategies and gradient assertions; imported on first use, since it needs hypothesis).
 """
 from minigrad import allocator as _allocator  # isort: skip
 
@@ -39,9 +40,20 @@ from minigrad.random import manual_seed
 
 from minigrad.gradcheck import GradcheckError, gradcheck
 
+from minigrad import nn, optim  # isort: skip  (they build on everything above)
+
 __all__ = [
     "Tensor", "tensor", "as_tensor", "zeros", "ones", "zeros_like", "ones_like", "full", "arange",
     "randn", "rand", "manual_seed", "Function", "no_grad", "enable_grad", "is_grad_enabled",
     "set_grad_enabled", "profile", "gradcheck", "GradcheckError", "to_dot", "detect_anomaly", "unbroadcast",
     "DEFAULT_DTYPE", *_ops_all,
 ]
+
+
+def __getattr__(name: str):
+    """``minigrad.testing`` on first use: it imports hypothesis, a test-time dependency only."""
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module("minigrad.testing")
+    raise AttributeError(f"module 'minigrad' has no attribute {name!r}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 import math
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 import minigrad as mg
 from minigrad import nn
 from minigrad.ops import cross_entropy
+from tests.cli_helpers import subprocess_env
 
 
 # ---------------------------------------------------------------------- helpers
@@ -678,3 +681,15 @@ def test_mlp_loss_decreases_with_manual_sgd():
             p.data -= 0.5 * p.grad
     assert losses[-1] < 0.5 * losses[0]
     assert all(p.dtype == np.float32 for p in net.parameters())
+
+
+def test_import_minigrad_reaches_nn_optim_and_testing_as_torch_does():
+    # a fresh interpreter: in this one the test modules have imported the packages already
+    code = ("import sys, minigrad\n"
+            "assert minigrad.nn.Linear and minigrad.optim.AdamW and minigrad.nn.functional\n"
+            "assert 'hypothesis' not in sys.modules   # testing is imported on first use only\n"
+            "assert minigrad.testing.assert_gradients_match\n"
+            "try:\n    minigrad.no_such_thing\nexcept AttributeError as e:\n    print(e)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "module 'minigrad' has no attribute 'no_such_thing'"
