@@ -7,7 +7,9 @@ Every example accepts:
                       the environment variable EXAMPLES_FAST=1 does the same
     --data-dir DIR    the folder with the book's files (the-verdict.txt, and GPT-2's encoder.json and
                       vocab.bpe in DIR/gpt2/ or DIR); defaults to the environment variable
-                      GPT_REFERENCE_DATA
+                      GPT_REFERENCE_DATA, else to data/book in the repository when it exists
+                      (what `python -m gpt download book-data` fills when run there); the tests
+                      look in the same places (gpt.download.reference_data_dir)
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from gpt.cli.common import positive_int  # noqa: E402,F401  (re-exported for the examples)
+from gpt.download import reference_data_dir  # noqa: E402
 
 
 def parse_args(description: str, configure=None) -> argparse.Namespace:
@@ -30,9 +33,11 @@ def parse_args(description: str, configure=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--fast", action="store_true",
                         help="finish in a few seconds with smaller settings (also: EXAMPLES_FAST=1)")
-    parser.add_argument("--data-dir", metavar="DIR", default=os.environ.get("GPT_REFERENCE_DATA"),
+    default = reference_data_dir(_ROOT)
+    parser.add_argument("--data-dir", metavar="DIR", default=str(default) if default is not None else None,
                         help="folder with the-verdict.txt and GPT-2's encoder.json + vocab.bpe (in DIR/gpt2/ "
-                             "or DIR) (default: $GPT_REFERENCE_DATA)")
+                             "or DIR) (default: $GPT_REFERENCE_DATA, else data/book in the repository when "
+                             "`python -m gpt download book-data` has filled it)")
     if configure is not None:
         configure(parser)
     args = parser.parse_args()
@@ -44,7 +49,7 @@ def parse_args(description: str, configure=None) -> argparse.Namespace:
 
 
 def reference_file(args: argparse.Namespace, relative: str) -> Path | None:
-    """``DIR/relative`` if ``--data-dir`` (or GPT_REFERENCE_DATA) names a folder holding it, else None."""
+    """``DIR/relative`` if ``--data-dir`` (or its default) names a folder holding it, else None."""
     if not args.data_dir:
         return None
     path = Path(args.data_dir) / relative
@@ -64,9 +69,8 @@ def gpt2_tokenizer(args: argparse.Namespace):
 
 # What to tell a user whose --data-dir lacks a file
 WHERE_TO_GET_THE_DATA = (
-    "the-verdict.txt is in the book's repository (rasbt/LLMs-from-scratch, ch02/01_main-chapter-code); "
-    "GPT-2's encoder.json and vocab.bpe come with `python -m gpt download gpt2-small` "
-    "(put them in DIR/gpt2/ or DIR itself)"
+    "`python -m gpt download book-data`, run in the repository, puts the-verdict.txt and GPT-2's "
+    "encoder.json and vocab.bpe in data/book, where the examples look without --data-dir"
 )
 
 

@@ -6,7 +6,7 @@
     2.6      input/target pairs with a sliding window, batched by a data loader
     2.7-2.8  token embeddings plus absolute position embeddings
 
-With the book's files (--data-dir DIR or GPT_REFERENCE_DATA) it runs on *The Verdict* with GPT-2's
+With the book's files (--data-dir DIR, GPT_REFERENCE_DATA or data/book) it runs on *The Verdict* with GPT-2's
 vocabulary and prints the book's numbers; without them it uses a 20,000-character slice of the
 embedded corpus (CPython's reference documentation) and a BPE tokenizer trained on the spot.
 

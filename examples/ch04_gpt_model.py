@@ -10,7 +10,7 @@
 
 By default it builds the real GPT-2 small (about 4 s and 0.75 GB); ``--fast`` builds a 2-layer,
 64-wide model with GPT-2's vocabulary instead, so the shapes are the same and only the counts differ.
-GPT-2's tokenizer is used when its files are found (--data-dir or GPT_REFERENCE_DATA); otherwise a
+GPT-2's tokenizer is used when its files are found (--data-dir, GPT_REFERENCE_DATA or data/book); otherwise a
 small BPE tokenizer is trained on the embedded corpus for the demos.
 
     python examples/ch04_gpt_model.py               (a few seconds)

@@ -20,8 +20,9 @@ book: 0.391 / 6.452), and the last sample recites the story as the book's does (
 to the irony. She wanted him vindicated--and by me!" He laughed again, ...). With one BLAS thread
 (OPENBLAS_NUM_THREADS=1) it took 25 minutes in an earlier session.
 
-It needs the book's files (the-verdict.txt and GPT-2's vocabulary): pass --data-dir DIR or set
-GPT_REFERENCE_DATA. ``--fast`` runs one epoch of a 2-layer, narrower model for the tests.
+It needs the book's files (the-verdict.txt and GPT-2's vocabulary): ``python -m gpt download
+book-data`` puts them in data/book, where it looks by default (or pass --data-dir DIR, or set
+GPT_REFERENCE_DATA). ``--fast`` runs one epoch of a 2-layer, narrower model for the tests.
 
     python examples/ch05_book_reference.py --data-dir /path/to/data
 """
@@ -61,7 +62,7 @@ def main() -> int:
     if verdict is None or tokenizer is None:
         where = f"the data folder {args.data_dir}" if args.data_dir else "a data folder (none was given)"
         print(f"error: this example needs the-verdict.txt and GPT-2's vocabulary in {where}; pass --data-dir DIR "
-              f"or set GPT_REFERENCE_DATA. {WHERE_TO_GET_THE_DATA}", file=sys.stderr)
+              f"or set GPT_REFERENCE_DATA; {WHERE_TO_GET_THE_DATA}", file=sys.stderr)
         return 2
 
     config = dict(GPT_CONFIG_124M)

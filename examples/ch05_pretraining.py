@@ -9,7 +9,7 @@
 The book trains GPT-2 small for 10 epochs on *The Verdict* (see ch05_book_reference.py for that run,
 which takes many minutes). Here a small GPT and a BPE tokenizer of 1,024 tokens trained on the text
 itself make the same story run in well under a minute: on the-verdict.txt when the book's files
-are found (--data-dir or GPT_REFERENCE_DATA), otherwise on 40,000 characters of the embedded corpus.
+are found (--data-dir, GPT_REFERENCE_DATA or data/book), otherwise on 40,000 characters of the embedded corpus.
 
     python examples/ch05_pretraining.py [--out DIR]    (checkpoint and loss plot kept in DIR)
 """

@@ -14,7 +14,7 @@ answers. To finish in a few minutes on a laptop CPU without downloads, the train
 set the project generates (``gpt.finetune.instruct.demo_instruction_data``: upper-case a word,
 write it backwards, count its letters, count the words of a text, add two numbers), whose answers can
 be checked exactly, and a small GPT trained from random initialisation. When the book's
-instruction-data.json is found (--data-dir or GPT_REFERENCE_DATA), sections 7.2-7.4 also show it,
+instruction-data.json is found (--data-dir, GPT_REFERENCE_DATA or data/book), sections 7.2-7.4 also show it,
 with GPT-2's tokenizer.
 
     python examples/ch07_instruction_finetuning.py [--out DIR]     (a few minutes)
@@ -65,8 +65,8 @@ def show_book_data(args) -> None:
     """Sections 7.2-7.4 on the book's instruction-data.json with GPT-2's tokenizer, when available."""
     path = reference_file(args, "instruction-data.json")
     if path is None:
-        print("(The book's instruction-data.json is not available: pass --data-dir to see it here; "
-              "'python -m gpt download instruction-data' fetches it.)")
+        print("(The book's instruction-data.json is not available: 'python -m gpt download book-data' puts it "
+              "in data/book, where this looks by default, or pass --data-dir DIR.)")
         return
     data = load_instruction_data(path)
     print("Number of entries:", len(data))                                       # 1100

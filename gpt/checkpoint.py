@@ -32,6 +32,7 @@ from gpt.atomic import default_mode, write_text_atomic
 from gpt.model import GPTConfig, GPTModel
 
 LATEST = "latest"
+TOKENIZER_FILE = "tokenizer.txt"
 
 
 class CheckpointError(ValueError):
@@ -105,7 +106,7 @@ def save_checkpoint(directory, model: GPTModel, *, tokenizer=None, optimizer=Non
                   "info": info or {}}
         write_text_atomic(tmp / "config.json", json.dumps(config, indent=2) + "\n")
         if tokenizer is not None:
-            tokenizer.save(tmp / "tokenizer.txt")
+            tokenizer.save(tmp / TOKENIZER_FILE)
         if optimizer is not None or trainer_state is not None:
             arrays: dict[str, np.ndarray] = {}
             opt = _split_arrays(optimizer.state_dict(), "optimizer", arrays) if optimizer is not None else None
@@ -204,12 +205,12 @@ def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None
     except ValueError as e:
         raise CheckpointError(f"{path / 'model.safetensors'}: {e}") from None
     tokenizer = None
-    if (path / "tokenizer.txt").is_file():
+    if (path / TOKENIZER_FILE).is_file():
         from gpt.tokenizer import BPETokenizer
         try:
-            tokenizer = BPETokenizer.load(path / "tokenizer.txt")
+            tokenizer = BPETokenizer.load(path / TOKENIZER_FILE)
         except (ValueError, OSError) as e:
-            raise CheckpointError(f"{path / 'tokenizer.txt'}: {e}") from None
+            raise CheckpointError(f"{path / TOKENIZER_FILE}: {e}") from None
     optimizer_state = trainer_state = None
     if load_training_state and (path / "trainer.json").is_file():
         trainer_file = path / "trainer.json"

@@ -20,7 +20,8 @@ same downloads safe to interrupt and repeat:
 folder served with ``python -m http.server`` or read it straight from ``file:///...``.
 
 Entry points: :func:`download` (a named item of :data:`CATALOG` into a folder) and :func:`fetch`
-(one URL to one file).
+(one URL to one file). :func:`reference_data_dir` says where the book's reference files are (the
+folder ``download("book-data")`` fills, or ``GPT_REFERENCE_DATA``), for the tests and examples.
 """
 from __future__ import annotations
 
@@ -38,16 +39,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Callable, TextIO
 
 from gpt.atomic import fsync_dir, write_bytes_atomic
 
-__all__ = ["DownloadError", "ChecksumError", "RemoteFile", "Item", "CATALOG", "MIRROR_ENV",
-           "download", "fetch", "mirror_url", "default_directory"]
+__all__ = ["DownloadError", "ChecksumError", "RemoteFile", "Item", "CATALOG", "MIRROR_ENV", "REFERENCE_ENV",
+           "BOOK_DATA", "download", "fetch", "mirror_url", "default_directory", "reference_data_dir"]
 
 MIRROR_ENV = "GPT_DOWNLOAD_MIRROR"
+REFERENCE_ENV = "GPT_REFERENCE_DATA"  # a folder laid out like the one BOOK_DATA downloads
+BOOK_DATA = "book-data"
 USER_AGENT = "llm-from-scratch-numpy/0.1 (+urllib)"
 CHUNK = 1 << 16
 _MAX_ATTEMPTS = 1000  # hard ceiling on requests for one file, whatever progress each makes
@@ -65,13 +68,23 @@ class ChecksumError(DownloadError):
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file to fetch: where from, its name in the target folder, and what is known about it."""
+    """One file to fetch: where from, its path in the target folder, and what is known about it.
+
+    ``filename`` is relative and ``/``-separated; it may name a subfolder (``gpt2/encoder.json``),
+    which is created. An absolute path or a ``..`` that would leave the target folder is refused.
+    """
 
     url: str
     filename: str
     sha256: str | None = None
     size: int | None = None
     check: Callable[[Path], None] | None = field(default=None, compare=False)  # raises ValueError
+
+    def __post_init__(self) -> None:
+        path = PurePosixPath(self.filename)
+        if not path.parts or path.is_absolute() or ".." in path.parts or "\\" in self.filename:
+            raise ValueError(f"RemoteFile filename {self.filename!r} must be a relative path "
+                             "inside the target folder ('name' or 'sub/name')")
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class Item:
     description: str
     files: tuple[RemoteFile, ...]
     finish: Callable[[Path, bool], list[Path]] | None = field(default=None, compare=False)
+    folder: str | None = None  # the default folder's name under data/, when it is not ``name``
 
     def outputs(self, directory: Path) -> list[Path]:
         return [directory / f.filename for f in self.files]
@@ -152,6 +166,22 @@ _BPE_FILES = (
 )
 
 
+_INSTRUCTION_DATA = RemoteFile(
+    "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/01_main-chapter-code/instruction-data.json",
+    "instruction-data.json", check=_check_instruction_json)
+
+# The files the tests and examples compare with the book's figures (GPT_REFERENCE_DATA's layout),
+# so every one is pinned: a changed upstream file fails its checksum instead of moving a figure.
+_BOOK_FILES = (
+    RemoteFile("https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch02/01_main-chapter-code/"
+               "the-verdict.txt", "the-verdict.txt",
+               sha256="b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f", size=20479),
+    *(replace(f, filename=f"gpt2/{f.filename}") for f in _BPE_FILES),
+    replace(_INSTRUCTION_DATA,
+            sha256="7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944", size=203524),
+)
+
+
 def _gpt2(name: str, repo: str, params: str, size: str) -> Item:
     weights = RemoteFile(f"https://huggingface.co/openai-community/{repo}/resolve/main/model.safetensors",
                          "model.safetensors", check=_check_safetensors)
@@ -168,16 +198,31 @@ CATALOG: dict[str, Item] = {item.name: item for item in (
          (RemoteFile("https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
                      "sms_spam_collection.zip", check=_check_sms_zip),),
          finish=_extract_sms),
-    Item("instruction-data", "the book's 1,100 instruction/response pairs (chapter 7)",
-         (RemoteFile("https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/"
-                     "01_main-chapter-code/instruction-data.json", "instruction-data.json",
-                     check=_check_instruction_json),)),
+    Item("instruction-data", "the book's 1,100 instruction/response pairs (chapter 7)", (_INSTRUCTION_DATA,)),
+    Item(BOOK_DATA, "the book's files the tests and examples read (the-verdict.txt, GPT-2's BPE "
+         "vocabulary, the instruction data), into data/book", _BOOK_FILES, folder="book"),
 )}
 
 
 def default_directory(name: str) -> Path:
-    """Where ``download(name)`` puts files when no folder is given: ``data/<name>``."""
-    return Path("data") / name
+    """Where ``download(name)`` puts files when no folder is given: ``data/<name>`` (``data/book``
+    for ``book-data``), relative to the current folder."""
+    item = CATALOG.get(name)
+    return Path("data") / (item.folder if item is not None and item.folder else name)
+
+
+def reference_data_dir(root: str | os.PathLike) -> Path | None:
+    """The folder of the book's reference files: ``$GPT_REFERENCE_DATA`` when set (returned even if
+    it is not a folder, so that the caller can say so), else ``root/data/book`` (what
+    ``python -m gpt download book-data`` fills when run in ``root``) when it is a folder, else None.
+
+    The tests and examples pass the repository's root; ``python -m gpt bench`` the current folder.
+    """
+    named = os.environ.get(REFERENCE_ENV)
+    if named:
+        return Path(named)
+    folder = Path(root) / default_directory(BOOK_DATA)
+    return folder if folder.is_dir() else None
 
 
 def mirror_url(url: str, mirror: str | None) -> str:
@@ -499,7 +544,7 @@ def _attempt(opener, recorder, url: str, part: Path, have: int, size: int | None
 def download(name: str, directory: str | os.PathLike | None = None, *, mirror: str | None = None,
              progress: bool | ProgressFn = True, force: bool = False, retries: int = 4,
              timeout: float = 30.0, backoff: float = 1.0) -> list[Path]:
-    """Fetch the files of ``CATALOG[name]`` into ``directory`` (default ``data/<name>``) -> their paths.
+    """Fetch the files of ``CATALOG[name]`` into ``directory`` (default: :func:`default_directory`) -> their paths.
 
     ``mirror`` (default: the ``GPT_DOWNLOAD_MIRROR`` environment variable) replaces every file's
     ``https://host`` with ``<mirror>/host``. Files already present are kept (checked against their

@@ -4,6 +4,10 @@ Every test runs in a fresh temporary folder of its own (never the folder pytest 
 and fails if it left a new file or folder in the repository: a test that wrote ``runs/pretrain``
 there would change what the next command a user types finds.
 
+The book's reference files are looked for in the folder ``GPT_REFERENCE_DATA`` names, else in
+``<repository root>/data/book``, which ``python -m gpt download book-data`` fills when run from the
+repository root (:func:`gpt.download.reference_data_dir`); tests that need them skip otherwise.
+
 Profiles: ``dev`` (the default, 60 examples per property) and ``ci`` (selected when the CI
 environment variable is set: fewer examples, derandomized so a run is repeatable). Neither has a
 deadline: a shared 2-core machine is too noisy for per-example timing. Pick one explicitly with
@@ -15,7 +19,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from gpt.download import REFERENCE_ENV, reference_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
+NO_REFERENCE_DATA = ("the book's reference files are not here: run `python -m gpt download book-data` in the "
+                     f"repository root (it fills data/book), or set {REFERENCE_ENV} to a folder that has them")
 # written by Python and pytest themselves, not by tests
 _NOT_TESTS_DOING = {".git", "__pycache__", ".pytest_cache", ".hypothesis"}
 
@@ -28,13 +36,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.enviro
 
 @pytest.fixture(scope="session")
 def reference_data() -> Path:
-    """The folder of the book's reference files (``GPT_REFERENCE_DATA``); skips the test when unset."""
-    root = os.environ.get("GPT_REFERENCE_DATA")
-    if not root:
-        pytest.skip("GPT_REFERENCE_DATA is not set (point it at shared/data to run this test)")
-    path = Path(root)
+    """The folder of the book's reference files (``GPT_REFERENCE_DATA``, else ``data/book``); skips
+    the test when there is none."""
+    path = reference_data_dir(ROOT)
+    if path is None:
+        pytest.skip(NO_REFERENCE_DATA)
     if not path.is_dir():
-        pytest.skip(f"GPT_REFERENCE_DATA={root} is not a directory")
+        pytest.skip(f"{REFERENCE_ENV}={path} is not a folder (`python -m gpt download book-data --dir {path}` "
+                    "makes one)")
     return path
 
 

@@ -368,6 +368,9 @@ def test_catalog_names_match_the_cli_and_pinned_checksums_match_the_reference_fi
     for f in dl._BPE_FILES:
         local = (reference_data / "gpt2" / f.filename).read_bytes()
         assert sha(local) == f.sha256 and len(local) == f.size
+    for f in dl.CATALOG["book-data"].files:   # the reference folder's layout, every file pinned
+        local = (reference_data / f.filename).read_bytes()
+        assert sha(local) == f.sha256 and len(local) == f.size
 
 
 def test_download_gpt2_through_a_mirror(server, tmp_path, monkeypatch, reference_data):
@@ -440,6 +443,99 @@ def test_download_instruction_data_checks_the_entries(server, tmp_path):
     with pytest.raises(dl.DownloadError, match="instruction, input, output"):
         dl.download("instruction-data", tmp_path / "b", mirror=server.url, **FAST)
     assert leftovers(tmp_path / "b") == []
+
+
+BOOK_LAYOUT = ["gpt2/encoder.json", "gpt2/vocab.bpe", "instruction-data.json", "the-verdict.txt"]
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_book_data_has_the_reference_layout_under_data_book():
+    item = dl.CATALOG["book-data"]
+    assert sorted(f.filename for f in item.files) == BOOK_LAYOUT
+    assert all(f.sha256 and f.size for f in item.files)
+    assert dl.default_directory("book-data") == Path("data/book")
+    assert dl.default_directory("sms-spam") == Path("data/sms-spam")
+
+
+def test_download_book_data_makes_a_reference_folder(server, tmp_path, monkeypatch, reference_data):
+    """The CLI's default folder, through GPT_DOWNLOAD_MIRROR; the result is what GPT_REFERENCE_DATA
+    names (same relative paths, same bytes), resumes per file, and is found without configuration."""
+    from gpt.finetune.instruct import load_instruction_data
+    from gpt.tokenizer import BPETokenizer
+
+    for f in dl.CATALOG["book-data"].files:
+        serve_as_mirror(server, f.url, (reference_data / f.filename).read_bytes())
+    work = tmp_path / "checkout"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv(dl.MIRROR_ENV, server.url)
+    assert main(["download", "book-data", "-q"]) == 0
+    book = work / "data" / "book"
+    assert files_under(book) == BOOK_LAYOUT
+    for name in BOOK_LAYOUT:
+        assert (book / name).read_bytes() == (reference_data / name).read_bytes()
+
+    # interrupted in the subfolder: only the missing bytes of that one file travel again
+    vocab = (book / "gpt2" / "vocab.bpe").read_bytes()
+    (book / "gpt2" / "vocab.bpe").unlink()
+    (book / "gpt2" / "vocab.bpe.part").write_bytes(vocab[:100_000])
+    server.log.clear()
+    assert main(["download", "book-data", "-q"]) == 0
+    assert server.log == [("/openaipublic.blob.core.windows.net/gpt-2/models/124M/vocab.bpe", "bytes=100000-")]
+    assert files_under(book) == BOOK_LAYOUT and (book / "gpt2" / "vocab.bpe").read_bytes() == vocab
+
+    # works as GPT_REFERENCE_DATA, and is found without it from the folder it was downloaded in
+    monkeypatch.setenv(dl.REFERENCE_ENV, str(book))
+    assert dl.reference_data_dir(tmp_path / "elsewhere") == book
+    monkeypatch.delenv(dl.REFERENCE_ENV)
+    assert dl.reference_data_dir(work) == Path("data/book").absolute() == book
+    tok = BPETokenizer.from_gpt2_files(book / "gpt2" / "encoder.json", book / "gpt2" / "vocab.bpe")
+    assert len(tok.encode((book / "the-verdict.txt").read_text(encoding="utf-8"))) == 5145   # the book's count
+    assert len(load_instruction_data(book / "instruction-data.json")) == 1100
+
+
+def test_book_data_files_fail_their_pins_when_the_bytes_differ(server, tmp_path):
+    verdict = dl.CATALOG["book-data"].files[0]
+    serve_as_mirror(server, verdict.url, b"x" * verdict.size)   # right size, wrong bytes
+    with pytest.raises(dl.ChecksumError, match="the-verdict.txt"):
+        dl.download("book-data", tmp_path, mirror=server.url, **FAST)
+    serve_as_mirror(server, verdict.url, b"x" * (verdict.size + 1))
+    with pytest.raises(dl.ChecksumError, match="20,479 were expected"):
+        dl.download("book-data", tmp_path, mirror=server.url, **FAST)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_file_in_a_subfolder_is_resumed_in_place(server, tmp_path, monkeypatch):
+    data = payload()
+    item = dl.Item("sub", "a file in a subfolder",
+                   (dl.RemoteFile("https://example.org/x/b.bin", "deep/er/b.bin", sha256=sha(data)),))
+    monkeypatch.setitem(dl.CATALOG, "sub", item)
+    server.files["/example.org/x/b.bin"] = data
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    (tmp_path / "deep" / "er" / "b.bin.part").write_bytes(data[:1000])
+    assert dl.download("sub", tmp_path, mirror=server.url, **FAST) == [tmp_path / "deep" / "er" / "b.bin"]
+    assert files_under(tmp_path) == ["deep/er/b.bin"] and server.log == [("/example.org/x/b.bin", "bytes=1000-")]
+    assert item.outputs(tmp_path) == [tmp_path / "deep" / "er" / "b.bin"]
+
+
+@pytest.mark.parametrize("filename", ["", "/etc/x", "../x", "a/../../x", "a\\b"])
+def test_a_filename_that_leaves_the_target_folder_is_refused(filename):
+    with pytest.raises(ValueError, match="relative path inside the target folder"):
+        dl.RemoteFile("https://example.org/x", filename)
+
+
+def test_reference_data_dir_prefers_the_variable_then_data_book(tmp_path, monkeypatch):
+    monkeypatch.delenv(dl.REFERENCE_ENV, raising=False)
+    assert dl.reference_data_dir(tmp_path) is None                  # nothing downloaded here
+    (tmp_path / "data" / "book").mkdir(parents=True)
+    assert dl.reference_data_dir(tmp_path) == tmp_path / "data" / "book"
+    monkeypatch.setenv(dl.REFERENCE_ENV, str(tmp_path / "mine"))   # the variable wins, even unmade
+    assert dl.reference_data_dir(tmp_path) == tmp_path / "mine"
+    monkeypatch.setenv(dl.REFERENCE_ENV, "")                        # set but empty: as if unset
+    assert dl.reference_data_dir(tmp_path) == tmp_path / "data" / "book"
 
 
 def test_unknown_name_is_a_value_error():

@@ -4,8 +4,9 @@ Each example runs as a subprocess, as a reader would run it (``python examples/X
 exit with status 0 and print its key lines: the book's numbers where the example reproduces them
 (Appendix A's loss and gradients, chapter 3's attention weights, ...), and otherwise a property
 that only holds when the code works (a reloaded checkpoint gives identical logits, the learning
-rates the training loop used follow the schedule, ...). With GPT_REFERENCE_DATA set, the examples run
-on the book's files and more of the book's figures are checked.
+rates the training loop used follow the schedule, ...). With the book's files (GPT_REFERENCE_DATA, else
+data/book from `python -m gpt download book-data`: the examples and the tests look in the same places)
+the examples run on them and more of the book's figures are checked.
 
 BLAS is limited to one thread in the subprocesses: on a shared 2-core machine, spinning BLAS threads
 make these small models several times slower, and the whole file should take well under a minute.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from gpt.download import reference_data_dir
 from tests.cli_helpers import subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,10 +68,11 @@ def numbers_after(output: str, label: str) -> list[float]:
 
 @pytest.fixture(scope="module")
 def reference_dir():
-    """The book's files when GPT_REFERENCE_DATA names a folder that has them, else None (no skip)."""
-    root = os.environ.get("GPT_REFERENCE_DATA")
-    if root and (Path(root) / "the-verdict.txt").is_file() and (Path(root) / "gpt2" / "vocab.bpe").is_file():
-        return Path(root)
+    """The folder of the book's files the examples will find themselves (GPT_REFERENCE_DATA, else
+    data/book) when it has them, else None (no skip)."""
+    root = reference_data_dir(ROOT)
+    if root is not None and (root / "the-verdict.txt").is_file() and (root / "gpt2" / "vocab.bpe").is_file():
+        return root
     return None
 
 
@@ -175,7 +178,8 @@ def test_ch05_book_reference_without_the_data_says_what_to_do(tmp_path, folder):
 
 def test_ch05_book_reference_fast(reference_dir):
     if reference_dir is None:
-        pytest.skip("GPT_REFERENCE_DATA is not set (the book's reference run needs the-verdict.txt and GPT-2's vocabulary)")
+        pytest.skip("the book's reference run needs the-verdict.txt and GPT-2's vocabulary: run "
+                    "`python -m gpt download book-data` in the repository root, or set GPT_REFERENCE_DATA")
     out = check_ok(run_example("ch05_book_reference.py", "--data-dir", str(reference_dir)))
     assert numbers_after(out, "Characters:") == [20479]
     assert numbers_after(out, "Tokens:") == [5145]

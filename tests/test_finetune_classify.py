@@ -85,10 +85,11 @@ texts_st = st.text(alphabet=st.characters(blacklist_characters="\t\n\r\x0b\x0c\x
                    ).filter(lambda t: t.strip())
 
 
-@given(st.lists(st.tuples(labels_st, texts_st), max_size=12))
+@given(st.lists(st.tuples(labels_st, texts_st), min_size=1, max_size=12))
 def test_tsv_round_trip(rows):
     """What is written as label<TAB>text lines reads back unchanged, in order (tabs inside a text
-    after the first one would be part of the text; the strategy keeps texts to one line)."""
+    after the first one would be part of the text; the strategy keeps texts to one line). A file
+    with no lines is an error: see test_an_empty_file_or_device_says_it_is_empty..."""
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "SMSSpamCollection"
@@ -156,6 +157,18 @@ def test_csv_errors_say_what_is_wrong_and_where(tmp_path, content, pattern):
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ValueError, match=pattern):
         read_csv(path)
+
+
+@pytest.mark.parametrize("reader", [read_tsv, read_csv, read_labeled_file])
+def test_an_empty_file_or_device_says_it_is_empty_and_a_missing_one_is_not_found(tmp_path, reader):
+    (tmp_path / "empty.csv").touch()
+    for path in (tmp_path / "empty.csv", Path(os.devnull)):   # /dev/null is no regular file but reads empty
+        with pytest.raises(ValueError, match="the file is empty"):
+            reader(path)
+    with pytest.raises(ValueError, match="is a folder"):
+        reader(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        reader(tmp_path / "missing.tsv")
 
 
 def test_label_names_sort_text_alphabetically_and_integers_numerically():
@@ -702,6 +715,11 @@ def test_diverging_training_stops_with_one_line_naming_the_last_good_checkpoint(
 BAD_INPUTS = {
     "missing data file": (["--checkpoint", "{base}", "--data", "{tmp}/nope.tsv"], ["nope.tsv"]),
     "malformed line": (["--checkpoint", "{base}", "--data", "{bad}"], ["line 3", "tab"]),
+    "empty data file": (["--checkpoint", "{base}", "--data", "{empty}"], ["empty.tsv", "the file is empty"]),
+    "data from /dev/null": (["--checkpoint", "{base}", "--data", os.devnull], [os.devnull, "the file is empty"]),
+    "blank lines only": (["--checkpoint", "{base}", "--data", "{blank}"], ["blank.tsv", "only blank lines"]),
+    "empty csv": (["--checkpoint", "{base}", "--data", "{empty_csv}"], ["empty.csv", "the file is empty"]),
+    "data is a folder": (["--checkpoint", "{base}", "--data", "{tmp}"], ["is a folder"]),
     "single class": (["--checkpoint", "{base}", "--data", "{one}"], ["'ham'", "two classes"]),
     "csv without the column": (["--checkpoint", "{base}", "--data", "{csv}"], ["no column 'label'"]),
     "no model": (["--data", "{data}"], ["--checkpoint", "--gpt2"]),
@@ -736,9 +754,12 @@ def test_bad_input_ends_with_a_one_line_error(case, base, finetuned, tmp_path):
     (tmp_path / "bad.tsv").write_text("ham\tok\nspam\tfine\nspam without a tab\n", encoding="utf-8")
     (tmp_path / "one.tsv").write_text("ham\tok\nham\talso ok\n", encoding="utf-8")
     (tmp_path / "x.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    for name, content in (("empty.tsv", ""), ("empty.csv", ""), ("blank.tsv", "\n  \n\n")):
+        (tmp_path / name).write_text(content, encoding="utf-8")
     argv, expected = BAD_INPUTS[case]
     argv = [a.format(base=checkpoint, data=data, tmp=tmp_path, bad=tmp_path / "bad.tsv", one=tmp_path / "one.tsv",
-                     csv=tmp_path / "x.csv", tuned=finetuned[0]) for a in argv]
+                     csv=tmp_path / "x.csv", tuned=finetuned[0], empty=tmp_path / "empty.tsv",
+                     blank=tmp_path / "blank.tsv", empty_csv=tmp_path / "empty.csv") for a in argv]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     code, stdout, stderr = run_cli("finetune-classify", *argv)

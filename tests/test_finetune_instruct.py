@@ -5,6 +5,7 @@ response extraction and generation, LoRA checkpoints, the demo data and its toke
 fine-tune improving exact-match accuracy, and the CLI in a fast mode (resume, chat, bad input)."""
 import functools
 import json
+import os
 import re
 
 import numpy as np
@@ -96,7 +97,8 @@ def test_load_instruction_data_keeps_entries_and_fills_a_missing_input(tmp_path)
     ('[{"instruction": "a", "input": "", "output": null}]', ["entry 0", "'output'", "NoneType"]),
     ('[{"instruction": "  ", "input": "", "output": "b"}]', ["entry 0", "instruction is empty"]),
     ('[{"instruction": "a", "input": "", "output": "b"},]', ["not valid JSON", "line 1"]),
-    ('', ["not valid JSON"]),
+    ('', ["the file is empty"]),
+    (' \n\t\n', ["the file is empty", "whitespace"]),
 ])
 def test_malformed_data_names_the_entry(tmp_path, content, expected):
     path = tmp_path / "d.json"
@@ -119,6 +121,13 @@ def test_data_that_is_not_utf8_or_missing(tmp_path):
         load_instruction_data(path)
     with pytest.raises(FileNotFoundError):
         load_instruction_data(tmp_path / "nope.json")
+
+
+def test_a_device_that_reads_empty_or_a_folder_is_not_instruction_data(tmp_path):
+    with pytest.raises(ValueError, match="the file is empty"):
+        load_instruction_data(os.devnull)            # /dev/null is no regular file, and reads empty
+    with pytest.raises(ValueError, match="is a folder"):
+        load_instruction_data(tmp_path)
 
 
 def test_format_input_with_and_without_input_is_the_books_prompt():
@@ -690,6 +699,11 @@ BAD_INPUTS = {
     "no data": (["finetune-instruct"], ["--data", "--demo"]),
     "missing data file": (["finetune-instruct", "--data", "{tmp}/nope.json", "--checkpoint", "{run}"], ["nope.json"]),
     "data is not JSON": (["finetune-instruct", "--data", "{bad_json}", "--checkpoint", "{run}"], ["not valid JSON"]),
+    "empty data file": (["finetune-instruct", "--data", "{empty}", "--checkpoint", "{run}"],
+                        ["empty.json", "the file is empty"]),
+    "data from /dev/null": (["finetune-instruct", "--data", os.devnull, "--checkpoint", "{run}"],
+                            [os.devnull, "the file is empty"]),
+    "data is a folder": (["finetune-instruct", "--data", "{tmp}", "--checkpoint", "{run}"], ["is a folder"]),
     "malformed entry": (["finetune-instruct", "--data", "{bad_entry}", "--checkpoint", "{run}"],
                         ["entry 1", "'output'"]),
     "data without a model": (["finetune-instruct", "--data", "{data}"], ["--checkpoint", "--gpt2"]),
@@ -725,10 +739,11 @@ def test_bad_input_ends_with_a_one_line_error(case, tmp_path, demo_run, data_fil
     argv, expected = BAD_INPUTS[case]
     bad_json = tmp_path / "bad.json"
     bad_json.write_text("[{oops", encoding="utf-8")
+    (tmp_path / "empty.json").touch()
     bad_entry = entries_file(tmp_path / "entry.json", [{"instruction": "a", "input": "", "output": "b"},
                                                       {"instruction": "c", "input": ""}])
     names = dict(tmp=tmp_path, run=demo_run[0], data=data_file, bad_json=bad_json, bad_entry=bad_entry,
-                 classifier=tmp_path / "classifier")
+                 classifier=tmp_path / "classifier", empty=tmp_path / "empty.json")
     if "{classifier}" in argv:
         from gpt.finetune.classify import prepare_for_classification, save_classifier
 

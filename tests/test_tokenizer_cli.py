@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from gpt.tokenizer import BPETokenizer
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import check_one_line_error, run_cli
 
 CORPUS = "The quick brown fox jumps over the lazy dog. " * 40 + "Naïve café 😀<|endoftext|>The end.\n"
 
@@ -49,6 +49,45 @@ def test_tokenize_reads_a_file_and_a_gpt2_folder(tmp_path, corpus, reference_dat
                          "--file", str(reference_data / "the-verdict.txt"))
     assert code == 0, err
     assert len(out.split()) == 5145
+
+
+@pytest.fixture
+def run_with_two_steps(tmp_path):
+    """A checkpoint folder as pretraining leaves it: step 1 and step 2 (``latest``), each with its
+    own tokenizer, so that which one was read shows in the ids."""
+    from gpt.checkpoint import save_checkpoint
+    from gpt.model import GPTConfig, GPTModel
+
+    run = tmp_path / "run"
+    tokenizers = [BPETokenizer.train(CORPUS, size, verbose=False) for size in (270, 300)]
+    for step, tok in enumerate(tokenizers, 1):
+        model = GPTModel(GPTConfig(vocab_size=tok.n_vocab, context_length=8, emb_dim=8, n_heads=2, n_layers=1))
+        save_checkpoint(run, model, tokenizer=tok, step=step)
+    return run, tokenizers
+
+
+def test_tokenize_with_a_checkpoints_tokenizer(run_with_two_steps):
+    run, (first, newest) = run_with_two_steps
+    text = "The quick brown fox"
+    assert first.encode(text) != newest.encode(text)
+    for where, tok in ((run, newest), (run / "step-000002", newest), (run / "step-000001", first)):
+        code, out, err = run_cli("tokenize", "--tokenizer", str(where), "--ids-only", text)
+        assert code == 0, err
+        assert [int(x) for x in out.split()] == tok.encode(text), where
+
+
+def test_a_checkpoint_without_a_usable_tokenizer_is_one_line(run_with_two_steps):
+    run, _ = run_with_two_steps
+    (run / "step-000001" / "tokenizer.txt").unlink()   # as if trained with GPT-2's vocabulary
+    (run / "step-000002" / "tokenizer.txt").write_text("not a tokenizer\n", encoding="utf-8")
+    for where, message in ((run / "step-000001", "has no tokenizer.txt"), (run, "step-000002"),
+                           (run / "step-000002", "tokenizer.txt")):
+        code, _, err = run_cli("tokenize", "--tokenizer", str(where), "hi")
+        check_one_line_error(code, err, message)
+        assert code == 2 and err.count("\n") == 1, err
+    (run / "latest").write_text("step-000009\n")
+    code, _, err = run_cli("tokenize", "--tokenizer", str(run), "hi")
+    check_one_line_error(code, err, "step-000009", "no model.safetensors")
 
 
 @pytest.mark.parametrize(

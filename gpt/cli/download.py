@@ -9,20 +9,21 @@ import argparse
 from gpt.cli import CLIError
 
 # Kept here (not imported from gpt.download) so that --help does not import the download machinery.
-NAMES = ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "sms-spam", "instruction-data")
+NAMES = ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "sms-spam", "instruction-data", "book-data")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "download", help="download GPT-2 weights or the book's data sets (resumable, verified)",
         description="Download GPT-2's published weights (model.safetensors + encoder.json + vocab.bpe) "
-        "or the book's data sets into a folder. An interrupted download resumes when run again; "
+        "or the book's data sets into a folder ('book-data' is the reference files the tests and examples "
+        "look for in data/book). An interrupted download resumes when run again; "
         "files are checked (size, sha256 where published, content) before they get their final name.",
         epilog="Offline machines: set GPT_DOWNLOAD_MIRROR (or --mirror) to a folder or server laid out "
         "as <mirror>/<host>/<path>, e.g. made with 'wget -x URL' elsewhere.",
     )
     p.add_argument("name", nargs="?", metavar="NAME", help="one of: " + ", ".join(NAMES))
-    p.add_argument("--dir", metavar="DIR", help="folder to put the files in (default: data/NAME)")
+    p.add_argument("--dir", metavar="DIR", help="folder to put the files in (default: data/NAME; data/book for book-data)")
     p.add_argument("--mirror", metavar="URL",
                    help="base URL replacing each file's https://host (default: $GPT_DOWNLOAD_MIRROR)")
     p.add_argument("--force", action="store_true", help="download again even if the files exist")

@@ -112,11 +112,11 @@ def _load_examples(settings: dict):
         examples = demo_messages(DEMO_SIZE, seed=settings["seed"])
         return examples, f"demo-{DEMO_SIZE}-{settings['seed']}"
     path = Path(settings["data"])
-    if not path.is_file():
-        raise CLIError(f"{path}: no such file (the SMS Spam Collection: 'python -m gpt download sms-spam')")
     try:
         examples = read_labeled_file(path, settings["label_column"], settings["text_column"])
-    except ValueError as e:
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file (the SMS Spam Collection: 'python -m gpt download sms-spam')") from None
+    except ValueError as e:   # empty, a folder, not UTF-8, a malformed line
         raise CLIError(str(e)) from None
     return examples, hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 

@@ -144,9 +144,10 @@ def _load_entries(settings: dict) -> tuple[list[dict], str]:
         text = json.dumps(entries, sort_keys=True)
     else:
         path = Path(settings["data"])
-        if not path.is_file():
-            raise CLIError(f"{path}: no such file (the book's data: 'python -m gpt download instruction-data')")
-        entries = load_instruction_data(path)
+        try:
+            entries = load_instruction_data(path)   # empty, a folder, not JSON: a one-line ValueError
+        except FileNotFoundError:
+            raise CLIError(f"{path}: no such file (the book's data: 'python -m gpt download instruction-data')") from None
         text = path.read_text(encoding="utf-8-sig")
     return entries, hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

@@ -3,6 +3,7 @@
     python -m gpt train-tokenizer --input the-verdict.txt --vocab-size 1000 --out verdict.bpe
     python -m gpt tokenize --tokenizer verdict.bpe "It had always been his fate"
     python -m gpt tokenize --tokenizer path/to/gpt2 --file notes.txt --ids-only
+    python -m gpt tokenize --tokenizer runs/pretrain "The for statement"     (a run's own tokenizer)
     python -m gpt tokenize --tokenizer verdict.bpe --merges 20
 """
 from __future__ import annotations
@@ -42,7 +43,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("text", nargs="?", help="the text to encode (or use --file)")
     p.add_argument("--tokenizer", required=True, metavar="PATH",
-                   help="a file saved by train-tokenizer, or a folder with GPT-2's encoder.json and vocab.bpe")
+                   help="a file saved by train-tokenizer, a folder with GPT-2's encoder.json and vocab.bpe, "
+                        "or a checkpoint: a pretraining run's folder (its newest step) or one step-NNNNNN folder")
     p.add_argument("--file", metavar="FILE", help="encode this UTF-8 file instead of TEXT")
     p.add_argument("--allow-special", action="store_true",
                    help="turn special-token text such as <|endoftext|> into its id (default: an error)")
@@ -52,15 +54,25 @@ def register(subparsers) -> None:
 
 
 def load_tokenizer(path: str):
-    """A BPETokenizer from a saved file, or from a folder holding GPT-2's ``encoder.json`` + ``vocab.bpe``."""
+    """A BPETokenizer from a saved file, a folder holding GPT-2's ``encoder.json`` + ``vocab.bpe``, or a
+    checkpoint's ``tokenizer.txt`` (a run's folder, through its ``latest``, or a step folder)."""
+    from gpt.checkpoint import LATEST, TOKENIZER_FILE, resolve
     from gpt.tokenizer import BPETokenizer
 
     p = Path(path)
     if p.is_dir():
         enc, bpe = p / "encoder.json", p / "vocab.bpe"
-        if not (enc.is_file() and bpe.is_file()):
-            raise CLIError(f"{p} is a folder without encoder.json and vocab.bpe; give a tokenizer file or a GPT-2 folder")
-        return BPETokenizer.from_gpt2_files(enc, bpe)
+        if enc.is_file() and bpe.is_file():
+            return BPETokenizer.from_gpt2_files(enc, bpe)
+        if (p / LATEST).is_file():
+            p = resolve(p)   # the run's newest step folder; a CheckpointError (one line) if it is damaged
+        if (p / TOKENIZER_FILE).is_file():
+            return BPETokenizer.load(p / TOKENIZER_FILE)
+        if (p / "model.safetensors").is_file():
+            raise CLIError(f"the checkpoint {p} has no {TOKENIZER_FILE} (its model uses GPT-2's vocabulary?); "
+                           "give the folder with encoder.json and vocab.bpe")
+        raise CLIError(f"{p} is a folder without encoder.json and vocab.bpe and not a checkpoint; give a tokenizer "
+                       "file, a GPT-2 folder or a pretraining run's folder")
     if not p.exists():
         raise CLIError(f"tokenizer not found: {p} (train one with `python -m gpt train-tokenizer`)")
     return BPETokenizer.load(p)

@@ -64,11 +64,21 @@ class LabeledText(NamedTuple):
     text: str
 
 
-def _read_text(path: Path) -> str:
-    """The file as UTF-8 text; a byte that is not UTF-8 is a ValueError naming its line."""
-    if not path.is_file():
-        raise FileNotFoundError(2, "no such file", str(path))
-    raw = path.read_bytes()
+def read_text_file(path: Path) -> str:
+    """The file as UTF-8 text (a leading byte-order mark dropped), for the fine-tuning data loaders.
+
+    A missing file is FileNotFoundError. A folder, a file with no bytes at all (an empty file, or a
+    device such as /dev/null that reads empty) and a byte that is not UTF-8 are ValueErrors naming
+    the file (and, for the last, its line). Any readable path works, not only regular files.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(2, "no such file", str(path)) from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder; give the data file inside it") from None
+    if not raw:
+        raise ValueError(f"{path}: the file is empty")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -80,11 +90,12 @@ def read_tsv(path: str | os.PathLike) -> list[LabeledText]:
     """Read the SMS Spam Collection format: ``label<TAB>text`` per line, no header.
 
     The text is everything after the first tab (line endings removed). Blank lines are skipped; a
-    line without a tab, with an empty label or with an empty text is a ValueError naming its line.
+    line without a tab, with an empty label or with an empty text is a ValueError naming its line,
+    and so is a file with no line of text at all (see :func:`read_text_file` for the rest).
     """
     path = Path(path)
     examples = []
-    for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
+    for lineno, line in enumerate(read_text_file(path).split("\n"), start=1):
         line = line.rstrip("\r")
         if not line.strip():
             continue
@@ -97,6 +108,8 @@ def read_tsv(path: str | os.PathLike) -> list[LabeledText]:
         if not text.strip():
             raise ValueError(f"{path} line {lineno}: the text after the label {label!r} is empty")
         examples.append(LabeledText(label, text))
+    if not examples:
+        raise ValueError(f"{path}: the file has only blank lines; expected 'label<TAB>text' lines")
     return examples
 
 
@@ -109,7 +122,7 @@ def read_csv(path: str | os.PathLike, label_column: str = "label", text_column: 
     naming the line.
     """
     path = Path(path)
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    reader = csv.reader(io.StringIO(read_text_file(path), newline=""))
     try:
         header = next(reader)
     except StopIteration:

@@ -32,6 +32,7 @@ import numpy as np
 
 from gpt.atomic import write_text_atomic
 from gpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gpt.finetune.classify import read_text_file
 from gpt.finetune.lora import LinearWithLoRA, add_lora, lora_settings, merge_lora
 from gpt.generate import encode_as_text, generate
 
@@ -84,16 +85,13 @@ def check_instruction_data(entries, source: str = "the data") -> list[dict]:
 def load_instruction_data(path: str | os.PathLike) -> list[dict]:
     """Read a JSON file holding a list of instruction entries (the book's ``instruction-data.json``).
 
-    Raises FileNotFoundError, or ValueError naming the file and, for a bad entry, its index.
+    Raises FileNotFoundError, or ValueError naming the file and what is wrong: empty (also a device
+    such as /dev/null that reads empty), a folder, not UTF-8, not JSON, or a bad entry (its index).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(2, "no such file", str(path))
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8") from None
+    text = read_text_file(path)
+    if not text.strip():
+        raise ValueError(f"{path}: the file is empty (only whitespace); expected a JSON list of entries")
     try:
         entries = json.loads(text)
     except json.JSONDecodeError as e:

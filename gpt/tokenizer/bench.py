@@ -87,14 +87,18 @@ def benchmark(
     """Measure encoding speed and training time on ``text`` (default: :func:`default_text`).
 
     Encoding uses GPT-2's vocabulary from ``gpt2_dir`` (a folder with ``encoder.json`` and
-    ``vocab.bpe``; default: ``$GPT_REFERENCE_DATA/gpt2`` when that exists), else the vocabulary
+    ``vocab.bpe``; default: ``gpt2/`` in ``$GPT_REFERENCE_DATA`` or else in ``data/book`` (what
+    ``python -m gpt download book-data`` fills), when that exists), else the vocabulary
     trained here. tiktoken, when importable, encodes the same text with the same vocabulary.
     """
     text = default_text() if text is None else text
     data_bytes = len(text.encode("utf-8"))
-    if gpt2_dir is None and os.environ.get("GPT_REFERENCE_DATA"):
-        candidate = Path(os.environ["GPT_REFERENCE_DATA"]) / "gpt2"
-        gpt2_dir = candidate if (candidate / "encoder.json").is_file() else None
+    if gpt2_dir is None:
+        from gpt.download import reference_data_dir
+
+        reference = reference_data_dir(Path.cwd())
+        candidate = reference / "gpt2" if reference is not None else None
+        gpt2_dir = candidate if candidate is not None and (candidate / "encoder.json").is_file() else None
     gpt2_dir = Path(gpt2_dir) if gpt2_dir is not None else None
 
     train_seconds = float("inf")
