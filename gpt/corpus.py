@@ -8,8 +8,8 @@ text that every CPython installation already carries:
     the Python language reference that ``help()`` shows (``pydoc_data.topics``, about 80 topics,
     465 KB) followed by the docstrings of the standard library's modules, classes and functions
     (read from the source with :mod:`ast`, nothing is imported), one document per topic and one per
-    module. Tests, IDLE, tkinter, the demos and other packages whose docstrings are not prose are left
-    out, and a docstring that appears twice is kept once.
+    docstring. Tests, IDLE, tkinter, the demos and other packages whose docstrings are not prose are
+    left out, and a docstring that appears twice is kept once.
 ``python-source`` (about 7.5 MB)
     the standard library's own ``.py`` files, one document per file, from the same packages: a model
     trained on it writes Python.
@@ -95,9 +95,10 @@ def _pydoc_topics() -> Iterator[Document]:
 
 
 def _docstrings(seen: set[str]) -> Iterator[Document]:
-    """One document per module: its docstrings (module, classes, functions) in source order, each
-    one only the first time it appears anywhere (``seen``)."""
-    for name, path in _stdlib_files():
+    """One document per docstring (of a module, class or function) in source order, named by where
+    it is (``docstring:json/decoder.py:JSONDecoder.decode``); each text only the first time it
+    appears anywhere (``seen``)."""
+    for module, path in _stdlib_files():
         source = _read_source(path)
         try:
             tree = ast.parse(source) if source else None
@@ -105,22 +106,26 @@ def _docstrings(seen: set[str]) -> Iterator[Document]:
             tree = None
         if tree is None:
             continue
-        texts = []
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                doc = ast.get_docstring(node, clean=True)
-                if doc and doc.strip() and doc not in seen:
-                    seen.add(doc)
-                    texts.append(doc.strip())
-        if texts:
-            yield Document(f"module:{name}", DOCUMENT_SEPARATOR.join(texts))
+        pending = [("", tree)]
+        while pending:
+            qualname, node = pending.pop()
+            doc = (ast.get_docstring(node, clean=True) or "").strip()
+            if doc and doc not in seen:
+                seen.add(doc)
+                yield Document(f"docstring:{module}:{qualname}", doc)
+            children = [c for c in ast.iter_child_nodes(node)
+                        if isinstance(c, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+            pending.extend((f"{qualname}.{c.name}" if qualname else c.name, c) for c in reversed(children))
 
 
 def _iter_documents(name: str) -> Iterator[Document]:
     if name == "docs":
-        topics = list(_pydoc_topics())
-        yield from topics
-        yield from _docstrings({d.text for d in topics})
+        seen: set[str] = set()
+        for topic in _pydoc_topics():
+            if topic.text not in seen:     # a few topics share one text
+                seen.add(topic.text)
+                yield topic
+        yield from _docstrings(seen)
     elif name == "python-source":
         for module, path in _stdlib_files():
             source = _read_source(path)

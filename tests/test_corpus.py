@@ -17,9 +17,13 @@ def test_the_docs_corpus_is_the_language_reference_then_the_standard_librarys_do
     names = [d.name for d in docs]
     topics = [n for n in names if n.startswith("topic:")]
     assert 50 <= len(topics) and names[:len(topics)] == topics                          # topics first
-    modules = [n for n in names if n.startswith("module:")]
-    assert len(topics) + len(modules) == len(names) and len(modules) > 200
-    assert "module:collections/__init__.py" in names and "module:json/decoder.py" in names
+    docstrings = [n for n in names if n.startswith("docstring:")]
+    assert len(topics) + len(docstrings) == len(names) and len(docstrings) > 5000
+    assert "docstring:collections/__init__.py:namedtuple" in names            # a function's
+    assert "docstring:json/decoder.py:JSONDecoder.decode" in names            # a method's
+    assert "docstring:json/decoder.py:" in names                              # the module's
+    by_name = {d.name: d.text for d in docs}
+    assert by_name["docstring:collections/__init__.py:namedtuple"].startswith("Returns a new subclass of tuple")
     # left out: tests, GUI toolkits, demos
     assert not any(part in n for n in names for part in ("/test/", "idlelib", "tkinter", "turtledemo"))
     assert "<|endoftext|>" not in text                  # plain text: every tokenizer can encode it
@@ -27,10 +31,10 @@ def test_the_docs_corpus_is_the_language_reference_then_the_standard_librarys_do
 
 
 def test_a_docstring_that_appears_twice_is_kept_once():
-    paragraphs = [p for d in corpus_documents("docs") if d.name.startswith("module:")
-                  for p in d.text.split(DOCUMENT_SEPARATOR)]
-    # the whole docstring of five methods of mailbox.py's mailbox classes
-    assert paragraphs.count("Add message and return assigned key.") == 1
+    texts = [d.text for d in corpus_documents("docs")]
+    assert len(texts) == len(set(texts))
+    # the whole docstring of five methods of mailbox.py's mailbox classes: one document
+    assert texts.count("Add message and return assigned key.") == 1
 
 
 def test_the_python_source_corpus_is_the_standard_librarys_files():
