@@ -16,7 +16,7 @@ import sys
 from importlib import import_module
 
 # Modules of gpt.cli that provide subcommands, in the order --help lists them.
-COMMANDS: list[str] = ["pretrain", "generate", "tokenizer", "bench", "download", "finetune_classify", "finetune_instruct"]
+COMMANDS: list[str] = ["prepare", "pretrain", "generate", "tokenizer", "bench", "download", "finetune_classify", "finetune_instruct"]
 
 
 class CLIError(Exception):
