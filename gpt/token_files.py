@@ -228,6 +228,10 @@ class TokenFiles:
             return np.zeros(0, dtype=self.dtype)
         return np.memmap(self.directory / f"{split}.bin", dtype=self.dtype, mode="r", shape=(n,))
 
+    def sample_text(self, n_tokens: int = 64) -> str:
+        """The text of the first ``n_tokens`` training tokens (e.g. to start a sample from)."""
+        return self.tokenizer.decode(self.tokens("train")[:n_tokens])
+
 
 def open_token_files(directory: str | os.PathLike) -> TokenFiles:
     """Open a folder written by :func:`prepare_token_files`, checking (without reading the .bin
