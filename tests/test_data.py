@@ -576,3 +576,14 @@ def test_a_compact_array_is_not_copied_and_the_callers_array_stays_writable():
     ds = GPTDataset(ids, 4, 4)
     assert np.shares_memory(ds.token_ids, ids) and not ds.token_ids.flags.writeable
     assert ids.flags.writeable
+
+
+def test_a_shuffled_pass_visits_the_windows_in_the_order_of_rng_permutation():
+    # the loader keeps its order as uint32; the order must still be Generator.permutation's
+    ds = GPTDataset(np.arange(2000), 4, 3)
+    loader = DataLoader(ds, batch_size=5, shuffle=True, drop_last=False, seed=11)
+    rng = np.random.default_rng(11)
+    for _ in range(2):
+        expected = rng.permutation(len(ds))
+        got = np.concatenate([inputs[:, 0] // 3 for inputs, _ in loader])
+        assert np.array_equal(got, expected)
