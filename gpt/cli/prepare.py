@@ -64,7 +64,7 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=positive_int, default=2, metavar="N",
                    help="processes encoding in parallel (default: 2; 1 = no worker processes)")
     p.add_argument("--chunk-chars", type=positive_int, metavar="N",
-                   help="characters per chunk (default: a hundredth of the input, from 256 up to 1 MiB)")
+                   help="characters per chunk (default: a hundredth of the input, from 256 up to 256 KiB)")
     p.add_argument("--force", action="store_true", help="replace prepared data already in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
