@@ -55,6 +55,12 @@ class GPTDataset:
     or gathered with one fancy-indexing operation per batch (``get_batch``), never copied into
     per-window Python lists as the book does.
 
+    Beyond the book: an array of unsigned integers of at most 32 bits (``uint16``/``uint32``, e.g. an
+    ``np.memmap`` of token files from ``python -m gpt prepare``) is used as it is, neither copied nor
+    scanned (no id can be negative; that ids fit the vocabulary is the caller's business), so a
+    stream larger than memory stays on disk: only the windows of a batch are read, into int64.
+    Such an array must not change while the dataset uses it.
+
     Args:
         token_ids: the token stream, a 1-D sequence of non-negative integers [n_tokens].
         max_length: tokens per window (the model's context length during training).
@@ -64,14 +70,15 @@ class GPTDataset:
     def __init__(self, token_ids: Sequence[int] | np.ndarray, max_length: int, stride: int):
         self.max_length = _positive_int("max_length", max_length)
         self.stride = _positive_int("stride", stride)
-        ids = np.asarray(token_ids)
+        compact = isinstance(token_ids, np.ndarray) and token_ids.dtype.kind == "u" and token_ids.dtype.itemsize <= 4
+        ids = token_ids.view(np.ndarray) if compact else np.asarray(token_ids)  # a memmap stays mapped
         if ids.size == 0:
             ids = ids.astype(np.int64)
         if ids.ndim != 1:
             raise ValueError(f"token_ids must be a 1-D sequence of token ids, got shape {ids.shape}")
         if ids.dtype.kind not in "iu":
             raise ValueError(f"token_ids must be integers, got dtype {ids.dtype}")
-        if ids.size and ids.min() < 0:
+        if not compact and ids.size and ids.min() < 0:
             raise ValueError(f"token_ids must be non-negative, found {ids.min()}")
         needed = self.max_length + 1
         if ids.size < needed:
@@ -80,8 +87,10 @@ class GPTDataset:
                 f"{needed} (one window plus its shifted target); use a longer text or a smaller "
                 f"max_length"
             )
-        # An own copy (the caller may keep changing theirs), read-only so that views stay honest.
-        self.token_ids = np.array(ids, dtype=np.int64)  # [n_tokens]
+        if compact:  # uint16/uint32 (a memmap: a file) used in place, read-only through this view
+            self.token_ids = ids  # [n_tokens], a view of its own: the flag below leaves the caller's alone
+        else:  # an own copy (the caller may keep changing theirs), read-only so that views stay honest
+            self.token_ids = np.array(ids, dtype=np.int64)  # [n_tokens]
         self.token_ids.flags.writeable = False
         self._num_windows = len(range(0, ids.size - self.max_length, self.stride))
         self._offsets = np.arange(self.max_length, dtype=np.int64)  # [max_length]
@@ -91,7 +100,8 @@ class GPTDataset:
         return self._num_windows
 
     def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
-        """Window ``idx`` and its target: two read-only int64 views of shape [max_length]."""
+        """Window ``idx`` and its target: two read-only int64 views of shape [max_length] (int64
+        copies when the stream is stored as uint16/uint32)."""
         if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
             raise TypeError(f"GPTDataset indices must be integers, got {type(idx).__name__}")
         n = self._num_windows
@@ -99,7 +109,10 @@ class GPTDataset:
             raise IndexError(f"window index {idx} is out of range for {n} windows")
         start = (int(idx) % n) * self.stride
         end = start + self.max_length
-        return self.token_ids[start:end], self.token_ids[start + 1 : end + 1]
+        ids = self.token_ids
+        if ids.dtype != np.int64:
+            return ids[start:end].astype(np.int64), ids[start + 1 : end + 1].astype(np.int64)
+        return ids[start:end], ids[start + 1 : end + 1]
 
     def get_batch(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The windows ``indices`` stacked: inputs and targets, int64 arrays [batch, max_length].
@@ -112,7 +125,8 @@ class GPTDataset:
         if idx.size and (idx.min() < 0 or idx.max() >= self._num_windows):
             raise IndexError(f"window indices must lie in [0, {self._num_windows}), got {idx}")
         positions = idx[:, None] * self.stride + self._offsets  # [batch, max_length]
-        return self.token_ids[positions], self.token_ids[positions + 1]
+        return (self.token_ids[positions].astype(np.int64, copy=False),
+                self.token_ids[positions + 1].astype(np.int64, copy=False))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -196,9 +210,17 @@ class DataLoader:
     # -- iteration ---------------------------------------------------------------------------------
 
     def _order(self, rng: np.random.Generator) -> np.ndarray:
-        """The order of the windows for one pass [n_windows]; draws from ``rng`` only when shuffling."""
+        """The order of the windows for one pass [n_windows]; draws from ``rng`` only when shuffling.
+
+        uint32 while the windows fit (half the memory of int64: a corpus of a billion tokens has
+        tens of millions of windows); shuffling it in place draws exactly what ``rng.permutation(n)``
+        draws and gives the same order.
+        """
         n = len(self.dataset)
-        return rng.permutation(n) if self.shuffle else np.arange(n)
+        order = np.arange(n, dtype=np.uint32 if n <= np.iinfo(np.uint32).max else np.int64)
+        if self.shuffle:
+            rng.shuffle(order)
+        return order
 
     def _fetch(self, indices: np.ndarray) -> Any:
         """One batch made of the dataset items ``indices``."""

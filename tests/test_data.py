@@ -507,3 +507,40 @@ def test_book_train_and_validation_loaders(gpt2_and_verdict):
     assert sum(x.size for x, _ in train_batches) == 4608
     assert sum(x.size for x, _ in val_batches) == 512
     assert all(x.shape == y.shape == (2, 256) for x, y in train_batches + val_batches)
+
+
+# --------------------------------------------------------------------------------------------------
+# Compact streams: uint16/uint32 arrays and memmaps are used in place
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_a_memmap_of_compact_ids_is_used_in_place_and_batches_as_an_int64_copy_would(tmp_path, dtype):
+    ids = np.random.default_rng(0).integers(0, 60000, size=500).astype(dtype)
+    ids.tofile(tmp_path / "ids.bin")
+    mapped = np.memmap(tmp_path / "ids.bin", dtype=dtype, mode="r")
+    ds, reference = GPTDataset(mapped, 8, 5), GPTDataset(ids.astype(np.int64), 8, 5)
+    assert np.shares_memory(ds.token_ids, mapped) and ds.token_ids.dtype == dtype     # neither copied nor widened
+    assert len(ds) == len(reference)
+    for a, b in zip(ds.get_batch([0, 7, len(ds) - 1]), reference.get_batch([0, 7, len(ds) - 1])):
+        assert a.dtype == np.int64 and np.array_equal(a, b)
+    for a, b in zip(ds[3], reference[3]):
+        assert a.dtype == np.int64 and np.array_equal(a, b)
+
+
+def test_a_compact_array_is_not_copied_and_the_callers_array_stays_writable():
+    ids = np.arange(50, dtype=np.uint16)
+    ds = GPTDataset(ids, 4, 4)
+    assert np.shares_memory(ds.token_ids, ids) and not ds.token_ids.flags.writeable
+    assert ids.flags.writeable
+
+
+def test_a_shuffled_pass_visits_the_windows_in_the_order_of_rng_permutation():
+    # the loader keeps its order as uint32; the order must still be Generator.permutation's
+    ds = GPTDataset(np.arange(2000), 4, 3)
+    loader = DataLoader(ds, batch_size=5, shuffle=True, drop_last=False, seed=11)
+    rng = np.random.default_rng(11)
+    for _ in range(2):
+        expected = rng.permutation(len(ds))
+        got = np.concatenate([inputs[:, 0] // 3 for inputs, _ in loader])
+        assert np.array_equal(got, expected)

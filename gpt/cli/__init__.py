@@ -16,8 +16,8 @@ import sys
 from importlib import import_module
 
 # Modules of gpt.cli that provide subcommands, in the order --help lists them.
-COMMANDS: list[str] = ["pretrain", "generate", "tokenizer", "bench", "download", "finetune_classify", "finetune_instruct",
-                       "experiment"]
+COMMANDS: list[str] = ["pretrain", "prepare", "generate", "tokenizer", "bench", "download", "finetune_classify",
+                       "finetune_instruct", "experiment"]
 
 
 class CLIError(Exception):

@@ -27,11 +27,17 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_generate)
 
     e = subparsers.add_parser(
-        "evaluate", help="loss and perplexity of a model on a text file",
+        "evaluate", help="loss and perplexity of a model on a text file or prepared token files",
         description="Mean next-token cross-entropy (and its exp, the perplexity) over every "
-                    "non-overlapping window of the model's context length in --text.")
+                    "non-overlapping window of the model's context length in --text, or in the "
+                    "validation (or training) tokens of a folder made by 'python -m gpt prepare', read "
+                    "through a memory map.")
     add_model_source(e)
-    e.add_argument("--text", required=True, nargs="+", metavar="FILE", help="UTF-8 text file(s)")
+    source = e.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", nargs="+", metavar="FILE", help="UTF-8 text file(s)")
+    source.add_argument("--data", metavar="DIR", help="prepared token files (python -m gpt prepare)")
+    e.add_argument("--split", choices=("val", "train"), default="val", help="with --data: which tokens (default: val)")
+    e.add_argument("--max-batches", type=positive_int, metavar="N", help="evaluate only the first N batches (default: all)")
     e.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="default: 8")
     e.set_defaults(func=run_evaluate)
 
@@ -68,8 +74,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from gpt.train import calc_loss_loader
 
     model, tokenizer = load_model_and_tokenizer(args)
-    text = load_texts(args.text)
-    ids = tokenizer.encode(text, allowed_special="all")
+    if args.data:
+        ids = _prepared_tokens(args.data, args.split, tokenizer)
+    else:
+        ids = tokenizer.encode(load_texts(args.text), allowed_special="all")
     ctx = model.cfg.context_length
     if len(ids) < 2:
         raise CLIError(f"the text has {len(ids)} token(s); evaluating needs at least 2")
@@ -79,7 +87,25 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import minigrad as mg
 
     with mg.no_grad():
-        loss = calc_loss_loader(loader, model)
-    print(f"tokens {len(ids):,}  windows {len(loader.dataset)} of {window}")
+        loss = calc_loss_loader(loader, model, args.max_batches)
+    windows = len(loader.dataset) if args.max_batches is None else min(len(loader.dataset), args.max_batches * args.batch_size)
+    print(f"tokens {len(ids):,}  windows {windows} of {window}")
     print(f"loss {loss:.4f}  perplexity {math.exp(loss):.2f}")
     return 0
+
+
+def _prepared_tokens(directory: str, split: str, tokenizer):
+    """The ``split`` ids of prepared token files, memory-mapped [n_tokens]; the files must have been
+    made with the model's tokenizer (same merges, byte order and special tokens)."""
+    from gpt.token_files import TokenFilesError, open_token_files
+
+    try:
+        prepared = open_token_files(directory)
+    except TokenFilesError as e:
+        raise CLIError(str(e)) from None
+    theirs = prepared.tokenizer
+    if (theirs.merges, theirs.special_tokens, theirs.decode_bytes(range(256))) != (
+            tokenizer.merges, tokenizer.special_tokens, tokenizer.decode_bytes(range(256))):
+        raise CLIError(f"{prepared.directory} was tokenized with another tokenizer than the model's; prepare the "
+                       "text with the model's (python -m gpt prepare --tokenizer CHECKPOINT)")
+    return prepared.tokens(split)

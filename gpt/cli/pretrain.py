@@ -26,25 +26,29 @@ DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1
                 weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=400)
 # every setting a run records in its checkpoint
 SETTING_NAMES = (*DEFAULTS, "context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb", "epochs",
-                 "corpus", "text", "tokenizer", "prompt")
+                 "corpus", "text", "tokenizer", "prompt", "data")
 # the sample printed at each evaluation: seeded top-k sampling, the same draw at every evaluation
 SAMPLE = dict(max_new_tokens=40, temperature=0.8, top_k=40)
 PROMPTS = {"docs": "The list", "python-source": "def "}
 # what --resume may change; everything else shapes the model, the data order or the optimizer
-RESUME_OVERRIDES = ("steps", "epochs", "eval_every", "eval_batches", "prompt", "text")
+RESUME_OVERRIDES = ("steps", "epochs", "eval_every", "eval_batches", "prompt", "text", "data")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "pretrain", help="train a tokenizer and a GPT on text (the main job)",
         description="Pretrain a GPT (chapter 5, with appendix D's warmup, cosine decay and clipping). "
-                    "Without --text it trains on the Python reference documentation that ships with "
-                    "CPython. Ctrl-C saves a checkpoint; --resume continues it exactly.")
+                    "Without --text or --data it trains on documentation that ships with CPython (the "
+                    "language reference and the standard library's docstrings). Ctrl-C saves a checkpoint; "
+                    "--resume continues it exactly.")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--corpus", choices=CORPORA,
                         help="a corpus that ships with Python: docs (the default: the language reference and "
                              "the standard library's docstrings, 1.9 MB) or python-source (its .py files, 8 MB)")
     source.add_argument("--text", nargs="+", metavar="FILE", help="UTF-8 text file(s) to train on instead")
+    source.add_argument("--data", metavar="DIR",
+                        help="train on the token files of 'python -m gpt prepare' (memory-mapped, for corpora larger "
+                             "than memory) instead; the last line then averages --eval-batches batches")
     p.add_argument("--config", metavar="NAME", help=f"model preset (default: {DEFAULTS['config']}; see --list-configs)")
     p.add_argument("--list-configs", action="store_true", help="list the model presets and exit")
     p.add_argument("--context-length", type=positive_int, metavar="N")
@@ -87,6 +91,31 @@ def _settings(args: argparse.Namespace, saved: dict | None) -> dict:
 
 def _fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _open_prepared(args: argparse.Namespace, settings: dict, ck):
+    """``--data DIR``: the token files of ``python -m gpt prepare`` (memory-mapped, never loaded
+    whole), checked against the run being resumed by their fingerprint; None without ``--data``."""
+    if not settings.get("data"):
+        return None
+    from gpt.token_files import TokenFilesError, open_token_files
+
+    clash = [f"--{name.replace('_', '-')}" for name in ("text", "tokenizer", "vocab_size") if getattr(args, name) is not None]
+    if clash:
+        raise CLIError(f"--data cannot be combined with {', '.join(clash)}: the prepared folder holds the text's "
+                       "tokens and their tokenizer")
+    if ck is not None and not ck.info.get("data_fingerprint"):
+        raise CLIError(f"{ck.path}: this run trained on text, not on prepared data; resume it without --data")
+    try:
+        prepared = open_token_files(settings["data"])
+    except TokenFilesError as e:
+        raise CLIError(str(e)) from None
+    if ck is not None and ck.info["data_fingerprint"] != prepared.fingerprint:
+        raise CLIError(f"the data in {prepared.directory} (fingerprint {prepared.fingerprint}) differs from the data "
+                       f"this run started with ({ck.info['data_fingerprint']}); pass the same --data")
+    if prepared.meta["tokens"]["val"] == 0:
+        raise CLIError(f"{prepared.directory} has no validation tokens; prepare it with a --val-fraction above 0")
+    return prepared
 
 
 def _plot(out: Path, state) -> Path | None:
@@ -141,16 +170,21 @@ def run(args: argparse.Namespace) -> int:
     if args.config and args.config not in PRESETS:
         raise CLIError(f"unknown config {args.config!r}; choose one of: {', '.join(PRESETS)}")
 
-    # --- text: a built-in corpus split by document, or the user's files split by characters (the book)
-    if settings.get("text"):
-        train_text, val_text = train_val_split(load_texts(settings["text"]), 0.9)
+    # --- text: a built-in corpus split by document, the user's files split by characters (the book),
+    # or --data: token files made by 'prepare' (split when they were prepared)
+    prepared = _open_prepared(args, settings, ck)
+    if prepared is not None:
+        text = prepared.sample_text()       # only to start the samples from
     else:
-        settings["corpus"] = settings.get("corpus") or "docs"
-        train_text, val_text = split_documents(corpus_documents(settings["corpus"]))
-    text = train_text + val_text        # what the tokenizer learns from and the run's fingerprint
-    if ck is not None and ck.info.get("text_sha256") != _fingerprint(text):
-        raise CLIError("the training text differs from the one this run started with; pass the same "
-                       "--text files (or run under the Python version that started it)")
+        if settings.get("text"):
+            train_text, val_text = train_val_split(load_texts(settings["text"]), 0.9)
+        else:
+            settings["corpus"] = settings.get("corpus") or "docs"
+            train_text, val_text = split_documents(corpus_documents(settings["corpus"]))
+        text = train_text + val_text        # what the tokenizer learns from and the run's fingerprint
+        if ck is not None and ck.info.get("text_sha256") != _fingerprint(text):
+            raise CLIError("the training text differs from the one this run started with; pass the same "
+                           "--text files (or run under the Python version that started it)")
     # --- the model's shape first (a bad size fails now, not after training a tokenizer)
     if ck is not None:
         cfg = ck.config
@@ -167,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
     # --- tokenizer
     if ck is not None:
         tokenizer = ck.tokenizer
+    elif prepared is not None:
+        tokenizer = prepared.tokenizer
     elif settings.get("tokenizer"):
         tokenizer = BPETokenizer.load(settings["tokenizer"])
     else:
@@ -180,9 +216,12 @@ def run(args: argparse.Namespace) -> int:
             f"in {time.perf_counter() - started:.1f} s")
 
     # --- data: windows of the context length
+    if prepared is not None:   # memory-mapped token files
+        train_ids, val_ids = prepared.tokens("train"), prepared.tokens("val")
+    else:
+        train_ids = tokenizer.encode(train_text, allowed_special="all")
+        val_ids = tokenizer.encode(val_text, allowed_special="all")
     ctx = cfg.context_length
-    train_ids = tokenizer.encode(train_text, allowed_special="all")
-    val_ids = tokenizer.encode(val_text, allowed_special="all")
     for name, ids in (("training", train_ids), ("validation", val_ids)):
         if len(ids) <= ctx:
             raise CLIError(f"the {name} part of the text has {len(ids)} tokens but a window needs {ctx + 1}; "
@@ -220,6 +259,8 @@ def run(args: argparse.Namespace) -> int:
     info = {"settings": {k: settings.get(k) for k in SETTING_NAMES}, "text_sha256": _fingerprint(text)}
     info["settings"]["steps"] = total
     info["settings"]["text"] = [str(Path(t).resolve()) for t in settings["text"]] if settings.get("text") else None
+    if prepared is not None:
+        info["settings"]["data"], info["data_fingerprint"] = str(prepared.directory.resolve()), prepared.fingerprint
 
     def checkpoint() -> Path:
         return save_checkpoint(out, model, tokenizer=tokenizer, optimizer=optimizer,
@@ -261,6 +302,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"prompt: {prompt}\nsample: {prompt}{sample()}", flush=True)
     model.eval()
     with mg.no_grad():
-        val_loss = calc_loss_loader(val_loader, model)
+        val_loss = calc_loss_loader(val_loader, model, settings["eval_batches"] if prepared else None)
     print(f"validation loss {val_loss:.2f}")
     return 0
