@@ -425,4 +425,6 @@ def test_memory_stays_bounded_as_the_corpus_grows(tmp_path):
     # two passes alive while an evaluation reads training batches), not the tokens
     windows = (tmp_path / f"d{big}" / "train.bin").stat().st_size // 2 // 16
     assert big_pretrain - small_pretrain < (2 * 4 * windows) / 1024 + 12 * 1024, peaks
-    assert big_pretrain < corpus_kb and big_pretrain - small_pretrain < corpus_kb / 3, peaks
+    # (no absolute bound here: pretrain's baseline, 50-85 MB with NumPy and, when installed, matplotlib
+    # for the loss plot, does not depend on the corpus; what matters is that it hardly grows with it)
+    assert big_pretrain - small_pretrain < corpus_kb / 3, peaks
