@@ -12,7 +12,7 @@ from tests.cli_helpers import check_one_line_error, run_cli
 @pytest.fixture(scope="module")
 def recipe_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("recipe")
-    code, stdout, stderr = run_cli("experiment", "recipe", "--fast", "--out", out)
+    code, stdout, stderr = run_cli("experiment", "recipe", "--fast", "--out", out, "--jobs", 2)
     assert code == 0, stderr
     return out, stdout
 
@@ -24,7 +24,8 @@ def test_recipe_sweep_writes_a_row_per_candidate_and_names_the_best(recipe_run):
     assert [r["name"] for r in rows] == list(recipe.FAST_CANDIDATES)
     for r in rows:
         train, val, gap = float(r["train_loss"]), float(r["val_loss"]), float(r["gap"])
-        assert gap == pytest.approx(val - train, abs=2e-3) and float(r["seconds"]) > 0
+        assert gap == pytest.approx(val - train, abs=2e-3)
+        assert float(r["seconds"]) > 0 and 0 < float(r["cpu_seconds"]) < 4 * float(r["seconds"])
         assert int(r["steps"]) == 4
         ck = load_checkpoint(out / r["name"])          # a real run of pretrain, on the default corpus
         assert ck.info["settings"]["corpus"] == "docs" and ck.info["settings"]["text"] is None
@@ -42,10 +43,10 @@ def test_recipe_sweep_does_not_rerun_a_finished_candidate(recipe_run, tmp_path):
 
 
 def test_choose_keeps_to_the_time_and_gap_limits():
-    rows = [dict(name="slow", seconds=400, gap=0.1, val_loss=3.0),
-            dict(name="overfit", seconds=100, gap=0.5, val_loss=3.1),
-            dict(name="ok", seconds=290, gap=0.2, val_loss=3.5),
-            dict(name="worse", seconds=100, gap=0.0, val_loss=3.6)]
+    rows = [dict(name="slow", cpu_seconds=400, gap=0.1, val_loss=3.0),
+            dict(name="overfit", cpu_seconds=100, gap=0.5, val_loss=3.1),
+            dict(name="ok", cpu_seconds=290, gap=0.2, val_loss=3.5),
+            dict(name="worse", cpu_seconds=100, gap=0.0, val_loss=3.6)]
     assert recipe.choose(rows)["name"] == "ok"
     assert recipe.choose(rows[:2]) is None
 

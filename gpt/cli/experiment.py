@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from gpt.cli import CLIError
+from gpt.cli.common import positive_int
 
 EXPERIMENTS = {"recipe": "which pretraining recipe learns most from the default corpus in about 5 minutes"}
 
@@ -17,6 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("name", choices=tuple(EXPERIMENTS), metavar="NAME", help="one of: " + ", ".join(EXPERIMENTS))
     p.add_argument("--out", metavar="DIR", help="results folder (default: runs/experiment-NAME)")
     p.add_argument("--fast", action="store_true", help="tiny settings that finish in seconds (for tests)")
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="recipe: runs at a time (default: 1)")
     p.set_defaults(func=run)
 
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
         candidates = recipe.FAST_CANDIDATES if args.fast else recipe.CANDIDATES
         try:
-            rows = recipe.run_sweep(out, candidates, say=lambda line: print(line, flush=True))
+            rows = recipe.run_sweep(out, candidates, jobs=args.jobs, say=lambda line: print(line, flush=True))
         except RuntimeError as e:
             raise CLIError(str(e)) from None
         chosen = recipe.choose(rows)
