@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import duration, positive_int
+from gpt.cli.common import duration, positive_float, positive_int
 
 DEFAULT_VOCAB_SIZE = 4096  # as pretrain's default
 DEFAULT_SAMPLE_MB = 20.0
@@ -30,16 +30,6 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a number at least 0 and below 1, got {text}")
-    return value
-
-
-def _megabytes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
     return value
 
 
@@ -56,7 +46,7 @@ def register(subparsers) -> None:
                           "pretraining run or checkpoint, or a prepared folder")
     tok.add_argument("--vocab-size", type=positive_int, metavar="N",
                      help=f"train a BPE vocabulary of N ids on the start of the text (default: {DEFAULT_VOCAB_SIZE})")
-    p.add_argument("--tokenizer-sample-mb", type=_megabytes, default=DEFAULT_SAMPLE_MB, metavar="MB",
+    p.add_argument("--tokenizer-sample-mb", type=positive_float, default=DEFAULT_SAMPLE_MB, metavar="MB",
                    help=f"train the vocabulary on the first MB megabytes of the text (default: {DEFAULT_SAMPLE_MB:g})")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the token files")
     p.add_argument("--val-fraction", type=_fraction, default=0.1, metavar="F",
