@@ -36,8 +36,6 @@ from minigrad import nn
 from minigrad.nn import functional as F
 from minigrad.nn.recurrent import lengths_to_mask
 
-from gpt.seq2seq.decode import select  # noqa: F401  (re-exported for readers: the decoding protocol)
-
 
 class Encoder(nn.Module):
     """Embedding -> bidirectional GRU. src (b, S), lengths (b,) -> (states (b, S, 2H), final (b, 2H)):
