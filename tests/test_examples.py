@@ -126,6 +126,15 @@ def test_ch03_attention_reproduces_the_books_figures():
     assert numbers(line_with(out, "A GPT-2-sized MultiHeadAttention"))[-1] == 2_360_064
 
 
+
+def test_ch03_why_attention_trains_the_three_models_and_prints_an_alignment():
+    out = check_ok(run_example("ch03_why_attention.py"))
+    assert numbers_after(out, "40 words -> encoder states")[-1] == numbers_after(out, " 2 words -> encoder states")[-1]
+    assert numbers_after(out, "Exact match, rnn-bahdanau, 1-2 words:")[-1] >= 50     # chance: 10 % at best
+    assert line_with(out, "Each digit's weights over the words sum to one:").endswith("True")
+    assert line_with(out, "Beam width 1 == greedy:").endswith("True")
+    assert "| 6-8 (longer than training) |" in out
+
 def test_ch04_gpt_model_fast_mode_by_environment_variable(reference_dir):
     out = check_ok(run_example("ch04_gpt_model.py", fast_by="env"))
     # EXAMPLES_FAST=1 selects the small model: GPT-2's vocabulary, 2 layers of width 64

@@ -57,3 +57,42 @@ def test_experiment_bad_input(tmp_path):
     (tmp_path / "file").write_text("x")
     code, _, stderr = run_cli("experiment", "recipe", "--fast", "--out", tmp_path / "file")
     check_one_line_error(code, stderr, "is a file")
+
+
+# ---------------------------------------------------------------------- seq2seq
+@pytest.fixture(scope="module")
+def seq2seq_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("seq2seq")
+    code, stdout, stderr = run_cli("experiment", "seq2seq", "--fast", "--out", out)
+    assert code == 0, stderr
+    return out, stdout
+
+
+def test_seq2seq_writes_accuracy_by_length_for_each_model(seq2seq_run):
+    from gpt.experiments import seq2seq
+
+    out, stdout = seq2seq_run
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["model", "length", "accuracy"]
+    assert [(r["model"], r["length"]) for r in rows] == [
+        (m, f"{lo}-{hi}") for m in seq2seq.MODELS for lo, hi in seq2seq.FAST.buckets]
+    accuracy = {(r["model"], r["length"]): float(r["accuracy"]) for r in rows}
+    assert all(0 <= a <= 1 for a in accuracy.values())
+    # the attention model learns the short readings in seconds (chance is at most 1 in 10)
+    assert accuracy["rnn-bahdanau", "1-2"] >= 0.5
+    assert "| 1-2 |" in stdout and "rnn-bahdanau's alignment" in stdout
+    for name in seq2seq.MODELS:
+        result = json.loads((out / name / "result.json").read_text())
+        assert result["parameters"] > 0 and (out / name / "model.safetensors").is_file()
+
+
+def test_seq2seq_does_not_retrain_a_finished_model_and_refuses_other_settings(seq2seq_run):
+    out, _ = seq2seq_run
+    before = {p: p.read_text() for p in out.glob("*/result.json")}
+    code, stdout, stderr = run_cli("experiment", "seq2seq", "--fast", "--out", out)
+    assert code == 0, stderr
+    assert stdout.count("not redone") == 3 and "step " not in stdout
+    assert {p: p.read_text() for p in out.glob("*/result.json")} == before
+    code, _, stderr = run_cli("experiment", "seq2seq", "--out", out)       # the full settings, same folder
+    check_one_line_error(code, stderr, "other settings")

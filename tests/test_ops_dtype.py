@@ -103,6 +103,11 @@ CASES = {
     "layer_norm": lambda t: mg.layer_norm(t(2, 3, 4), t(4), t(4)),
     "layer_norm no affine": lambda t: mg.layer_norm(t(2, 4)),
     "embedding": lambda t: mg.embedding(np.array([[1, 2, 1]]), t(4, 3)),
+    "rnn_cell gru": lambda t: mg.rnn_cell(t(2, 6), t(2, 2), t(6, 2), t(6), kind="gru", mask=np.array([True, False])),
+    "rnn_cell lstm": lambda t: mg.rnn_cell(t(2, 8), t(2, 4), t(8, 2), t(8), kind="lstm"),
+    "recurrence rnn": lambda t: mg.recurrence(t(2, 3, 2), t(2, 2), t(2, 2), t(2), kind="rnn",
+                                              mask=np.array([[True, True, False], [True, True, True]])),
+    "recurrence lstm reverse": lambda t: mg.recurrence(t(2, 3, 8), t(2, 4), t(8, 2), t(8), kind="lstm", reverse=True),
     "dropout": lambda t: mg.dropout(t(4, 5), 0.3, rng=np.random.default_rng(0)),
     "mul by a detached copy": lambda t: (lambda a: a * a.detach())(t(3)),
 }

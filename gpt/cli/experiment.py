@@ -8,6 +8,8 @@ from gpt.cli import CLIError
 from gpt.cli.common import positive_int
 
 EXPERIMENTS = {"recipe": "which pretraining recipe learns most from the default corpus in about 5 minutes"}
+EXPERIMENTS["seq2seq"] = ("why attention: RNN encoder-decoders with and without Bahdanau attention and the "
+                          "encoder-decoder Transformer, accuracy by input length (about 10 minutes)")
 
 
 def register(subparsers) -> None:
@@ -26,6 +28,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/experiment-{args.name}")
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out} is a file; pass a folder with --out")
+    if args.name == "seq2seq":
+        from gpt.experiments import seq2seq
+
+        try:
+            return seq2seq.main(out, fast=args.fast)
+        except RuntimeError as e:
+            raise CLIError(str(e)) from None
     if args.name == "recipe":
         from gpt.experiments import recipe
 
@@ -40,3 +49,4 @@ def run(args: argparse.Namespace) -> int:
               f"no candidate ran within {recipe.MAX_SECONDS:.0f} s with a gap of at most {recipe.MAX_GAP} nats")
         print(f"results: {out / 'results.csv'}")
     return 0
+

@@ -4,4 +4,6 @@ Each module answers one question and writes its figures to a folder (``results.c
 a finished part is not redone when the command runs again.
 
 - ``recipe``: which pretraining recipe learns the most from the default corpus in a few minutes?
+- ``seq2seq``: why attention? RNN encoder-decoders with and without Bahdanau attention and the
+  encoder-decoder Transformer, exact-match accuracy by input length on the same task.
 """

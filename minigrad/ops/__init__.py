@@ -1,7 +1,8 @@
 """Every differentiable operation of minigrad, one concept per module.
 
 Plain ops compose; the fused ones (softmax, log_softmax, cross_entropy, layer_norm, gelu,
-embedding, linear) are single graph nodes with hand-derived backward passes.
+embedding, linear, a recurrent cell's step and a whole recurrence) are single graph nodes with
+hand-derived backward passes.
 """
 from minigrad.ops.arithmetic import add, div, mul, neg, pow, sub
 from minigrad.ops.cross_entropy import cross_entropy
@@ -11,6 +12,7 @@ from minigrad.ops.gelu import gelu
 from minigrad.ops.indexing import cat, chunk, concat, getitem, masked_fill, split, stack, where
 from minigrad.ops.layer_norm import layer_norm
 from minigrad.ops.matmul import linear, matmul
+from minigrad.ops.recurrent import recurrence, rnn_cell
 from minigrad.ops.reduce import max, mean, sum, var
 from minigrad.ops.shape import flatten, permute, reshape, squeeze, swapaxes, transpose, unsqueeze
 from minigrad.ops.softmax import log_softmax, masked_softmax, softmax
@@ -23,4 +25,5 @@ __all__ = [
     "reshape", "flatten", "unsqueeze", "squeeze", "permute", "transpose", "swapaxes",
     "getitem", "concat", "cat", "stack", "split", "chunk", "where", "masked_fill",
     "softmax", "log_softmax", "masked_softmax", "cross_entropy", "layer_norm", "embedding", "dropout",
+    "rnn_cell", "recurrence",
 ]
