@@ -7,9 +7,11 @@ from pathlib import Path
 from gpt.cli import CLIError
 from gpt.cli.common import positive_int
 
-EXPERIMENTS = {"recipe": "which pretraining recipe learns most from the default corpus in about 5 minutes"}
-EXPERIMENTS["seq2seq"] = ("why attention: RNN encoder-decoders with and without Bahdanau attention and the "
-                          "encoder-decoder Transformer, accuracy by input length (about 10 minutes)")
+EXPERIMENTS = {
+    "recipe": "which pretraining recipe learns most from the default corpus in about 5 minutes",
+    "seq2seq": "why attention: RNN encoder-decoders with and without Bahdanau attention and the "
+               "encoder-decoder Transformer, accuracy by input length (about 10 minutes)",
+}
 
 
 def register(subparsers) -> None:
