@@ -214,7 +214,8 @@ def default_directory(name: str) -> Path:
 def reference_data_dir(root: str | os.PathLike) -> Path | None:
     """The folder of the book's reference files: ``$GPT_REFERENCE_DATA`` when set (returned even if
     it is not a folder, so that the caller can say so), else ``root/data/book`` (what
-    ``python -m gpt download book-data`` fills when run in ``root``) when it is a folder, else None.
+    ``python -m gpt download book-data`` fills when run in ``root``) when it holds every file (an
+    interrupted download leaves it incomplete), else None.
 
     The tests and examples pass the repository's root; ``python -m gpt bench`` the current folder.
     """
@@ -222,7 +223,8 @@ def reference_data_dir(root: str | os.PathLike) -> Path | None:
     if named:
         return Path(named)
     folder = Path(root) / default_directory(BOOK_DATA)
-    return folder if folder.is_dir() else None
+    complete = all(path.is_file() for path in CATALOG[BOOK_DATA].outputs(folder))
+    return folder if complete else None
 
 
 def mirror_url(url: str, mirror: str | None) -> str:

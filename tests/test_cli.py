@@ -421,15 +421,27 @@ def test_tests_run_in_an_empty_temporary_folder_of_their_own(tmp_path):
     assert not here.resolve().is_relative_to(Path(__file__).resolve().parents[1])
 
 
-def test_the_guard_sees_a_file_left_in_the_repository(tmp_path):
-    from tests.conftest import repository_entries
+def test_the_guard_sees_what_a_test_adds_changes_or_removes_in_the_repository(tmp_path):
+    import os
+
+    from tests.conftest import changes, repository_entries
 
     repo = tmp_path / "repo"
     (repo / "gpt").mkdir(parents=True)
+    (repo / "data").mkdir()
+    (repo / "data" / "kept.txt").write_text("original")
+    (repo / "data" / "gone.txt").write_text("x")
+    (repo / ".venv").mkdir()
+    (repo / ".venv" / "pyvenv.cfg").write_text("home = /usr")    # a virtual environment: not read
     before = repository_entries(repo)
+    assert str(repo / ".venv") not in before
     (repo / "__pycache__").mkdir()                       # Python's own: not counted
     (repo / "runs" / "pretrain").mkdir(parents=True)     # a test's: counted, folder and all
-    assert repository_entries(repo) - before == {str(repo / "runs"), str(repo / "runs" / "pretrain")}
+    (repo / "data" / "kept.txt").write_text("changed!")  # same name, new content
+    os.utime(repo / "data" / "kept.txt", ns=(1, 1))
+    (repo / "data" / "gone.txt").unlink()
+    assert changes(before, repository_entries(repo)) == sorted(
+        str(p) for p in (repo / "runs", repo / "runs" / "pretrain", repo / "data" / "kept.txt", repo / "data" / "gone.txt"))
 
 
 @pytest.mark.parametrize("command", ["pretrain", "generate", "evaluate"])

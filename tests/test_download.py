@@ -530,8 +530,13 @@ def test_a_filename_that_leaves_the_target_folder_is_refused(filename):
 def test_reference_data_dir_prefers_the_variable_then_data_book(tmp_path, monkeypatch):
     monkeypatch.delenv(dl.REFERENCE_ENV, raising=False)
     assert dl.reference_data_dir(tmp_path) is None                  # nothing downloaded here
-    (tmp_path / "data" / "book").mkdir(parents=True)
-    assert dl.reference_data_dir(tmp_path) == tmp_path / "data" / "book"
+    book = tmp_path / "data" / "book"
+    for path in dl.CATALOG["book-data"].outputs(book)[:-1]:         # an interrupted download
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    assert dl.reference_data_dir(tmp_path) is None                  # incomplete: not used
+    dl.CATALOG["book-data"].outputs(book)[-1].write_text("x")
+    assert dl.reference_data_dir(tmp_path) == book
     monkeypatch.setenv(dl.REFERENCE_ENV, str(tmp_path / "mine"))   # the variable wins, even unmade
     assert dl.reference_data_dir(tmp_path) == tmp_path / "mine"
     monkeypatch.setenv(dl.REFERENCE_ENV, "")                        # set but empty: as if unset
