@@ -4,13 +4,13 @@ The book pretrains on a short story, *The Verdict* (about 20 KB), which has to b
 ``python -m gpt pretrain`` works on a fresh machine without any download, the project's corpora are
 text that every CPython installation already carries:
 
-``docs`` (the default, about 1.8 MB of English)
+``docs`` (the default, about 1.9 MB of English)
     the Python language reference that ``help()`` shows (``pydoc_data.topics``, about 80 topics,
     465 KB) followed by the docstrings of the standard library's modules, classes and functions
     (read from the source with :mod:`ast`, nothing is imported), one document per topic and one per
     docstring. Tests, IDLE, tkinter, the demos and other packages whose docstrings are not prose are
     left out, and a docstring that appears twice is kept once.
-``python-source`` (about 7.5 MB)
+``python-source`` (about 8.4 MB)
     the standard library's own ``.py`` files, one document per file, from the same packages: a model
     trained on it writes Python.
 

@@ -448,3 +448,16 @@ def test_the_guard_sees_what_a_test_adds_changes_or_removes_in_the_repository(tm
 def test_help(command):
     code, stdout, _ = run_cli(command, "--help")
     assert code == 0 and stdout.startswith("usage: python -m gpt " + command)
+
+
+def test_resuming_a_run_of_the_earlier_unsplit_default_corpus_says_to_start_anew(trained, tmp_path):
+    out = tmp_path / "old"
+    shutil.copytree(trained[0], out)
+    step = out / (out / "latest").read_text().strip()
+    config = json.loads((step / "config.json").read_text())
+    settings = config["info"]["settings"]
+    settings["text"] = None          # a run of the default corpus, saved before 'corpus' was recorded
+    settings.pop("corpus", None)
+    (step / "config.json").write_text(json.dumps(config))
+    code, _, stderr = run_cli("pretrain", "--resume", out, "--steps", 9)
+    check_one_line_error(code, stderr, "earlier version", "start a new run")

@@ -179,6 +179,9 @@ def run(args: argparse.Namespace) -> int:
         if settings.get("text"):
             train_text, val_text = train_val_split(load_texts(settings["text"]), 0.9)
         else:
+            if ck is not None and not settings.get("corpus"):
+                raise CLIError(f"{ck.path}: this run trained on the embedded corpus of an earlier version (before it "
+                               "was split by document), which no longer exists; start a new run")
             settings["corpus"] = settings.get("corpus") or "docs"
             train_text, val_text = split_documents(corpus_documents(settings["corpus"]))
         text = train_text + val_text        # what the tokenizer learns from and the run's fingerprint

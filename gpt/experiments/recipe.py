@@ -62,13 +62,13 @@ def _same_code_env() -> dict:
     return dict(os.environ, PYTHONPATH=path, GPT_DEBUG="", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
 
 
-def _run_one(name: str, options: list[str], folder: Path, corpus_options: list[str]) -> dict:
+def _run_one(name: str, options: list[str], folder: Path) -> dict:
     """Run (or resume) one candidate in ``folder`` and return its row."""
     result_file = folder / "result.json"
     if result_file.is_file():
         return json.loads(result_file.read_text())
     resume = (folder / "latest").is_file()
-    argv = ["--resume", str(folder)] if resume else [*corpus_options, *options, "--out", str(folder)]
+    argv = ["--resume", str(folder)] if resume else [*options, "--out", str(folder)]
     folder.parent.mkdir(parents=True, exist_ok=True)
     output = folder.parent / f"{name}.log"
     started = time.perf_counter()
@@ -104,8 +104,8 @@ def choose(rows: list[dict], max_seconds: float = MAX_SECONDS, max_gap: float = 
     return min(fits, key=lambda r: r["val_loss"]) if fits else None
 
 
-def run_sweep(out: Path, candidates: dict[str, list[str]] = CANDIDATES, corpus_options: list[str] = (),
-              jobs: int = 1, say: Callable[[str], None] = print) -> list[dict]:
+def run_sweep(out: Path, candidates: dict[str, list[str]] = CANDIDATES, jobs: int = 1,
+              say: Callable[[str], None] = print) -> list[dict]:
     """Run every candidate into ``out/<name>``, ``jobs`` at a time; write ``out/results.csv``; return
     the rows in the order of ``candidates``."""
     from concurrent.futures import ThreadPoolExecutor
@@ -115,7 +115,7 @@ def run_sweep(out: Path, candidates: dict[str, list[str]] = CANDIDATES, corpus_o
     def one(item):
         name, options = item
         say(f"{name}: {' '.join(options)}")
-        row = _run_one(name, list(options), out / name, list(corpus_options))
+        row = _run_one(name, list(options), out / name)
         say(f"    {name}: {row['cpu_seconds']:.0f} s of CPU ({row['seconds']:.0f} s wall), train {row['train_loss']:.3f}, "
             f"validation {row['val_loss']:.3f}, gap {row['gap']:.3f}")
         return row

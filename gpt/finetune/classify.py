@@ -78,7 +78,7 @@ def read_text_file(path: Path) -> str:
     except IsADirectoryError:
         raise ValueError(f"{path} is a folder; give the data file inside it") from None
     if not raw:
-        raise ValueError(f"{path}: the file is empty")
+        raise ValueError(f"{path}: the file is empty; pass the file that holds the data")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
