@@ -43,6 +43,13 @@ def test_recipe_sweep_does_not_rerun_a_finished_candidate(recipe_run, tmp_path):
     assert {name: (out / name / "result.json").read_text() for name in recipe.FAST_CANDIDATES} == before
 
 
+def test_recipe_only_runs_the_candidates_named(recipe_run):
+    out, _ = recipe_run
+    code, stdout, stderr = run_cli("experiment", "recipe", "--fast", "--out", out, "--only", "tiny-b")
+    assert code == 0, stderr
+    assert "| tiny-b |" in stdout.replace("**", "") and "tiny-a" not in stdout
+
+
 def test_choose_keeps_to_the_time_and_gap_limits():
     rows = [dict(name="slow", cpu_seconds=400, gap=0.1, val_loss=3.0),
             dict(name="overfit", cpu_seconds=100, gap=0.5, val_loss=3.1),
@@ -58,6 +65,8 @@ def test_experiment_bad_input(tmp_path):
     (tmp_path / "file").write_text("x")
     code, _, stderr = run_cli("experiment", "recipe", "--fast", "--out", tmp_path / "file")
     check_one_line_error(code, stderr, "is a file")
+    code, _, stderr = run_cli("experiment", "recipe", "--fast", "--only", "tiny-z", "--out", tmp_path / "r")
+    check_one_line_error(code, stderr, "unknown candidate 'tiny-z'", "tiny-a")
 
 
 # ---------------------------------------------------------------------- seq2seq

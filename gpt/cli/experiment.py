@@ -23,6 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", help="results folder (default: runs/experiment-NAME)")
     p.add_argument("--fast", action="store_true", help="tiny settings that finish in seconds (for tests)")
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="recipe: runs at a time (default: 1)")
+    p.add_argument("--only", nargs="+", metavar="CANDIDATE", help="recipe: run only these candidates")
     p.set_defaults(func=run)
 
 
@@ -41,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
         from gpt.experiments import recipe
 
         candidates = recipe.FAST_CANDIDATES if args.fast else recipe.CANDIDATES
+        unknown = sorted(set(args.only or ()) - set(candidates))
+        if unknown:
+            raise CLIError(f"unknown candidate {unknown[0]!r}; choose from: {', '.join(candidates)}")
+        if args.only:
+            candidates = {name: options for name, options in candidates.items() if name in args.only}
         try:
             rows = recipe.run_sweep(out, candidates, jobs=args.jobs, say=lambda line: print(line, flush=True))
         except RuntimeError as e:

@@ -38,6 +38,8 @@ CANDIDATES: dict[str, list[str]] = {
     "mini-400-drop0.2": ["--steps", "400", "--drop-rate", "0.2"],
     "narrow-192-600": ["--steps", "600", "--emb-dim", "192", "--n-heads", "4"],
     "deep-6x256-280": ["--steps", "280", "--n-layers", "6"],
+    "mini-300": ["--steps", "300"],
+    "mini-300-drop0.2": ["--steps", "300", "--drop-rate", "0.2"],
 }
 
 # For the tests: two tiny runs on a few thousand tokens' worth of steps.
