@@ -42,7 +42,7 @@ class GPTConfig:
     ``rope_scaling`` (rope only): None, or ``{"type": "linear" | "ntk", "factor": s}`` to run a model
     at s times the length it was trained at (:class:`gpt.positions.RotaryEmbedding`).
     ``num_buckets`` / ``max_distance`` (t5 only): the distance buckets of the bias table; distances
-    of ``max_distance`` or more share the last bucket (None: the context length).
+    of ``max_distance`` or more share the last bucket (None: the context length, or num_buckets if larger).
     """
 
     vocab_size: int = 50257
@@ -69,9 +69,9 @@ class GPTConfig:
         if self.pos_emb not in POSITION_KINDS:
             raise ValueError(f"pos_emb must be one of {', '.join(POSITION_KINDS)}, not {self.pos_emb!r}")
         _check_rope_scaling(self.rope_scaling)
-        if self.num_buckets < 2 or (self.max_distance is not None and self.max_distance < self.num_buckets // 2):
-            raise ValueError(f"num_buckets must be at least 2 and max_distance at least num_buckets / 2, got "
-                             f"{self.num_buckets} and {self.max_distance}")
+        if self.num_buckets < 2 or (self.max_distance is not None and self.max_distance <= self.num_buckets // 2):
+            raise ValueError(f"num_buckets must be at least 2 and max_distance more than num_buckets / 2 (the "
+                             f"distances with a bucket each), got {self.num_buckets} and {self.max_distance}")
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
 
@@ -100,6 +100,11 @@ class GPTConfig:
     @property
     def head_dim(self) -> int:
         return self.emb_dim // self.n_heads
+
+    @property
+    def t5_max_distance(self) -> int:
+        """``max_distance``, or by default the context length (at least ``num_buckets``)."""
+        return self.max_distance or max(self.context_length, self.num_buckets)
 
     @property
     def extrapolates(self) -> bool:
@@ -223,7 +228,7 @@ class GPTModel(nn.Module):
             self.out_head.weight = self.tok_emb.weight
         self.rel_pos_bias = None   # made last, and zero: the other weights are those of the same seed's "none"
         if cfg.pos_emb == "t5":
-            self.rel_pos_bias = T5RelativeBias(cfg.n_heads, cfg.num_buckets, cfg.max_distance or cfg.context_length)
+            self.rel_pos_bias = T5RelativeBias(cfg.n_heads, cfg.num_buckets, cfg.t5_max_distance)
 
     def set_rope_scaling(self, scaling: dict | None) -> None:
         """Stretch a rope model to longer inputs at inference (see :class:`gpt.positions.RotaryEmbedding`)."""

@@ -201,6 +201,10 @@ def relative_position_bucket(relative_position, bidirectional: bool = True, num_
     distances share buckets spaced logarithmically up to ``max_distance``, and every distance from
     there on falls into the last bucket.
     """
+    exact = num_buckets // 2 if bidirectional else num_buckets
+    if exact < 2 or max_distance <= exact // 2:
+        raise ValueError(f"T5's buckets need num_buckets >= {4 if bidirectional else 2} and max_distance > "
+                         f"{exact // 2} (the distances with a bucket each), got {num_buckets} and {max_distance}")
     rel = np.asarray(relative_position, dtype=np.int64)
     buckets = np.zeros_like(rel)
     if bidirectional:

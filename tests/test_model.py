@@ -78,7 +78,7 @@ def np_position_bias(model, t):
     if cfg.pos_emb == "t5":
         table = model.rel_pos_bias.relative_attention_bias.weight.data   # (buckets, H)
         buckets = relative_position_bucket(j - i, bidirectional=False, num_buckets=cfg.num_buckets,
-                                           max_distance=cfg.max_distance or cfg.context_length)
+                                           max_distance=cfg.t5_max_distance)
         return table[buckets].transpose(2, 0, 1)
     return 0.0
 
