@@ -126,6 +126,19 @@ def test_ch03_attention_reproduces_the_books_figures():
     assert numbers(line_with(out, "A GPT-2-sized MultiHeadAttention"))[-1] == 2_360_064
 
 
+def test_ch03_positions_shows_each_schemes_bias_and_runs_the_experiment():
+    out = check_ok(run_example("ch03_positions.py"))
+    for scheme in ("RoPE's scores", "ALiBi's bias", "T5's bias"):
+        assert line_with(out, f"{scheme} depend").endswith("True")          # functions of i - j only
+    assert numbers_after(out, "slopes m_h for 4 heads (2^(-8h/4)):") == pytest.approx([0.25, 0.0625, 0.0156, 0.0039], abs=1e-4)
+    assert "context length is 6 but 7 positions" in line_with(out, "7 tokens:")
+    for kind in ("rope", "alibi", "t5", "none"):
+        assert f"{kind}: trained for 6 tokens, reads 24: logits (1, 24, 50)" in out
+    for scheme in ("learned", "rope", "alibi", "t5", "none"):
+        assert line_with(out, f"| {scheme} |")
+    assert line_with(out, "Schemes measured:").endswith("5")
+
+
 def test_ch04_gpt_model_fast_mode_by_environment_variable(reference_dir):
     out = check_ok(run_example("ch04_gpt_model.py", fast_by="env"))
     # EXAMPLES_FAST=1 selects the small model: GPT-2's vocabulary, 2 layers of width 64

@@ -4,4 +4,6 @@ Each module answers one question and writes its figures to a folder (``results.c
 a finished part is not redone when the command runs again.
 
 - ``recipe``: which pretraining recipe learns the most from the default corpus in a few minutes?
+- ``positions``: do relative positions (RoPE, ALiBi, T5's bias; or none) generalise to longer texts
+  than learned ones, trained at T and read at T, 2T, 4T?
 """
