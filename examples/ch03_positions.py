@@ -109,7 +109,7 @@ def main() -> int:
         print(positions.table(results, settings.context))
         if not args.fast and positions.plot(results, settings.context, out / "positions.png"):
             print(f"plot: {out / 'positions.png'}")
-    print("Schemes measured:", len(results))
+    print("Schemes trained:", len({r["scheme"] for r in results if "+" not in r["scheme"]}))
     return 0
 
 

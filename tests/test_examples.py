@@ -136,7 +136,8 @@ def test_ch03_positions_shows_each_schemes_bias_and_runs_the_experiment():
         assert f"{kind}: trained for 6 tokens, reads 24: logits (1, 24, 50)" in out
     for scheme in ("learned", "rope", "alibi", "t5", "none"):
         assert line_with(out, f"| {scheme} |")
-    assert line_with(out, "Schemes measured:").endswith("5")
+    assert line_with(out, "Schemes trained:").endswith("5")
+    assert line_with(out, "| rope+linear | — |") and line_with(out, "| rope+ntk | — |")
 
 
 def test_ch04_gpt_model_fast_mode_by_environment_variable(reference_dir):

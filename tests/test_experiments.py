@@ -82,10 +82,11 @@ def test_positions_writes_the_loss_at_every_position_per_scheme_and_length(posit
     lengths = {}
     for r in rows:
         lengths.setdefault(r["scheme"], {}).setdefault(int(r["eval_context"]), []).append(int(r["position"]))
-    assert list(lengths) == list(positions.SCHEMES)
+    assert list(lengths) == [*positions.SCHEMES, "rope+linear", "rope+ntk"]
     assert list(lengths["learned"]) == [t]                      # learned positions end at T
-    for scheme in positions.SCHEMES[1:]:
-        assert list(lengths[scheme]) == [t, 2 * t, 4 * t]
+    for scheme in lengths:
+        if scheme != "learned":    # the rope model read with a stretch: at 2T and 4T only
+            assert list(lengths[scheme]) == ([2 * t, 4 * t] if "+" in scheme else [t, 2 * t, 4 * t])
         for n, pos in lengths[scheme].items():
             assert pos == list(range(n))
     assert all(0 < float(r["loss"]) < 20 for r in rows)
@@ -94,7 +95,7 @@ def test_positions_writes_the_loss_at_every_position_per_scheme_and_length(posit
         line = next(l for l in stdout.splitlines() if l.startswith(f"| {scheme} |"))
         mean = np.mean([float(r["loss"]) for r in rows if r["scheme"] == scheme and int(r["eval_context"]) == t])
         assert f"{mean:.3f}" in line
-    assert "| learned | " in stdout and "— | — |" in stdout
+    assert "| learned | " in stdout and "— | — |" in stdout and "| rope+ntk | — |" in stdout
     assert ("plot: " in stdout) and (out / "positions.png").is_file() == ("not drawn" not in stdout)
 
 

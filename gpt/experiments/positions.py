@@ -6,7 +6,9 @@ initial weights (as far as the schemes share them), data order and step budget, 
 Then it reads the held-out documents in non-overlapping windows of T, 2T and 4T tokens and records
 the loss at every position of a window, averaged over the windows: ``results.csv`` has the columns
 ``scheme,seed,eval_context,position,loss``. Learned positions have no vector for position T or
-later, so they are evaluated at T only. The mean over positions is the usual whole-window loss;
+later, so they are evaluated at T only. The trained rope model is read at 2T and 4T once more with
+each of RoPE's inference-time stretches (``rope+linear``: position interpolation, ``rope+ntk``:
+NTK-aware base; factor = window / T), which need no training. The mean over positions is the usual whole-window loss;
 the curve shows where it comes from (a window's first tokens have little context and a high loss,
 whatever the scheme: the "early-token" effect that longer windows dilute).
 
@@ -32,6 +34,7 @@ __all__ = ["SCHEMES", "Settings", "DEFAULT", "FAST", "run_experiment", "summaris
 
 SCHEMES = ("learned", "rope", "alibi", "t5", "none")
 MULTIPLES = (1, 2, 4)          # evaluation windows, in multiples of the training context
+ROPE_SCALINGS = ("linear", "ntk")   # the trained rope model is also read with these (no training)
 
 
 @dataclass(frozen=True)
@@ -175,12 +178,45 @@ def run_experiment(out: Path, settings: Settings = DEFAULT, schemes=SCHEMES,
         results.append(result)
         say("    held-out loss " + ", ".join(f"{float(np.mean(v)):.3f} at {n}" for n, v in per_position.items())
             + f"  ({seconds:.0f} s of training, {time.perf_counter() - started - seconds:.0f} s evaluating)")
+    if "rope" in schemes:
+        for seed in sorted({seed for _, seed in runs}):
+            results.extend(_rope_scaled(out, seed, val_ids, settings, say))
     with atomic_write(out / "results.csv", "w") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["scheme", "seed", "eval_context", "position", "loss"])
         for r in results:
             for n, losses in r["per_position"].items():
                 w.writerows([r["scheme"], r["seed"], n, p, f"{loss:.5f}"] for p, loss in enumerate(losses))
+    return results
+
+
+def _rope_scaled(out: Path, seed: int, val_ids: np.ndarray, settings: Settings, say) -> list[dict]:
+    """The trained rope model read at 2T and 4T with each of RoPE's inference-time scalings (factor 2
+    and 4: the window over the trained length), as schemes "rope+linear" and "rope+ntk". No training."""
+    from gpt.atomic import write_text_atomic
+    from gpt.checkpoint import load_checkpoint
+    from gpt.train import evaluate_at_length
+
+    results = []
+    for kind in ROPE_SCALINGS:
+        result_file = out / f"rope+{kind}-seed{seed}" / "result.json"
+        if result_file.is_file():
+            results.append(json.loads(result_file.read_text()))
+            continue
+        model = load_checkpoint(out / f"rope-seed{seed}", load_training_state=False).model
+        per_position = {}
+        for k in MULTIPLES[1:]:
+            n = k * settings.context
+            model.set_rope_scaling({"type": kind, "factor": float(k)})
+            r = evaluate_at_length(model, val_ids[:max(settings.eval_tokens, n + 1)], n, batch_size=max(1, 32 // k))
+            per_position[str(n)] = [float(x) for x in r["per_position"]]
+        result = {"scheme": f"rope+{kind}", "seed": seed, "seconds": 0.0, "train_loss": None,
+                  "per_position": per_position}
+        result_file.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(result_file, json.dumps(result) + "\n")
+        say(f"    rope read with {kind} scaling (factor = window / {settings.context}): held-out loss "
+            + ", ".join(f"{float(np.mean(v)):.3f} at {n}" for n, v in per_position.items()))
+        results.append(result)
     return results
 
 
