@@ -73,6 +73,10 @@ def positions_run(tmp_path_factory):
     return out, stdout
 
 
+def line_with(text, start):
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
 def test_positions_writes_the_loss_at_every_position_per_scheme_and_length(positions_run):
     out, stdout = positions_run
     t = positions.FAST.context
@@ -96,6 +100,11 @@ def test_positions_writes_the_loss_at_every_position_per_scheme_and_length(posit
         mean = np.mean([float(r["loss"]) for r in rows if r["scheme"] == scheme and int(r["eval_context"]) == t])
         assert f"{mean:.3f}" in line
     assert "| learned | " in stdout and "— | — |" in stdout and "| rope+ntk | — |" in stdout
+    # the per-position curve in bands: the first 8 positions of alibi's 4T windows, from the CSV
+    band = np.mean([float(r["loss"]) for r in rows
+                    if r["scheme"] == "alibi" and int(r["eval_context"]) == 4 * t and int(r["position"]) < 8])
+    assert line_with(stdout, f"| alibi ({4 * t}) | {band:.3f} |")
+    assert line_with(stdout, f"| learned ({t}) |").endswith("| — | — |")
     assert ("plot: " in stdout) and (out / "positions.png").is_file() == ("not drawn" not in stdout)
 
 

@@ -64,6 +64,8 @@ def run_positions(args: argparse.Namespace, out: Path) -> None:
         raise CLIError(str(e)) from None
     print(f"held-out loss (nats per token), trained at {settings.context} tokens, windows of 1x, 2x, 4x that:")
     print(positions.table(results, settings.context))
+    print("the same by position in the window (the longest window each scheme was read at):")
+    print(positions.bands_table(results, settings.context))
     print(f"results: {out / 'results.csv'}")
     if positions.plot(results, settings.context, out / "positions.png"):
         print(f"plot: {out / 'positions.png'}")

@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["SCHEMES", "Settings", "DEFAULT", "FAST", "run_experiment", "summarise", "table", "plot"]
+__all__ = ["SCHEMES", "Settings", "DEFAULT", "FAST", "run_experiment", "summarise", "table", "bands_table", "plot"]
 
 SCHEMES = ("learned", "rope", "alibi", "t5", "none")
 MULTIPLES = (1, 2, 4)          # evaluation windows, in multiples of the training context
@@ -248,9 +248,27 @@ def table(results: list[dict], context: int) -> str:
     return "\n".join(lines)
 
 
+def bands_table(results: list[dict], context: int) -> str:
+    """The per-position curves in four bands of the longest window each scheme was read at: the first
+    8 positions (little context: the "early-token" effect), the rest of the trained length, the
+    second T (twice the trained distance) and the last 2T; means over positions and seeds."""
+    t = context
+    bands = [(0, min(8, t)), (min(8, t), t), (t, 2 * t), (2 * t, 4 * t)]
+    lines = [f"| scheme (window) | positions 0-{bands[0][1] - 1} | {bands[1][0]}-{t - 1} | {t}-{2 * t - 1} | "
+             f"{2 * t}-{4 * t - 1} |", "|---|---|---|---|---|"]
+    for scheme in dict.fromkeys(r["scheme"] for r in results):
+        runs = [r["per_position"] for r in results if r["scheme"] == scheme]
+        n = max(int(k) for k in runs[0])
+        curve = np.mean([run[str(n)] for run in runs], axis=0)
+        cells = [f"{curve[a:b].mean():.3f}" if b <= n and b > a else "—" for a, b in bands]
+        lines.append(f"| {scheme} ({n}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(results: list[dict], context: int, path: Path) -> bool:
     """Loss against position in the longest window (4T; learned in T), one line per scheme, averaged
-    over seeds and smoothed over 8 positions. False (and no file) without matplotlib."""
+    over seeds and smoothed over 16 positions (the windows' texts make each position's mean jump; the
+    schemes read the same windows, so the gaps between the lines are what to look at). False (and no file) without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -262,14 +280,14 @@ def plot(results: list[dict], context: int, path: Path) -> bool:
         runs = [r["per_position"] for r in results if r["scheme"] == scheme]
         n = max(int(k) for k in runs[0])
         curve = np.mean([run[str(n)] for run in runs], axis=0)
-        w = min(8, len(curve))
+        w = min(16, len(curve))
         smooth = np.convolve(curve, np.ones(w) / w, mode="valid")
         ax.plot(np.arange(len(smooth)) + (w - 1) / 2, smooth, label=scheme)
     ax.axvline(context, color="black", lw=0.8, ls="--", label=f"trained length {context}")
     ax.set_xlabel("position in the window")
     ax.set_ylabel("held-out loss (nats per token)")
     ax.set_title("Loss by position, windows of 4x the training length")
-    ax.legend()
+    ax.legend(loc="upper center", ncol=4, fontsize="small")
     fig.tight_layout()
     from gpt.atomic import atomic_write
 
