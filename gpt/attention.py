@@ -168,7 +168,8 @@ class MultiHeadAttention(nn.Module):
         num_keys = keys.shape[2]
         past = num_keys - num_tokens
         # query i sits at position past + i and may see keys 0 .. past + i
-        full_mask = self.mask if num_keys <= len(self.mask) else causal_mask(num_keys)
+        # past context_length (positions without a table), a shared mask of the next power of two
+        full_mask = self.mask if num_keys <= len(self.mask) else causal_mask(1 << (num_keys - 1).bit_length())
         mask = full_mask[past:past + num_tokens, :num_keys]
         attn_scores = queries @ keys.transpose(2, 3)                        # (b, H, T, T_keys)
         # softmax(attn_scores.masked_fill(mask, -inf) / sqrt(head_dim) + attn_bias) as one fused pass

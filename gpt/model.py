@@ -25,7 +25,7 @@ from minigrad.nn import functional as F
 
 from gpt.attention import MultiHeadAttention
 from gpt.kv_cache import KVCache
-from gpt.positions import EXTRAPOLATING, ALiBi, RotaryEmbedding, T5RelativeBias, _check_rope_scaling
+from gpt.positions import EXTRAPOLATING, ALiBi, RotaryEmbedding, T5RelativeBias, check_rope_scaling
 
 POSITION_KINDS = ("learned", "rope", "alibi", "t5", "none")
 
@@ -68,7 +68,7 @@ class GPTConfig:
             raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by n_heads ({self.n_heads})")
         if self.pos_emb not in POSITION_KINDS:
             raise ValueError(f"pos_emb must be one of {', '.join(POSITION_KINDS)}, not {self.pos_emb!r}")
-        _check_rope_scaling(self.rope_scaling)
+        check_rope_scaling(self.rope_scaling)
         if self.num_buckets < 2 or (self.max_distance is not None and self.max_distance <= self.num_buckets // 2):
             raise ValueError(f"num_buckets must be at least 2 and max_distance more than num_buckets / 2 (the "
                              f"distances with a bucket each), got {self.num_buckets} and {self.max_distance}")
@@ -234,7 +234,7 @@ class GPTModel(nn.Module):
         """Stretch a rope model to longer inputs at inference (see :class:`gpt.positions.RotaryEmbedding`)."""
         if self.cfg.pos_emb != "rope":
             raise ValueError(f"rope_scaling applies to rope models; this one uses {self.cfg.pos_emb!r} positions")
-        _check_rope_scaling(scaling)
+        check_rope_scaling(scaling)
         self.cfg.rope_scaling = scaling
         self.rope = RotaryEmbedding(self.cfg.head_dim, self.cfg.context_length, scaling=scaling)
 

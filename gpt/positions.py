@@ -29,7 +29,7 @@ import numpy as np
 from minigrad import nn
 from minigrad.function import Function
 
-__all__ = ["RotaryEmbedding", "rope_scaling_from_string", "alibi_slopes", "alibi_bias", "ALiBi",
+__all__ = ["RotaryEmbedding", "check_rope_scaling", "rope_scaling_from_string", "alibi_slopes", "alibi_bias", "ALiBi",
            "relative_position_bucket", "T5RelativeBias", "EXTRAPOLATING"]
 
 #: the schemes with no table indexed by position: they run past the training context length
@@ -69,7 +69,8 @@ class _Rotate(Function):
 ROPE_SCALINGS = ("linear", "ntk")
 
 
-def _check_rope_scaling(scaling) -> tuple[str | None, float]:
+def check_rope_scaling(scaling) -> tuple[str | None, float]:
+    """(kind, factor) of a ``rope_scaling`` setting; (None, 1.0) for None; ValueError if malformed."""
     if scaling is None:
         return None, 1.0
     if not isinstance(scaling, dict) or set(scaling) != {"type", "factor"}:
@@ -91,7 +92,7 @@ def rope_scaling_from_string(text: str) -> dict | None:
         scaling = {"type": kind, "factor": float(factor)}
     except ValueError:
         raise ValueError(f"expected KIND:FACTOR such as linear:4 or ntk:4, got {text!r}") from None
-    _check_rope_scaling(scaling)
+    check_rope_scaling(scaling)
     return scaling
 
 
@@ -117,7 +118,7 @@ class RotaryEmbedding:
     def __init__(self, head_dim: int, context_length: int, base: float = 10000.0, scaling: dict | None = None):
         if head_dim % 2:
             raise ValueError(f"RoPE needs an even head dimension, got {head_dim}")
-        kind, factor = _check_rope_scaling(scaling)
+        kind, factor = check_rope_scaling(scaling)
         if kind == "ntk" and head_dim > 2:
             base = base * factor ** (head_dim / (head_dim - 2))
         inv_freq = base ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)   # (hd/2,)

@@ -55,6 +55,8 @@ class Settings:
     min_lr: float = 1e-4
     warmup: int = 50
     weight_decay: float = 0.1
+    num_buckets: int = 32               # t5's table; max_distance None: the context length
+    max_distance: int | None = None
     eval_tokens: int = 65_536          # held-out tokens read at each length (the first ones)
     max_train_chars: int | None = None  # None: every training document
     max_val_chars: int | None = None
@@ -106,7 +108,8 @@ def train_one(scheme: str, seed: int, train_ids: np.ndarray, vocab_size: int, se
     s = settings
     mg.manual_seed(seed)                       # the same initial weights wherever the schemes share them
     cfg = GPTConfig(vocab_size=vocab_size, context_length=s.context, emb_dim=s.emb_dim, n_heads=s.n_heads,
-                    n_layers=s.n_layers, drop_rate=0.0, pos_emb=scheme)
+                    n_layers=s.n_layers, drop_rate=0.0, pos_emb=scheme, num_buckets=s.num_buckets,
+                    max_distance=s.max_distance)
     model = GPTModel(cfg)
     loader = DataLoader(GPTDataset(train_ids, s.context, s.context), batch_size=s.batch_size, shuffle=True,
                         drop_last=True, seed=seed)          # the same batches in the same order
