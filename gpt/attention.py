@@ -9,7 +9,8 @@ Read top to bottom, as the book builds it:
 5. :class:`MultiHeadAttentionWrapper`: several causal heads side by side.
 6. :class:`MultiHeadAttention`: the efficient form, all heads in one set of projections,
    split by reshape and transpose. This is the one the GPT model uses; beyond the book it
-   can read and extend a KV cache during generation and rotate queries and keys (RoPE).
+   can read and extend a KV cache during generation, rotate queries and keys (RoPE), add a
+   position bias to the scores (ALiBi, T5) and run past ``context_length`` (see gpt/positions.py).
 
 Shapes: b = batch, T = tokens, H = heads, hd = head_dim = d_out / H.
 """
@@ -130,7 +131,11 @@ class MultiHeadAttention(nn.Module):
     Beyond the book:
       * ``kv_cache``/``layer``: during generation, append this call's keys and values to a
         :class:`gpt.kv_cache.KVCache` and attend over everything cached so far.
-      * ``rope``: a :class:`gpt.rope.RotaryEmbedding` that rotates queries and keys by position.
+      * ``rope``: a :class:`gpt.positions.RotaryEmbedding` that rotates queries and keys by position.
+      * ``attn_bias``: (H, T, T_keys) added to the scaled scores before the softmax (ALiBi's or T5's
+        position bias, see :mod:`gpt.positions`), inside the same fused pass.
+      * more than ``context_length`` tokens (for the position schemes without a table): the causal
+        mask then comes from a longer shared one.
     """
 
     def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
@@ -150,7 +155,7 @@ class MultiHeadAttention(nn.Module):
         # (b, T, d_out) -> (b, T, H, hd) -> (b, H, T, hd)
         return t.reshape(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x, kv_cache=None, layer: int = 0, rope=None, start_pos: int = 0):
+    def forward(self, x, kv_cache=None, layer: int = 0, rope=None, start_pos: int = 0, attn_bias=None):
         b, num_tokens, _ = x.shape
         queries = self._heads(self.W_query(x), b, num_tokens)
         keys = self._heads(self.W_key(x), b, num_tokens)
@@ -163,10 +168,12 @@ class MultiHeadAttention(nn.Module):
         num_keys = keys.shape[2]
         past = num_keys - num_tokens
         # query i sits at position past + i and may see keys 0 .. past + i
-        mask = self.mask[past:past + num_tokens, :num_keys]
+        # past context_length (positions without a table), a shared mask of the next power of two
+        full_mask = self.mask if num_keys <= len(self.mask) else causal_mask(1 << (num_keys - 1).bit_length())
+        mask = full_mask[past:past + num_tokens, :num_keys]
         attn_scores = queries @ keys.transpose(2, 3)                        # (b, H, T, T_keys)
-        # softmax(attn_scores.masked_fill(mask, -inf) / sqrt(head_dim)) as one fused pass
-        attn_weights = F.masked_softmax(attn_scores, mask, scale=1.0 / math.sqrt(self.head_dim))
+        # softmax(attn_scores.masked_fill(mask, -inf) / sqrt(head_dim) + attn_bias) as one fused pass
+        attn_weights = F.masked_softmax(attn_scores, mask, scale=1.0 / math.sqrt(self.head_dim), bias=attn_bias)
         attn_weights = self.dropout(attn_weights)
         context = (attn_weights @ values).transpose(1, 2)                   # (b, T, H, hd)
         context = context.reshape(b, num_tokens, self.d_out)

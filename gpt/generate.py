@@ -150,18 +150,24 @@ def generate(model, idx, max_new_tokens: int, context_size: int | None = None, t
             the eos token that ends the last running rows is not appended.)
         rng: a seed, a Generator, or one Generator per row. With one Generator per row, each row
             samples exactly what it would sample alone.
-        use_cache: keep keys and values in a KV cache so each step processes one new token. Past the
-            context length every cached key would change as the window slides, so the cache is then
-            refilled from the cropped window each step: the ids are identical either way.
+        context_size: how many of the last tokens the model sees (default and maximum: its context
+            length; a model without a position table, pos_emb rope/alibi/t5/none, may be given more).
+        use_cache: keep keys and values in a KV cache so each step processes one new token. Past
+            ``context_size`` every cached key would change as the window slides (each key was computed
+            from tokens that leave the window), so the cache is then refilled from the cropped window
+            each step: the ids are identical either way.
         on_token: called with the (b,) array of new ids after each step (for streaming output).
 
     Returns the (b, T + n) array of prompt and generated ids, n <= max_new_tokens.
     """
     idx = _ids(idx)
     batch = idx.shape[0]
-    # the model cannot look further back than its own context length, whatever is asked
-    model_ctx = getattr(getattr(model, "cfg", None), "context_length", None)
-    context_size = min(c for c in (context_size, model_ctx) if c) if (context_size or model_ctx) else None
+    # a model with learned positions cannot look further back than its context length, whatever is
+    # asked; one without a position table (rope, alibi, t5, none) looks back context_size tokens
+    cfg = getattr(model, "cfg", None)
+    model_ctx = getattr(cfg, "context_length", None)
+    if not (context_size and model_ctx and getattr(cfg, "extrapolates", False)):
+        context_size = min(c for c in (context_size, model_ctx) if c) if (context_size or model_ctx) else None
     if context_size is None:
         raise ValueError("pass context_size: the model has no cfg.context_length to take it from")
     if top_k is not None and top_k < 1:
@@ -179,7 +185,10 @@ def generate(model, idx, max_new_tokens: int, context_size: int | None = None, t
     was_training = model.training
     model.eval()
     finished = np.zeros(batch, dtype=bool)
-    cache = model.new_kv_cache(batch) if use_cache and hasattr(model, "new_kv_cache") else None
+    cache = None
+    if use_cache and hasattr(model, "new_kv_cache"):
+        longer = model_ctx and context_size > model_ctx      # a model that extrapolates, asked to look further back
+        cache = model.new_kv_cache(batch, context_size) if longer else model.new_kv_cache(batch)
     try:
         with mg.no_grad():
             pending = idx          # tokens not yet seen by the cached model

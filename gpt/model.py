@@ -25,9 +25,9 @@ from minigrad.nn import functional as F
 
 from gpt.attention import MultiHeadAttention
 from gpt.kv_cache import KVCache
-from gpt.rope import RotaryEmbedding
+from gpt.positions import EXTRAPOLATING, ALiBi, RotaryEmbedding, T5RelativeBias, check_rope_scaling
 
-POSITION_KINDS = ("learned", "rope", "none")
+POSITION_KINDS = ("learned", "rope", "alibi", "t5", "none")
 
 
 @dataclass
@@ -35,7 +35,14 @@ class GPTConfig:
     """The model's hyper-parameters; the book passes the same keys as a dict (``GPT_CONFIG_124M``).
 
     ``tie_weights`` shares the token embedding with the output head (as GPT-2 does);
-    ``pos_emb`` chooses learned absolute positions (GPT-2, the book), rotary embeddings or none.
+    ``pos_emb`` chooses how the model knows where a token is (see :mod:`gpt.positions`): learned
+    absolute positions (GPT-2, the book), rotary embeddings, ALiBi's fixed distance penalty, T5's
+    learned bias per distance bucket, or none.
+
+    ``rope_scaling`` (rope only): None, or ``{"type": "linear" | "ntk", "factor": s}`` to run a model
+    at s times the length it was trained at (:class:`gpt.positions.RotaryEmbedding`).
+    ``num_buckets`` / ``max_distance`` (t5 only): the distance buckets of the bias table; distances
+    of ``max_distance`` or more share the last bucket (None: the context length, or num_buckets if larger).
     """
 
     vocab_size: int = 50257
@@ -47,6 +54,9 @@ class GPTConfig:
     qkv_bias: bool = False
     tie_weights: bool = False
     pos_emb: str = "learned"
+    rope_scaling: dict | None = None
+    num_buckets: int = 32
+    max_distance: int | None = None
 
     PRESETS = {}  # filled below
 
@@ -58,6 +68,10 @@ class GPTConfig:
             raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by n_heads ({self.n_heads})")
         if self.pos_emb not in POSITION_KINDS:
             raise ValueError(f"pos_emb must be one of {', '.join(POSITION_KINDS)}, not {self.pos_emb!r}")
+        check_rope_scaling(self.rope_scaling)
+        if self.num_buckets < 2 or (self.max_distance is not None and self.max_distance <= self.num_buckets // 2):
+            raise ValueError(f"num_buckets must be at least 2 and max_distance more than num_buckets / 2 (the "
+                             f"distances with a bucket each), got {self.num_buckets} and {self.max_distance}")
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
 
@@ -86,6 +100,16 @@ class GPTConfig:
     @property
     def head_dim(self) -> int:
         return self.emb_dim // self.n_heads
+
+    @property
+    def t5_max_distance(self) -> int:
+        """``max_distance``, or by default the context length (at least ``num_buckets``)."""
+        return self.max_distance or max(self.context_length, self.num_buckets)
+
+    @property
+    def extrapolates(self) -> bool:
+        """Whether the model runs on more than ``context_length`` tokens (no table indexed by position)."""
+        return self.pos_emb in EXTRAPOLATING
 
 
 _GPT2 = dict(vocab_size=50257, context_length=1024, drop_rate=0.1, qkv_bias=False)
@@ -161,10 +185,10 @@ class TransformerBlock(nn.Module):
         self.norm2 = LayerNorm(cfg.emb_dim)
         self.drop_shortcut = nn.Dropout(cfg.drop_rate)
 
-    def forward(self, x, kv_cache=None, layer: int = 0, rope=None, start_pos: int = 0):
+    def forward(self, x, kv_cache=None, layer: int = 0, rope=None, start_pos: int = 0, attn_bias=None):
         shortcut = x
         x = self.norm1(x)
-        x = self.att(x, kv_cache=kv_cache, layer=layer, rope=rope, start_pos=start_pos)
+        x = self.att(x, kv_cache=kv_cache, layer=layer, rope=rope, start_pos=start_pos, attn_bias=attn_bias)
         x = self.drop_shortcut(x)
         x = x + shortcut
 
@@ -178,7 +202,9 @@ class TransformerBlock(nn.Module):
 class GPTModel(nn.Module):
     """The GPT model (section 4.6). ``model(ids)``: ids (b, T) ints -> logits Tensor (b, T, vocab).
 
-    ``cfg`` is a :class:`GPTConfig` or the book's dict with the same keys.
+    ``cfg`` is a :class:`GPTConfig` or the book's dict with the same keys. Beyond the book, the
+    position scheme is ``cfg.pos_emb`` (:mod:`gpt.positions`); all but ``"learned"`` run on inputs
+    longer than ``cfg.context_length`` (``evaluate --context``, ``generate(context_size=)``).
     """
 
     def __init__(self, cfg):
@@ -190,13 +216,36 @@ class GPTModel(nn.Module):
             self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
         else:
             self.pos_emb = None
-        self.rope = RotaryEmbedding(cfg.head_dim, cfg.context_length) if cfg.pos_emb == "rope" else None
+        self.rope = None
+        if cfg.pos_emb == "rope":
+            self.rope = RotaryEmbedding(cfg.head_dim, cfg.context_length, scaling=cfg.rope_scaling)
+        self.alibi = ALiBi(cfg.n_heads) if cfg.pos_emb == "alibi" else None
         self.drop_emb = nn.Dropout(cfg.drop_rate)
         self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
         self.final_norm = LayerNorm(cfg.emb_dim)
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
         if cfg.tie_weights:
             self.out_head.weight = self.tok_emb.weight
+        self.rel_pos_bias = None   # made last, and zero: the other weights are those of the same seed's "none"
+        if cfg.pos_emb == "t5":
+            self.rel_pos_bias = T5RelativeBias(cfg.n_heads, cfg.num_buckets, cfg.t5_max_distance)
+
+    def set_rope_scaling(self, scaling: dict | None) -> None:
+        """Stretch a rope model to longer inputs at inference (see :class:`gpt.positions.RotaryEmbedding`)."""
+        if self.cfg.pos_emb != "rope":
+            raise ValueError(f"rope_scaling applies to rope models; this one uses {self.cfg.pos_emb!r} positions")
+        check_rope_scaling(scaling)
+        self.cfg.rope_scaling = scaling
+        self.rope = RotaryEmbedding(self.cfg.head_dim, self.cfg.context_length, scaling=scaling)
+
+    def attention_bias(self, start: int, num_tokens: int):
+        """The position bias every layer adds to its scores: (H, T, start + T) for queries at positions
+        start .. start + T - 1 (an array for alibi, a Tensor for t5), or None."""
+        if self.alibi is not None:
+            return self.alibi(start, num_tokens, start + num_tokens, dtype=self.tok_emb.weight.dtype)
+        if self.rel_pos_bias is not None:
+            return self.rel_pos_bias(start, num_tokens, start + num_tokens)
+        return None
 
     def forward(self, in_idx, kv_cache: KVCache | None = None, last_only: bool = False):
         """in_idx: (b, T) token ids (array or Tensor).
@@ -211,7 +260,7 @@ class GPTModel(nn.Module):
                              "add a batch axis with ids[None]")
         batch_size, seq_len = ids.shape
         start = kv_cache.length if kv_cache is not None else 0
-        if start + seq_len > self.cfg.context_length:
+        if start + seq_len > self.cfg.context_length and not self.cfg.extrapolates:
             raise ValueError(
                 f"the model's context length is {self.cfg.context_length} but {start + seq_len} positions "
                 f"were given; crop the input to the last {self.cfg.context_length} tokens"
@@ -220,8 +269,9 @@ class GPTModel(nn.Module):
         if self.pos_emb is not None:
             x = x + self.pos_emb(np.arange(start, start + seq_len))            # (T, d) broadcast over b
         x = self.drop_emb(x)
+        bias = self.attention_bias(start, seq_len)                             # built once, shared by layers
         for i, block in enumerate(self.trf_blocks):
-            x = block(x, kv_cache=kv_cache, layer=i, rope=self.rope, start_pos=start)
+            x = block(x, kv_cache=kv_cache, layer=i, rope=self.rope, start_pos=start, attn_bias=bias)
         if kv_cache is not None:
             kv_cache.advance()
         if last_only:
@@ -229,11 +279,14 @@ class GPTModel(nn.Module):
         x = self.final_norm(x)
         return self.out_head(x)                                               # (b, T, vocab)
 
-    def new_kv_cache(self, batch_size: int) -> KVCache:
-        """An empty preallocated cache for generating ``batch_size`` sequences."""
+    def new_kv_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
+        """An empty preallocated cache for generating ``batch_size`` sequences of up to ``max_len``
+        positions (default: the context length; more only for a model that extrapolates)."""
         c = self.cfg
-        return KVCache(c.n_layers, batch_size, c.n_heads, c.head_dim, c.context_length,
-                       dtype=self.tok_emb.weight.dtype)
+        max_len = max_len or c.context_length
+        if max_len > c.context_length and not c.extrapolates:
+            raise ValueError(f"a model with learned positions sees at most {c.context_length} tokens, not {max_len}")
+        return KVCache(c.n_layers, batch_size, c.n_heads, c.head_dim, max_len, dtype=self.tok_emb.weight.dtype)
 
 
 # ---------------------------------------------------------------------- size and cost

@@ -306,3 +306,53 @@ def train_model(model, train_loader, val_loader, optimizer, n_epochs: int, eval_
 
     state = trainer.run(on_step=end_of_epoch, on_eval=report)
     return state.train_losses, state.val_losses, state.track_tokens_seen, state.track_lrs
+
+
+# ---------------------------------------------------------------------- evaluation at any length
+def evaluate_at_length(model, token_ids, context_length: int, stride: int | None = None,
+                       batch_size: int = 8) -> dict:
+    """Next-token loss of ``model`` on ``token_ids`` read in windows of ``context_length`` tokens
+    (beyond the book), which may be longer than the length the model was trained at when its
+    positions allow it (``cfg.extrapolates``: rope, alibi, t5, none; learned positions refuse).
+
+    ``stride`` None (or = context_length): non-overlapping windows; every target is scored once,
+    and ``per_position[p]`` is the mean loss at position p of a window, over all windows (how the
+    loss falls as a token has more context, and whether it rises again past the trained length).
+    ``stride`` S < context_length: windows start every S tokens and each scores only the targets
+    the previous one did not (its last S; all of the first), so most targets see at least
+    context_length - S tokens before them (the "sliding window" perplexity); no per_position then.
+
+    Returns {"loss", "tokens" (targets scored), "windows", "per_position" ((context_length,) float64 or None)}.
+    """
+    cfg = model.cfg
+    if context_length > cfg.context_length and not cfg.extrapolates:
+        raise ValueError(f"this model has learned positions for {cfg.context_length} tokens; it cannot read "
+                         f"windows of {context_length} (rope, alibi, t5 and none can)")
+    stride = context_length if stride is None else stride
+    if not 0 < stride <= context_length:
+        raise ValueError(f"stride must be between 1 and the window ({context_length}), got {stride}")
+    ids = np.asarray(token_ids, dtype=np.int64)
+    if len(ids) < context_length + 1:
+        raise ValueError(f"the text has {len(ids)} tokens; windows of {context_length} need at least {context_length + 1}")
+    starts = np.arange(0, len(ids) - context_length, stride)                       # (n,)
+    offsets = np.arange(context_length)
+    scored = np.ones((len(starts), context_length), dtype=bool)
+    scored[1:, :context_length - stride] = False                                   # seen by the window before
+    totals = np.zeros(context_length)
+    was_training = model.training
+    model.eval()
+    try:
+        with mg.no_grad():
+            for b in range(0, len(starts), batch_size):
+                rows = starts[b:b + batch_size, None] + offsets                      # (bs, T) indices
+                logits = model(ids[rows]).data                                        # (bs, T, V)
+                targets = ids[rows + 1]
+                m = logits.max(axis=-1, keepdims=True)
+                lse = np.log(np.exp(logits - m).sum(axis=-1)) + m[..., 0]           # log-sum-exp per token
+                nll = lse - np.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+                totals += np.where(scored[b:b + batch_size], nll, 0.0).sum(axis=0)
+    finally:
+        model.train(was_training)
+    counts = scored.sum(axis=0)
+    return {"loss": float(totals.sum() / counts.sum()), "tokens": int(counts.sum()), "windows": len(starts),
+            "per_position": totals / counts if stride == context_length else None}

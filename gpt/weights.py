@@ -134,7 +134,8 @@ def state_dict_to_gpt2(model: GPTModel) -> dict[str, np.ndarray]:
     """This project's parameters in GPT-2's (Hugging Face) names and layouts, ``transformer.``-prefixed."""
     cfg = model.cfg
     if cfg.pos_emb != "learned":
-        raise ValueError(f"GPT-2's format has learned position embeddings only; this model uses {cfg.pos_emb!r}")
+        raise ValueError(f"GPT-2's format has learned position embeddings only; this model uses {cfg.pos_emb!r} "
+                         "positions (save it with gpt.checkpoint.save_checkpoint instead)")
     sd = model.state_dict()
     d = cfg.emb_dim
     out = {"wte.weight": sd["tok_emb.weight"], "wpe.weight": sd["pos_emb.weight"]}
@@ -180,8 +181,8 @@ def export_hf(model: GPTModel, directory: str | os.PathLike) -> Path:
     """Write ``model.safetensors`` and ``config.json`` in GPT-2's Hugging Face format into
     ``directory`` (created if needed); both files are written atomically. Returns the directory."""
     directory = Path(directory)
+    tensors = state_dict_to_gpt2(model)          # refuses a model GPT-2's format cannot hold, before any file
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = state_dict_to_gpt2(model)
     tied = "lm_head.weight" not in tensors
     safetensors.save_file(tensors, directory / "model.safetensors", metadata={"format": "pt"})
     write_text_atomic(directory / "config.json", json.dumps(hf_config(model.cfg, tied), indent=2) + "\n")

@@ -97,8 +97,13 @@ def resume_run(directory, total_steps):
 # --------------------------------------------------------------------------------------------------
 
 
-def test_round_trip_keeps_weights_config_tokenizer_and_info(tmp_path, tokenizer):
-    model = tiny_model(vocab_size=tokenizer.n_vocab, tie_weights=True, pos_emb="rope")
+@pytest.mark.parametrize("positions", [dict(pos_emb="rope"), dict(pos_emb="alibi"),
+                                       dict(pos_emb="t5", num_buckets=8, max_distance=20),
+                                       dict(pos_emb="rope", rope_scaling={"type": "ntk", "factor": 2.0})])
+def test_round_trip_keeps_weights_config_tokenizer_and_info(tmp_path, tokenizer, positions):
+    model = tiny_model(vocab_size=tokenizer.n_vocab, tie_weights=True, **positions)
+    if model.rel_pos_bias is not None:   # T5's table starts at zero: make it worth saving
+        model.rel_pos_bias.relative_attention_bias.weight.data[...] = np.random.default_rng(0).standard_normal((8, 2))
     path = save_checkpoint(tmp_path / "ck", model, tokenizer=tokenizer, info={"settings": {"lr": 0.5}}, step=7)
     assert path == tmp_path / "ck" / "step-000007"
     assert (tmp_path / "ck" / "latest").read_text().strip() == "step-000007"

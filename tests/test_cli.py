@@ -461,3 +461,20 @@ def test_resuming_a_run_of_the_earlier_unsplit_default_corpus_says_to_start_anew
     (step / "config.json").write_text(json.dumps(config))
     code, _, stderr = run_cli("pretrain", "--resume", out, "--steps", 9)
     check_one_line_error(code, stderr, "earlier version", "start a new run")
+
+
+@pytest.mark.parametrize("kind", ["alibi", "t5"])
+def test_pretrain_generate_and_evaluate_with_relative_positions(kind, text_file, tmp_path):
+    """--pos-emb alibi|t5 trains, saves, generates past its context length and evaluates at 2x it."""
+    out = tmp_path / "ck"
+    code, stdout, stderr = run_cli("pretrain", *FAST, "--text", text_file, "--steps", 2, "--eval-every", 2,
+                                   "--pos-emb", kind, "--out", out, "--quiet")
+    assert code == 0, stderr
+    ck = load_checkpoint(out)
+    assert ck.config.pos_emb == kind
+    ctx = ck.config.context_length
+    code, stdout, stderr = run_cli("generate", "--checkpoint", out, "--prompt", "The cat", "--max-new-tokens", ctx + 5)
+    assert code == 0, stderr
+    code, stdout, stderr = run_cli("evaluate", "--checkpoint", out, "--text", text_file, "--context", 2 * ctx)
+    assert code == 0, stderr
+    assert f"of {2 * ctx} (trained at {ctx})" in stdout

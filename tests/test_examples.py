@@ -127,6 +127,20 @@ def test_ch03_attention_reproduces_the_books_figures():
 
 
 
+def test_ch03_positions_shows_each_schemes_bias_and_runs_the_experiment():
+    out = check_ok(run_example("ch03_positions.py"))
+    for scheme in ("RoPE's scores", "ALiBi's bias", "T5's bias"):
+        assert line_with(out, f"{scheme} depend").endswith("True")          # functions of i - j only
+    assert numbers_after(out, "slopes m_h for 4 heads (2^(-8h/4)):") == pytest.approx([0.25, 0.0625, 0.0156, 0.0039], abs=1e-4)
+    assert "context length is 6 but 7 positions" in line_with(out, "7 tokens:")
+    for kind in ("rope", "alibi", "t5", "none"):
+        assert f"{kind}: trained for 6 tokens, reads 24: logits (1, 24, 50)" in out
+    for scheme in ("learned", "rope", "alibi", "t5", "none"):
+        assert line_with(out, f"| {scheme} |")
+    assert line_with(out, "Schemes trained:").endswith("5")
+    assert line_with(out, "| rope+linear | — |") and line_with(out, "| rope+ntk | — |")
+
+
 def test_ch03_why_attention_trains_the_three_models_and_prints_an_alignment():
     out = check_ok(run_example("ch03_why_attention.py"))
     assert numbers_after(out, "40 words -> encoder states")[-1] == numbers_after(out, " 2 words -> encoder states")[-1]

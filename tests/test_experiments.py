@@ -1,7 +1,9 @@
 """Tests for ``python -m gpt experiment``: each experiment end to end in its fast mode."""
 import csv
 import json
+import re
 
+import numpy as np
 import pytest
 
 from gpt.checkpoint import load_checkpoint
@@ -106,3 +108,101 @@ def test_seq2seq_does_not_retrain_a_finished_model_and_refuses_other_settings(se
     assert {p: p.read_text() for p in out.glob("*/result.json")} == before
     code, _, stderr = run_cli("experiment", "seq2seq", "--out", out)       # the full settings, same folder
     check_one_line_error(code, stderr, "other settings")
+
+
+# ---------------------------------------------------------------------- positions
+from gpt.experiments import positions  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def positions_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("positions")
+    code, stdout, stderr = run_cli("experiment", "positions", "--fast", "--out", out)
+    assert code == 0, stderr
+    return out, stdout
+
+
+def line_with(text, start):
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
+def test_positions_writes_the_loss_at_every_position_per_scheme_and_length(positions_run):
+    out, stdout = positions_run
+    t = positions.FAST.context
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["scheme", "seed", "eval_context", "position", "loss"]
+    lengths = {}
+    for r in rows:
+        lengths.setdefault(r["scheme"], {}).setdefault(int(r["eval_context"]), []).append(int(r["position"]))
+    assert list(lengths) == [*positions.SCHEMES, "rope+linear", "rope+ntk"]
+    assert list(lengths["learned"]) == [t]                      # learned positions end at T
+    for scheme in lengths:
+        if scheme != "learned":    # the rope model read with a stretch: at 2T and 4T only
+            assert list(lengths[scheme]) == ([2 * t, 4 * t] if "+" in scheme else [t, 2 * t, 4 * t])
+        for n, pos in lengths[scheme].items():
+            assert pos == list(range(n))
+    assert all(0 < float(r["loss"]) < 20 for r in rows)
+    # the printed table: one row per scheme, the mean over positions of each window length
+    for scheme in positions.SCHEMES:
+        line = next(l for l in stdout.splitlines() if l.startswith(f"| {scheme} |"))
+        mean = np.mean([float(r["loss"]) for r in rows if r["scheme"] == scheme and int(r["eval_context"]) == t])
+        assert f"{mean:.3f}" in line
+    assert "| learned | " in stdout and "— | — |" in stdout and "| rope+ntk | — |" in stdout
+    # the per-position curve in bands: the first 8 positions of alibi's 4T windows, from the CSV
+    band = np.mean([float(r["loss"]) for r in rows
+                    if r["scheme"] == "alibi" and int(r["eval_context"]) == 4 * t and int(r["position"]) < 8])
+    assert line_with(stdout, f"| alibi ({4 * t}) | {band:.3f} |")
+    assert line_with(stdout, f"| learned ({t}) |").endswith("| — | — |")
+    assert ("plot: " in stdout) and (out / "positions.png").is_file() == ("not drawn" not in stdout)
+
+
+def test_positions_schemes_share_data_order_and_initial_weights(positions_run):
+    """alibi, t5 and none start from the same weights (T5's table starts at zero and is made last);
+    every scheme saved a checkpoint of its own kind."""
+    out, _ = positions_run
+    for scheme in positions.SCHEMES:
+        ck = load_checkpoint(out / f"{scheme}-seed{positions.FAST.seed}")
+        assert ck.config.pos_emb == scheme and ck.config.context_length == positions.FAST.context
+    import minigrad as mg
+    from gpt.model import GPTConfig, GPTModel
+
+    def initial(kind):
+        mg.manual_seed(1)
+        return GPTModel(GPTConfig(vocab_size=30, context_length=8, emb_dim=8, n_heads=2, n_layers=1, pos_emb=kind))
+
+    none = initial("none").state_dict()
+    for kind in ("alibi", "t5", "rope"):
+        sd = initial(kind).state_dict()
+        assert all(np.array_equal(sd[k], v) for k, v in none.items())
+
+
+def test_positions_does_not_retrain_a_finished_scheme_and_keeps_its_settings(positions_run):
+    out, _ = positions_run
+    before = {p.name: p.read_text() for p in out.glob("*/result.json")}
+    code, stdout, stderr = run_cli("experiment", "positions", "--fast", "--out", out)
+    assert code == 0, stderr
+    assert stdout.count("done before") == len(positions.SCHEMES)
+    assert {p.name: p.read_text() for p in out.glob("*/result.json")} == before
+    code, _, stderr = run_cli("experiment", "positions", "--fast", "--steps", 4, "--out", out)
+    check_one_line_error(code, stderr, "other settings")
+
+
+def test_evaluate_reads_longer_windows_where_the_positions_allow(positions_run, tmp_path):
+    out, _ = positions_run
+    text = tmp_path / "t.txt"
+    text.write_text("The for statement is used to iterate over the elements of a sequence. " * 20)
+    t = positions.FAST.context
+    code, stdout, stderr = run_cli("evaluate", "--checkpoint", out / "alibi-seed123", "--text", text,
+                                   "--context", 4 * t, "--per-position")
+    assert code == 0, stderr
+    assert f"of {4 * t} (trained at {t})" in stdout and "positions  loss" in stdout
+    assert re.search(r"^loss \d+\.\d{4}  perplexity", stdout, re.M)
+    code, stdout, stderr = run_cli("evaluate", "--checkpoint", out / "rope-seed123", "--text", text,
+                                   "--context", 2 * t, "--stride", t // 2, "--rope-scaling", "ntk:2")
+    assert code == 0, stderr
+    assert "ntk:2" in stdout
+    code, _, stderr = run_cli("evaluate", "--checkpoint", out / "learned-seed123", "--text", text, "--context", 2 * t)
+    check_one_line_error(code, stderr, "learned positions")
+    code, _, stderr = run_cli("evaluate", "--checkpoint", out / "alibi-seed123", "--text", text, "--rope-scaling", "linear:2")
+    check_one_line_error(code, stderr, "rope models")

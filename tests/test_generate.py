@@ -24,7 +24,7 @@ from gpt.generate import (
 from gpt.model import GPTConfig, GPTModel
 from minigrad import nn
 
-KINDS = ("learned", "rope", "none")
+KINDS = ("learned", "rope", "alibi", "t5", "none")
 VOCAB, CTX = 11, 6
 
 

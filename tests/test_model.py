@@ -1,5 +1,5 @@
 """Chapter 4's GPT: the layers and the whole model against a NumPy forward pass written from the
-book's equations, float64 gradient checks down to every parameter for the three position kinds,
+book's equations, float64 gradient checks down to every parameter for the five position kinds,
 causality, the book's parameter counts, the config and its errors, and float32 throughout.
 """
 from __future__ import annotations
@@ -24,9 +24,10 @@ from gpt.model import (
     flops_per_token,
     model_summary,
 )
+from gpt.positions import T5RelativeBias, relative_position_bucket
 from minigrad.nn import functional as F
 
-KINDS = ("learned", "rope", "none")
+KINDS = ("learned", "rope", "alibi", "t5", "none")
 seeds = st.integers(0, 2**16)
 TOL = dict(atol=1e-7, rtol=1e-5)
 
@@ -66,7 +67,23 @@ def np_rope(x, start=0):
     return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
-def np_mha(x, att, rope):
+def np_position_bias(model, t):
+    """score(i, j) += bias[h, i, j], written from the papers: ALiBi's -m_h (i - j) with
+    m_h = 2^(-8h/H) (H a power of two here), T5's table[bucket(j - i), h]; 0 for the others."""
+    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+    cfg = model.cfg
+    if cfg.pos_emb == "alibi":
+        m = 2.0 ** (-8.0 * np.arange(1, cfg.n_heads + 1) / cfg.n_heads)
+        return -m[:, None, None] * (i - j)        # above the diagonal it is masked anyway
+    if cfg.pos_emb == "t5":
+        table = model.rel_pos_bias.relative_attention_bias.weight.data   # (buckets, H)
+        buckets = relative_position_bucket(j - i, bidirectional=False, num_buckets=cfg.num_buckets,
+                                           max_distance=cfg.t5_max_distance)
+        return table[buckets].transpose(2, 0, 1)
+    return 0.0
+
+
+def np_mha(x, att, rope, bias=0.0):
     b, t, d = x.shape
     h = att.num_heads
 
@@ -76,7 +93,7 @@ def np_mha(x, att, rope):
     q, k, v = (heads(np_linear(x, lin)) for lin in (att.W_query, att.W_key, att.W_value))
     if rope:
         q, k = np_rope(q), np_rope(k)
-    s = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d // h)
+    s = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d // h) + bias
     s = np.where(np.triu(np.ones((t, t), dtype=bool), 1), -np.inf, s)
     w = np.exp(s - s.max(-1, keepdims=True))
     w /= w.sum(-1, keepdims=True)
@@ -87,8 +104,8 @@ def np_feed_forward(x, ff):
     return np_linear(np_gelu(np_linear(x, ff.layers[0])), ff.layers[2])
 
 
-def np_block(x, blk, rope):
-    x = x + np_mha(np_layer_norm(x, blk.norm1.scale.data, blk.norm1.shift.data), blk.att, rope)
+def np_block(x, blk, rope, bias=0.0):
+    x = x + np_mha(np_layer_norm(x, blk.norm1.scale.data, blk.norm1.shift.data), blk.att, rope, bias)
     return x + np_feed_forward(np_layer_norm(x, blk.norm2.scale.data, blk.norm2.shift.data), blk.ff)
 
 
@@ -96,8 +113,9 @@ def np_gpt(model, ids):
     x = model.tok_emb.weight.data[ids]
     if model.cfg.pos_emb == "learned":
         x = x + model.pos_emb.weight.data[: ids.shape[1]]
+    bias = np_position_bias(model, ids.shape[1])
     for blk in model.trf_blocks:
-        x = np_block(x, blk, model.cfg.pos_emb == "rope")
+        x = np_block(x, blk, model.cfg.pos_emb == "rope", bias)
     x = np_layer_norm(x, model.final_norm.scale.data, model.final_norm.shift.data)
     return x @ model.out_head.weight.data.T
 
@@ -109,6 +127,7 @@ def param_count(cfg: GPTConfig) -> int:
     feed_forward = 8 * d * d + 4 * d + d
     block = attention + feed_forward + 2 * 2 * d                    # + two LayerNorms
     embeddings = v * d + (cfg.context_length * d if cfg.pos_emb == "learned" else 0)
+    embeddings += cfg.num_buckets * cfg.n_heads if cfg.pos_emb == "t5" else 0     # T5's bias table
     head = 0 if cfg.tie_weights else v * d
     return embeddings + cfg.n_layers * block + 2 * d + head
 
@@ -158,7 +177,8 @@ def test_feed_forward_shapes_and_formula():
 @given(b=st.integers(1, 2), t=st.integers(1, 5), tied=st.booleans(), bias=st.booleans(), seed=seeds)
 def test_gpt_model_matches_numpy_forward(kind, b, t, tied, bias, seed):
     mg.manual_seed(seed)
-    model = GPTModel(tiny_config(pos_emb=kind, tie_weights=tied, qkv_bias=bias))
+    model = GPTModel(tiny_config(pos_emb=kind, tie_weights=tied, qkv_bias=bias, num_buckets=4, max_distance=4))
+    randomize_t5_table(model, seed)
     ids = np.random.default_rng(seed).integers(0, 11, (b, t))
     logits = model(ids)
     assert logits.shape == (b, t, 11) and logits.dtype == np.float32
@@ -187,6 +207,13 @@ def test_dropout_is_active_in_training_and_off_in_eval():
     model.eval()
     np.testing.assert_array_equal(model(ids).data, model(ids).data)
     np.testing.assert_allclose(model(ids).data, np_gpt(model, ids), rtol=1e-4, atol=1e-4)
+
+
+def randomize_t5_table(model, seed):
+    """T5's table starts at zero; tests draw it so that a wrong bucket or head shows."""
+    if model.rel_pos_bias is not None:
+        w = model.rel_pos_bias.relative_attention_bias.weight
+        w.data[...] = np.random.default_rng(seed).standard_normal(w.shape)
 
 
 # ---------------------------------------------------------------------- gradients (float64)
@@ -221,24 +248,36 @@ def test_transformer_block_gradients(kind, t, bias, seed):
     mg.manual_seed(seed)
     cfg = tiny_config(emb_dim=4, qkv_bias=bias, context_length=4)
     blk = TransformerBlock(cfg).double()
-    rope = None
+    rope, bias, table = None, None, None
     if kind == "rope":
-        from gpt.rope import RotaryEmbedding
+        from gpt.positions import RotaryEmbedding
         rope = RotaryEmbedding(cfg.head_dim, cfg.context_length)
+    if kind == "alibi":
+        from gpt.positions import ALiBi
+        bias = ALiBi(cfg.n_heads)(0, t, t, dtype=np.float64)
+    if kind == "t5":   # the table is a parameter of the check too
+        table = T5RelativeBias(cfg.n_heads, num_buckets=4, max_distance=4).double()
+        table.relative_attention_bias.weight.data[...] = np.random.default_rng(seed).standard_normal((4, cfg.n_heads))
     x = mg.tensor(np.random.default_rng(seed).standard_normal((2, t, 4)), dtype=np.float64, requires_grad=True)
-    params = list(blk.parameters())
-    assert mg.gradcheck(lambda x_, *ps: blk(x_, rope=rope), x, *params, seed=seed, **TOL)
+    params = list(blk.parameters()) + (list(table.parameters()) if table is not None else [])
+
+    def run(x_, *ps):
+        return blk(x_, rope=rope, attn_bias=table(0, t, t) if table is not None else bias)
+
+    assert mg.gradcheck(run, x, *params, seed=seed, **TOL)
 
 
 @pytest.mark.parametrize("kind,tied,n_layers", [
     ("learned", False, 2), ("rope", False, 1), ("none", False, 1), ("learned", True, 1),
+    ("alibi", False, 2), ("t5", False, 2),
 ])
 def test_gpt_model_gradients_end_to_end(kind, tied, n_layers):
     """Cross-entropy loss of a tiny GPT -> every parameter, against central differences."""
     mg.manual_seed(7)
     cfg = tiny_config(vocab_size=7, context_length=4, emb_dim=4, n_layers=n_layers, pos_emb=kind,
-                      tie_weights=tied, qkv_bias=True)
+                      tie_weights=tied, qkv_bias=True, num_buckets=4, max_distance=3)
     model = GPTModel(cfg).double()
+    randomize_t5_table(model, 7)
     params = list(model.parameters())
     assert count_parameters(model) == param_count(cfg) == sum(p.size for p in params)
     rng = np.random.default_rng(7)
@@ -427,7 +466,7 @@ def test_gpt_model_accepts_the_books_dict_config():
 
 
 @pytest.mark.parametrize("fields,message", [
-    (dict(pos_emb="sinusoidal"), "pos_emb must be one of learned, rope, none"),
+    (dict(pos_emb="sinusoidal"), "pos_emb must be one of learned, rope, alibi, t5, none"),
     (dict(emb_dim=10, n_heads=3), r"emb_dim \(10\) must be divisible by n_heads \(3\)"),
     (dict(n_heads=0), "n_heads must be positive"),
     (dict(n_layers=0), "n_layers must be positive"),

@@ -116,3 +116,34 @@ def test_masked_softmax_equals_mask_scale_softmax(x, data):
     expected = softmax_reference(np.where(mask, -np.inf, x * scale), -1)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
     assert np.all(got[..., mask] == 0.0)
+
+
+# ---------------------------------------------------------------------- masked softmax with a bias
+@given(x=tensors(shapes(min_dims=3, max_dims=4, max_side=4)), data=st.data(), seed=seeds)
+def test_masked_softmax_bias_gradient(x, data, seed):
+    """d/dbias = the softmax backward summed over the axes the bias was broadcast along (a position
+    bias (H, T, T_keys) shared by the batch; or one row per query); d/dx keeps the scale."""
+    rows, cols = x.shape[-2:]
+    mask = data.draw(arrays((rows, cols), dtype=bool, elements=st.booleans()), label="mask")
+    mask[:, 0] = False
+    scale = data.draw(st.floats(0.1, 2.0), label="scale")
+    bias_shape = data.draw(st.sampled_from([x.shape[1:], (rows, cols), (rows, 1), x.shape]), label="bias shape")
+    bias = data.draw(tensors(bias_shape, min_value=-3, max_value=3), label="bias")
+    assert_gradients_match(lambda t, b: mg.masked_softmax(t, mask, scale, bias=b), x, bias, seed=seed)
+
+
+@given(x=arrays(shapes(min_dims=3, max_dims=4, max_side=5), min_value=-30, max_value=30), data=st.data())
+def test_masked_softmax_with_bias_equals_the_formula(x, data):
+    """softmax(masked_fill(x * scale + bias, mask, -inf)); a bias given as a plain array (ALiBi's,
+    fixed) gets no gradient and float32 stays float32."""
+    rows, cols = x.shape[-2:]
+    mask = np.triu(np.ones((rows, cols), dtype=bool), k=1)
+    scale = data.draw(st.floats(0.05, 3.0), label="scale")
+    bias = data.draw(arrays(x.shape[1:], min_value=-5, max_value=5), label="bias")
+    got = mg.masked_softmax(mg.tensor(x), mask, scale, bias=bias).data
+    expected = softmax_reference(np.where(mask, -np.inf, x * scale + bias), -1)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    t = mg.tensor(x.astype(np.float32), requires_grad=True)
+    y = mg.masked_softmax(t, mask, scale, bias=bias.astype(np.float32))
+    y.backward(np.ones_like(y.data))
+    assert y.dtype == np.float32 and t.grad.dtype == np.float32

@@ -213,9 +213,11 @@ def test_wrong_shapes_are_reported(exported, tmp_path):
         load_gpt2(path)
 
 
-def test_only_learned_positions_can_be_exported(tmp_path):
-    with pytest.raises(ValueError, match="learned position embeddings only"):
-        export_hf(random_model(pos_emb="rope"), tmp_path / "x")
+@pytest.mark.parametrize("kind", ["rope", "alibi", "t5", "none"])
+def test_only_learned_positions_can_be_exported(tmp_path, kind):
+    with pytest.raises(ValueError, match=f"learned position embeddings only; this model uses '{kind}'"):
+        export_hf(random_model(pos_emb=kind), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 # ---------------------------------------------------------------------- Hugging Face transformers

@@ -9,6 +9,8 @@ from gpt.cli.common import positive_int
 
 EXPERIMENTS = {
     "recipe": "which pretraining recipe learns most from the default corpus in about 5 minutes",
+    "positions": "do relative positions generalise to longer texts? (learned, rope, alibi, t5, none "
+                 "trained at T, read at T, 2T, 4T; about 10 minutes)",
     "seq2seq": "why attention: RNN encoder-decoders with and without Bahdanau attention and the "
                "encoder-decoder Transformer, accuracy by input length (about 10 minutes)",
 }
@@ -24,6 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--fast", action="store_true", help="tiny settings that finish in seconds (for tests)")
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="recipe: runs at a time (default: 1)")
     p.add_argument("--only", nargs="+", metavar="CANDIDATE", help="recipe: run only these candidates")
+    p.add_argument("--context", type=positive_int, metavar="T", help="positions: the training context (default: 64)")
+    p.add_argument("--steps", type=positive_int, metavar="N", help="positions: training steps per scheme (default: 600)")
+    p.add_argument("--seeds", type=positive_int, metavar="K", help="positions: seeds per scheme (default: 1)")
     p.set_defaults(func=run)
 
 
@@ -56,5 +61,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"chosen: {chosen['name']}" if chosen else
               f"no candidate ran within {recipe.MAX_SECONDS:.0f} s with a gap of at most {recipe.MAX_GAP} nats")
         print(f"results: {out / 'results.csv'}")
+    elif args.name == "positions":
+        run_positions(args, out)
     return 0
 
+
+def run_positions(args: argparse.Namespace, out: Path) -> None:
+    import dataclasses
+    import time
+
+    from gpt.experiments import positions
+
+    settings = positions.FAST if args.fast else positions.DEFAULT
+    chosen = {k: v for k, v in (("context", args.context), ("steps", args.steps), ("seeds", args.seeds)) if v}
+    settings = dataclasses.replace(settings, **chosen)
+    started = time.perf_counter()
+    try:
+        results = positions.run_experiment(out, settings, say=lambda line: print(line, flush=True))
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    print(f"held-out loss (nats per token), trained at {settings.context} tokens, windows of 1x, 2x, 4x that:")
+    print(positions.table(results, settings.context))
+    print("the same by position in the window (the longest window each scheme was read at):")
+    print(positions.bands_table(results, settings.context))
+    print(f"results: {out / 'results.csv'}")
+    if positions.plot(results, settings.context, out / "positions.png"):
+        print(f"plot: {out / 'positions.png'}")
+    else:
+        print("plot: not drawn (pip install matplotlib)")
+    print(f"wall time {time.perf_counter() - started:.0f} s")

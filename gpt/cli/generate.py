@@ -39,6 +39,7 @@ def register(subparsers) -> None:
     e.add_argument("--split", choices=("val", "train"), default="val", help="with --data: which tokens (default: val)")
     e.add_argument("--max-batches", type=positive_int, metavar="N", help="evaluate only the first N batches (default: all)")
     e.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="default: 8")
+    add_length_options(e)
     e.set_defaults(func=run_evaluate)
 
 
@@ -81,6 +82,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     ctx = model.cfg.context_length
     if len(ids) < 2:
         raise CLIError(f"the text has {len(ids)} token(s); evaluating needs at least 2")
+    if args.context or args.stride or args.per_position or args.rope_scaling:
+        return evaluate_at_length(args, model, ids)
     window = min(ctx, len(ids) - 1)
     loader = DataLoader(GPTDataset(ids, window, window), batch_size=args.batch_size, shuffle=False, drop_last=False)
     model.eval()
@@ -109,3 +112,45 @@ def _prepared_tokens(directory: str, split: str, tokenizer):
         raise CLIError(f"{prepared.directory} was tokenized with another tokenizer than the model's; prepare the "
                        "text with the model's (python -m gpt prepare --tokenizer CHECKPOINT)")
     return prepared.tokens(split)
+
+
+# ---------------------------------------------------------------------- evaluate at any length (positions)
+def add_length_options(e: argparse.ArgumentParser) -> None:
+    """evaluate's options for reading windows of another length than the model was trained at."""
+    e.add_argument("--context", type=positive_int, metavar="N",
+                   help="windows of N tokens (default: the model's context length); longer ones need "
+                        "positions without a table (rope, alibi, t5, none)")
+    e.add_argument("--stride", type=positive_int, metavar="S",
+                   help="start a window every S tokens and score its last S targets (default: N, non-overlapping)")
+    e.add_argument("--per-position", action="store_true", help="also print the mean loss at each position of a window")
+    e.add_argument("--rope-scaling", metavar="KIND:FACTOR",
+                   help="rope models: linear:4 (position interpolation) or ntk:4 (NTK-aware base) for longer windows")
+
+
+def evaluate_at_length(args: argparse.Namespace, model, ids) -> int:
+    """``evaluate --context N [--stride S] [--per-position] [--rope-scaling KIND:F]``."""
+    import numpy as np
+
+    from gpt.positions import rope_scaling_from_string
+    from gpt.train import evaluate_at_length as evaluate
+
+    window = args.context or model.cfg.context_length
+    try:
+        if args.rope_scaling:
+            model.set_rope_scaling(rope_scaling_from_string(args.rope_scaling))
+        r = evaluate(model, np.asarray(ids), window, stride=args.stride, batch_size=args.batch_size)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    trained = model.cfg.context_length
+    print(f"tokens {r['tokens']:,} scored  windows {r['windows']} of {window} "
+          f"(trained at {trained}{', ' + args.rope_scaling if args.rope_scaling else ''})")
+    if args.per_position and r["per_position"] is not None:
+        per = r["per_position"]
+        step = max(1, len(per) // 16)
+        print("positions  loss")
+        for start in range(0, len(per), step):
+            print(f"{start:>4}-{min(start + step, len(per)) - 1:<4}  {per[start:start + step].mean():.4f}")
+    elif args.per_position:
+        print("(no loss per position with a stride shorter than the window: windows overlap)")
+    print(f"loss {r['loss']:.4f}  perplexity {math.exp(r['loss']):.2f}")
+    return 0

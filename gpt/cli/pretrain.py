@@ -16,11 +16,14 @@ from pathlib import Path
 
 from gpt.cli import CLIError
 from gpt.corpus import CORPORA   # stdlib only: --help stays instant
+
 from gpt.cli.common import (
     Progress, RunSaver, duration, non_negative_float, non_negative_int, open_checkpoint,
     overlay_options, positive_int, probability, restore_training_state, run_folder, stopped_early,
     train_until_done,
 )
+
+POSITION_KINDS_CLI = ("learned", "rope", "alibi", "t5", "none")   # gpt.model.POSITION_KINDS, without importing numpy
 
 DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1e-4, warmup=50,
                 weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=400)
@@ -56,7 +59,8 @@ def register(subparsers) -> None:
     p.add_argument("--n-layers", type=positive_int, metavar="N")
     p.add_argument("--n-heads", type=positive_int, metavar="N")
     p.add_argument("--drop-rate", type=probability, metavar="P")
-    p.add_argument("--pos-emb", choices=("learned", "rope", "none"))
+    p.add_argument("--pos-emb", choices=POSITION_KINDS_CLI,
+                   help="how the model knows where a token is (default: learned; see gpt/positions.py)")
     p.add_argument("--vocab-size", type=positive_int, metavar="N",
                    help=f"BPE vocabulary to train (default: {DEFAULTS['vocab_size']})")
     p.add_argument("--tokenizer", metavar="PATH", help="use a saved tokenizer (BPETokenizer.save format) instead of training one")

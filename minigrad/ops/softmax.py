@@ -68,30 +68,41 @@ class LogSoftmax(Function):
 
 
 class MaskedSoftmax(Function):
-    """softmax(where(mask, -inf, x * scale)) along the last axis, in one node.
+    """softmax(where(mask, -inf, x * scale + bias)) along the last axis, in one node.
 
     The attention step ``softmax(scores.masked_fill(mask, -inf) / sqrt(d_k))`` as one pass over
     the scores instead of three (mask, scale, softmax), each of which would allocate a
-    (b, H, T, T) array. Masked positions get probability exactly 0.
-    Backward: dx = scale * y * (g - sum(g * y)), which is 0 at masked positions (y = 0 there).
+    (b, H, T, T) array. Masked positions get probability exactly 0. ``bias`` (optional, e.g. an
+    (H, T, T_keys) position bias: ALiBi, T5) is added to the scaled scores in the same pass.
+    Backward, with s = x * scale + bias and y = softmax(s):
+        ds = y * (g - sum(g * y));  dx = scale * ds;  dbias = ds summed over the axes bias was
+        broadcast along (the engine's unbroadcast does the sum). Both are 0 where masked (y = 0).
     """
 
-    def forward(self, x, mask, scale):
+    def forward(self, x, bias=None, mask=None, scale=1.0):
         y = x * x.dtype.type(scale)
+        if bias is not None:
+            y += bias                                 # (H, T, T_keys) broadcasts over the batch
         np.copyto(y, -np.inf, where=mask)             # mask broadcasts against x's last two axes
         y -= _row_max(y, -1)
         np.exp(y, out=y)
         _normalize_last_axis(y)
         self.save_for_backward(y)
-        self.scale = scale
+        self.scale, self.has_bias = scale, bias is not None
         return y
 
     def backward(self, grad):
         (y,) = self.saved_tensors
-        gx = _softmax_backward(y, grad, -1)
-        if self.scale != 1.0:
-            gx *= gx.dtype.type(self.scale)
-        return gx
+        ds = _softmax_backward(y, grad, -1)
+        if not self.has_bias:
+            if self.scale != 1.0:
+                ds *= ds.dtype.type(self.scale)
+            return ds
+        needs_x, needs_bias = self.needs_input_grad
+        gx = None
+        if needs_x:
+            gx = ds * ds.dtype.type(self.scale) if needs_bias or self.scale != 1.0 else ds
+        return gx, (ds if needs_bias else None)
 
 
 def softmax(x, axis: int = -1):
@@ -104,8 +115,11 @@ def log_softmax(x, axis: int = -1):
     return LogSoftmax.apply(x, axis=axis)
 
 
-def masked_softmax(x, mask, scale: float = 1.0):
-    """``softmax(masked_fill(x * scale, mask, -inf), -1)`` fused; ``mask`` (bool, broadcastable
-    to x, True = hidden) is typically a causal mask of shape (T, T_keys)."""
+def masked_softmax(x, mask, scale: float = 1.0, bias=None):
+    """``softmax(masked_fill(x * scale + bias, mask, -inf), -1)`` fused; ``mask`` (bool, broadcastable
+    to x, True = hidden) is typically a causal mask of shape (T, T_keys); ``bias`` (array or Tensor,
+    broadcastable to x; None for none) typically a position bias of shape (H, T, T_keys)."""
     m = np.asarray(_raw(mask), dtype=bool)
-    return MaskedSoftmax.apply(x, mask=m, scale=float(scale))
+    if bias is None:
+        return MaskedSoftmax.apply(x, mask=m, scale=float(scale))
+    return MaskedSoftmax.apply(x, bias, mask=m, scale=float(scale))
