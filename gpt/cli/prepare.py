@@ -117,19 +117,22 @@ class ByteProgress:
 
 
 def _train_on_sample(paths, vocab_size: int, sample_mb: float, quiet: bool):
-    """A BPE vocabulary learned from the first ``sample_mb`` megabytes (characters) of the joined text."""
+    """A BPE vocabulary learned from the first ``sample_mb`` million characters of the joined text
+    (read a megabyte at a time, so memory stays near the sample's size whatever the lines are like)."""
     import warnings
 
-    from gpt.text_chunks import cut_chunks, read_texts
+    from gpt.text_chunks import read_texts
     from gpt.tokenizer import BPETokenizer
 
     limit = int(sample_mb * 1e6)
-    sample, size = [], 0
-    for chunk, _ in cut_chunks(read_texts(paths), min(limit, 1 << 20)):
-        sample.append(chunk[: limit - size])
-        size += len(sample[-1])
+    pieces, size = [], 0
+    for piece, _ in read_texts(paths):
+        pieces.append(piece[: limit - size])
+        size += len(pieces[-1])
         if size >= limit:
             break
+    sample = "".join(pieces)
+    del pieces
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:  # e.g. "ran out of pairs": one line, below
         warnings.simplefilter("always")
