@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -90,6 +91,13 @@ def _init_worker(tokenizer, dtype) -> None:
     """Pool initializer: each worker process receives the tokenizer once."""
     global _worker_tokenizer, _worker_dtype
     _worker_tokenizer, _worker_dtype = tokenizer, dtype
+
+
+def _init_pool_worker(tokenizer, dtype) -> None:
+    """Pool initializer: Ctrl-C reaches the whole process group, but only the parent should act on
+    it (``with Pool`` then terminates the workers); a worker ignores it instead of printing a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(tokenizer, dtype)
 
 
 def _encode_chunk(text: str) -> bytes:
@@ -172,7 +180,7 @@ def prepare_token_files(
             in_flight: collections.deque = collections.deque()
             limit = 2 * workers  # chunks sent but not yet written: bounds the memory
             written = 0
-            with multiprocessing.Pool(workers, initializer=_init_worker, initargs=(tokenizer, dtype)) as pool:
+            with multiprocessing.Pool(workers, initializer=_init_pool_worker, initargs=(tokenizer, dtype)) as pool:
                 for text, position in stream:
                     in_flight.append((pool.apply_async(_encode_chunk, (text,)), position))
                     if len(in_flight) >= limit:

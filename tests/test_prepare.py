@@ -4,9 +4,11 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -353,6 +355,36 @@ def test_force_replaces_prepared_data_and_tokenizer_paths_are_accepted(tmp_path,
     assert open_token_files(out).meta["sources"][2]["path"] == str(corpus[2].resolve())
     tokenizer.save(tmp_path / "tok.txt")
     assert run_cli("prepare", "--text", corpus[0], "--tokenizer", tmp_path / "tok.txt", "--out", tmp_path / "e")[0] == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_prepare_quietly_and_leaves_no_partial_data(tmp_path, tokenizer):
+    # Ctrl-C in a terminal reaches the whole process group: the parent and its pool workers
+    write_corpus(tmp_path / "big.txt", 40)
+    tokenizer.save(tmp_path / "tok.txt")
+    out = tmp_path / "d"
+    proc = subprocess.Popen([sys.executable, "-m", "gpt", "prepare", "--text", "big.txt", "--tokenizer", "tok.txt",
+                             "--out", out, "--workers", "2", "--chunk-chars", "4096", "--quiet"], cwd=tmp_path,
+                            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.stat().st_size for p in out.glob(".train.bin.*")):   # ids are being written
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip() == "interrupted", stderr
+    assert sorted(p.name for p in out.iterdir()) == ["tokenizer.txt"]        # no .bin, no meta.json, no temp file
+    (tmp_path / "big.txt").write_text(TRAINING_TEXT)                                 # a rerun works
+    code, _, stderr = run_cli("prepare", "--text", tmp_path / "big.txt", "--tokenizer", tmp_path / "tok.txt",
+                              "--out", out, "--quiet")
+    assert code == 0, stderr
 
 
 # --------------------------------------------------------------------------------------------------
