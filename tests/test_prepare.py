@@ -416,6 +416,30 @@ def test_an_interrupted_and_resumed_data_run_ends_with_the_weights_of_an_uninter
     assert re.fullmatch(r"validation loss \d+\.\d\d", stdout.strip().splitlines()[-1])
 
 
+def test_evaluations_on_token_files_use_windows_spread_over_val_bin(tmp_path, prepared, monkeypatch):
+    from gpt.data import GPTDataset
+
+    n_val = open_token_files(prepared).meta["tokens"]["val"]
+    seen = []                                               # window indices read from val.bin
+    real = GPTDataset.get_batch
+
+    def get_batch(self, indices):
+        if len(self.token_ids) == n_val:
+            seen.extend(int(i) for i in indices)
+        return real(self, indices)
+
+    monkeypatch.setattr(GPTDataset, "get_batch", get_batch)
+    last = (n_val - 1) // 16 - 1                           # the last window of 16 tokens (+1 target)
+    args = ["pretrain", *TINY, "--data", prepared, "--eval-every", 2, "--steps", 2, "--quiet"]
+    assert run_cli(*args, "--out", tmp_path / "run")[0] == 0
+    assert seen and min(seen) == 0 and max(seen) == last and len(set(seen)) == 4     # 2 batches of 2
+    seen.clear()
+    code, stdout, stderr = run_cli("evaluate", "--checkpoint", tmp_path / "run", "--data", prepared,
+                                   "--max-batches", 1, "--batch-size", 3)
+    assert code == 0 and "windows 3 of 16" in stdout, stderr
+    assert sorted(seen) == [0, int(last / 2 + 0.5), last]
+
+
 def test_data_runs_refuse_mixed_sources_and_other_data(tmp_path, prepared, corpus, tokenizer):
     code, _, stderr = run_cli("pretrain", *TINY, "--data", prepared, "--text", corpus[0], "--out", tmp_path / "x")
     check_one_line_error(code, stderr, "--data", "--text")
