@@ -335,9 +335,15 @@ def test_bad_input_is_a_one_line_error(tmp_path, corpus, tokenizer, case):
         expected = [str(out), "folder"]
     elif case == "fraction":
         args += ["--val-fraction", "1"]
-        expected = ["--val-fraction"]
+        expected = ["--val-fraction", "below 1"]
+    elif case == "fraction-nan":
+        args += ["--val-fraction", "nan"]
+        expected = ["--val-fraction", "finite"]
+    elif case == "sample-inf":
+        args += ["--tokenizer-sample-mb", "inf"]
+        expected = ["--tokenizer-sample-mb", "finite"]
     elif case == "tokenizer-folder":
-        args[3:5], expected = ["--tokenizer", tmp_path], [str(tmp_path), "no tokenizer"]
+        args[3:5], expected = ["--tokenizer", tmp_path], [str(tmp_path), "without encoder.json", "tokenizer.txt"]
     elif case == "tokenizer-pattern":
         odd = BPETokenizer(tokenizer.merges, tokenizer.special_tokens, pattern=r"\w+|\W")
         odd.save(tmp_path / "odd.txt")
