@@ -315,7 +315,7 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_file_and_the_offset(tmp_p
 
 
 @pytest.mark.parametrize("case", ["missing", "folder", "empty", "blank", "existing", "out-is-file", "fraction",
-                                  "tokenizer-folder", "tokenizer-pattern"])
+                                  "fraction-nan", "sample-inf", "tokenizer-folder", "tokenizer-pattern"])
 def test_bad_input_is_a_one_line_error(tmp_path, corpus, tokenizer, case):
     out = tmp_path / "out"
     args = ["prepare", "--text", corpus[0], "--vocab-size", "300", "--out", out]

@@ -33,11 +33,14 @@ def non_negative_int(text: str) -> int:
 
 
 def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0 (``inf`` and ``nan`` are refused)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
     return value
 
