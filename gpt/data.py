@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["GPTDataset", "DataLoader", "create_dataloader", "train_val_split", "GPTDatasetV1",
+__all__ = ["GPTDataset", "SpreadWindows", "DataLoader", "create_dataloader", "train_val_split", "GPTDatasetV1",
            "create_dataloader_v1"]
 
 ENDOFTEXT = "<|endoftext|>"
@@ -127,6 +127,33 @@ class GPTDataset:
         positions = idx[:, None] * self.stride + self._offsets  # [batch, max_length]
         return (self.token_ids[positions].astype(np.int64, copy=False),
                 self.token_ids[positions + 1].astype(np.int64, copy=False))
+
+
+class SpreadWindows:
+    """``count`` windows of a dataset spread evenly over it, first to last (beyond the book).
+
+    An evaluation that reads a few batches of an unshuffled loader sees only the start of the
+    stream: for token files of a large corpus (``python -m gpt prepare``), one spot of ``val.bin``.
+    This view picks windows ``round(linspace(0, n - 1, count))`` instead (all of them when
+    ``count >= n``): the same ones every time, so evaluations compare and a resumed run stays
+    bit-exact, and it costs only the ``count`` indices [count].
+    """
+
+    def __init__(self, dataset: GPTDataset, count: int):
+        self.dataset = dataset
+        n = len(dataset)
+        count = min(_positive_int("count", count), n)
+        self.indices = np.unique(np.floor(np.linspace(0, n - 1, count) + 0.5).astype(np.int64))  # [count]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.dataset[int(self.indices[idx])]
+
+    def get_batch(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The windows ``indices`` (of this view) stacked: inputs and targets [batch, max_length]."""
+        return self.dataset.get_batch(self.indices[np.asarray(indices, dtype=np.int64)])
 
 
 # --------------------------------------------------------------------------------------------------

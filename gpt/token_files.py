@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -41,7 +42,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from gpt.atomic import atomic_write, write_text_atomic
-from gpt.text_chunks import READ_BYTES, check_files, check_pattern, cut_chunks, read_texts
+from gpt.text_chunks import MAX_CHARS, READ_BYTES, check_files, check_pattern, file_chunks
 
 __all__ = ["FORMAT", "SPLITS", "TokenFilesError", "TokenFiles", "token_dtype", "is_validation_chunk",
            "default_chunk_chars", "holds_token_files", "prepare_token_files", "open_token_files"]
@@ -92,6 +93,13 @@ def _init_worker(tokenizer, dtype) -> None:
     _worker_tokenizer, _worker_dtype = tokenizer, dtype
 
 
+def _init_pool_worker(tokenizer, dtype) -> None:
+    """Pool initializer: Ctrl-C reaches the whole process group, but only the parent should act on
+    it (``with Pool`` then terminates the workers); a worker ignores it instead of printing a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(tokenizer, dtype)
+
+
 def _encode_chunk(text: str) -> bytes:
     """One chunk's ids as raw bytes in the files' dtype (what a worker sends back)."""
     return np.asarray(_worker_tokenizer.encode(text, allowed_special="all"), dtype=_worker_dtype).tobytes()
@@ -106,6 +114,7 @@ def prepare_token_files(
     workers: int = 2,
     chunk_chars: int | None = None,
     read_bytes: int = READ_BYTES,
+    max_chars: int = MAX_CHARS,
     force: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
@@ -115,11 +124,13 @@ def prepare_token_files(
     ``chunk_chars`` characters (default: :func:`default_chunk_chars`), which ``workers`` processes
     encode (1: in this process) while the ids are appended to temporary files, renamed to
     ``train.bin`` / ``val.bin`` at the end; ``meta.json`` is written last. Memory stays bounded
-    whatever the corpus size. ``on_progress(bytes_read, total_bytes)`` is called after each chunk.
+    whatever the corpus size: a stretch of more than ``max_chars`` characters without a cut point
+    (:mod:`gpt.text_chunks`) is an error. ``on_progress(bytes_read, total_bytes)`` is called after each chunk.
 
     Returns the meta dict (see the module docstring). Raises FileExistsError if ``out`` already holds
     prepared data (unless ``force``), ValueError for a fraction outside [0, 1), a tokenizer whose
-    pre-split is not GPT-2's, or empty input, and the reading errors of :func:`gpt.text_chunks.read_texts`.
+    pre-split is not GPT-2's, empty input or text that cannot be cut, and the reading errors of
+    :func:`gpt.text_chunks.read_texts`.
     """
     paths = check_files(paths)
     if not 0 <= val_fraction < 1:
@@ -143,7 +154,7 @@ def prepare_token_files(
     counts = {s: 0 for s in SPLITS}
     chunks = {s: 0 for s in SPLITS}
     hashes = {s: hashlib.sha256() for s in SPLITS}
-    stream = cut_chunks(read_texts(paths, read_bytes), chunk_chars, tokenizer.special_tokens)
+    stream = file_chunks(paths, chunk_chars, tokenizer.special_tokens, read_bytes, max_chars)
     with atomic_write(out / "train.bin") as train_file, atomic_write(out / "val.bin") as val_file:
         files = {"train": train_file, "val": val_file}
 
@@ -169,7 +180,7 @@ def prepare_token_files(
             in_flight: collections.deque = collections.deque()
             limit = 2 * workers  # chunks sent but not yet written: bounds the memory
             written = 0
-            with multiprocessing.Pool(workers, initializer=_init_worker, initargs=(tokenizer, dtype)) as pool:
+            with multiprocessing.Pool(workers, initializer=_init_pool_worker, initargs=(tokenizer, dtype)) as pool:
                 for text, position in stream:
                     in_flight.append((pool.apply_async(_encode_chunk, (text,)), position))
                     if len(in_flight) >= limit:

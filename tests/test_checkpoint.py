@@ -21,6 +21,7 @@ from gpt.data import DataLoader, GPTDataset
 from gpt.model import GPTConfig, GPTModel
 from gpt.tokenizer import BPETokenizer
 from gpt.train import Trainer
+from tests.cli_helpers import subprocess_env
 
 CTX = 16
 TEXT = "the cat sat on the mat. the dog sat on the log. a cat and a dog sat on a mat and a log.\n" * 4
@@ -245,7 +246,8 @@ CRASH_SCRIPT = textwrap.dedent("""
 
 
 def test_a_process_killed_mid_save_leaves_the_previous_checkpoint_loadable(tmp_path):
-    result = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(tmp_path)], capture_output=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(tmp_path)], capture_output=True, timeout=120,
+                            env=subprocess_env())
     assert result.returncode == 9, result.stderr.decode()
     assert (tmp_path / "latest").read_text().strip() == "step-000001"
     assert not (tmp_path / "step-000002").exists()              # nothing under a final name

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gpt.data import DataLoader, GPTDataset, create_dataloader, train_val_split
+from gpt.data import DataLoader, GPTDataset, SpreadWindows, create_dataloader, train_val_split
 
 # --------------------------------------------------------------------------------------------------
 # Strategies and helpers
@@ -544,3 +544,20 @@ def test_a_shuffled_pass_visits_the_windows_in_the_order_of_rng_permutation():
         expected = rng.permutation(len(ds))
         got = np.concatenate([inputs[:, 0] // 3 for inputs, _ in loader])
         assert np.array_equal(got, expected)
+
+
+@given(st.integers(2, 400), st.integers(1, 500))
+def test_spread_windows_span_the_dataset_evenly(n_windows, count):
+    ds = GPTDataset(np.arange(n_windows * 4 + 1), max_length=4, stride=4)
+    view = SpreadWindows(ds, count)
+    idx = view.indices
+    assert len(view) == len(idx) == min(count, n_windows)
+    assert idx[0] == 0 and (len(idx) == 1 or idx[-1] == n_windows - 1)
+    assert np.all(np.diff(idx) >= 1)                                        # distinct, in order
+    if len(idx) > 2:
+        gaps = np.diff(idx)
+        assert gaps.max() - gaps.min() <= 1                                  # evenly spread
+    x, y = view.get_batch([0, len(view) - 1])
+    assert np.array_equal(x, ds.get_batch([idx[0], idx[-1]])[0]) and np.array_equal(view[len(view) - 1][1], y[1])
+    batches = list(DataLoader(view, batch_size=3, shuffle=False, drop_last=False))
+    assert np.array_equal(np.concatenate([b[0] for b in batches])[:, 0], idx * 4)

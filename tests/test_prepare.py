@@ -4,9 +4,11 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +16,12 @@ import pytest
 from hypothesis import given, strategies as st
 
 from gpt.corpus import load_texts
-from gpt.text_chunks import NotUTF8Error, cut_chunks, read_texts
+from gpt.text_chunks import NoCutError, NotUTF8Error, cut_chunks, read_texts
 from gpt.token_files import (
     is_validation_chunk, open_token_files, prepare_token_files, token_dtype,
 )
 from gpt.tokenizer import BPETokenizer
-from tests.cli_helpers import ROOT, check_one_line_error, interrupt_at, run_cli, weights
+from tests.cli_helpers import check_one_line_error, interrupt_at, run_cli, subprocess_env, weights
 
 SPECIALS = ["<|endoftext|>", "<|a\nb|>"]  # the second one holds a line break: it can straddle a cut
 TRAINING_TEXT = ("Hello there \nthe cat's 12 sat! \n\n  on a mat \n\tok \u00e9t\u00e9 <|endoftext|> It's 2024, isn't it?\n"
@@ -54,7 +56,10 @@ def pieces_of(text, sizes):
 # --------------------------------------------------------------------------------------------------
 
 ATOMS = ["a", "bc", "Z", "7", " ", "  ", "\n", "\n\n", "\t", "'s", "'t", "!", "?!", "\u00e9", "\u00a0", "\u3000",
-         "\x1c", "\u4e00", "\U0001f600", "<|endoftext|>", "<|a\nb|>", "<|a", "b|>", " cat", "\n ", " \n"]
+         "\x1c", "\u4e00", "\U0001f600", "<|endoftext|>", "<|a\nb|>", "<|a", "b|>", " cat", "\n ", " \n",
+         # paragraphs, blank lines and other whitespace before text: the places the rule cuts most
+         "\n\nY", "Para one.\n\n", "\n\n\nZ", " \n\nx", "\t\tq", "\r\nw", "\u3000\u3000k", "\u00a0v",
+         "\u2028u", "  \n<|endoftext|>", "\n\n<|endoftext|>"]
 
 
 @given(st.lists(st.sampled_from(ATOMS), max_size=80), st.lists(st.integers(1, 9), min_size=1, max_size=5),
@@ -69,26 +74,61 @@ def test_chunked_ids_equal_the_ids_of_the_whole_text(tokenizer, atoms, sizes, ch
 
 def test_the_cut_rule_is_tight_enough_to_matter(tokenizer):
     # cutting after every line break would change the ids: "a \nb" pre-splits as "a", " ", "\n", "b"
-    # in the whole text but as "a", " \n" when the text ends after the line break
+    # in the whole text but as "a", " \n" when the text ends after the line break; the rule cuts
+    # before the line break instead
     text = "a \nb"
     assert encode_chunks(tokenizer, ["a \n", "b"]) != tokenizer.encode(text)
-    assert [c for c, _ in cut_chunks([(text, 4)], 1)] == [text]                         # so no cut there
-    assert [c for c, _ in cut_chunks([("ab\ncd\nef", 8)], 1)] == ["ab\n", "cd\n", "ef"]
+    assert [c for c, _ in cut_chunks([(text, 4)], 1)] == ["a ", "\nb"]
+    assert [c for c, _ in cut_chunks([("ab\ncd\nef", 8)], 1)] == ["ab", "\ncd", "\nef"]
+    # never before a space: " b" is one piece
+    assert [c for c, _ in cut_chunks([("a  b", 4)], 1)] == ["a  b"]
+    # before a special token, the whitespace run in front of the line break stays whole: "  \n" is
+    # one piece at the end of the text before <|endoftext|>
+    text = "a  \n<|endoftext|>b"
+    assert encode_chunks(tokenizer, ["a  ", "\n<|endoftext|>b"]) != tokenizer.encode(text, allowed_special="all")
+    assert [c for c, _ in cut_chunks([(text, 99)], 1, tokenizer.special_tokens)] == [text]
+
+
+def test_paragraphs_separated_by_blank_lines_are_cut_between_them(tokenizer):
+    # one paragraph per line and a blank line between them (Wikipedia dumps, unwrapped books,
+    # Markdown): no line break has a non-space on both sides, yet every "\n\n" is a cut point
+    paragraph = "It was a dark and stormy night; the rain fell in torrents. " * 9
+    text = "\n\n".join(paragraph + str(k) for k in range(600))                           # about 320 KB
+    chunks = [c for c, _ in cut_chunks(pieces_of(text, [65536]), 256)]
+    assert "".join(chunks) == text
+    assert len(chunks) == 600 and max(map(len, chunks)) <= len(paragraph) + 10      # one per paragraph
+    assert chunks[1].startswith("\n" + paragraph)
+    sample = text[:5000]
+    assert encode_chunks(tokenizer, [c for c, _ in cut_chunks([(sample, 1)], 100)]) == tokenizer.encode(sample)
 
 
 def test_a_long_stretch_without_a_cut_point_makes_one_bigger_chunk(tokenizer):
-    stretch = "word " * 3000 + "\n\n\n" + "x" * 500          # no line break between two non-spaces
+    stretch = "word " * 3000 + "   " + "x" * 500          # no whitespace but spaces before a non-space
     text = "start\n" + stretch + "\nend\nmore"
     chunks = [c for c, _ in cut_chunks(pieces_of(text, [7, 100]), 3)]
-    assert chunks == ["start\n", stretch + "\n", "end\n", "more"]
+    assert chunks == ["start", "\n" + stretch, "\nend", "\nmore"]
     assert encode_chunks(tokenizer, chunks) == tokenizer.encode(text)
 
 
+def test_a_stretch_without_a_cut_point_longer_than_the_bound_is_an_error():
+    text = "line\n" + "word " * 400 + "\nend"
+    with pytest.raises(NoCutError, match="no line break") as err:
+        list(cut_chunks(pieces_of(text, [100]), 10, max_chars=1000))
+    assert 1000 <= err.value.position <= 1200
+    assert [c for c, _ in cut_chunks(pieces_of(text, [100]), 10, max_chars=3000)] == [text[:-4], "\nend"]
+
+
 def test_a_special_token_holding_a_line_break_is_never_cut(tokenizer):
-    text = "x<|a\nb|>y\nzzzzzzzz"   # (a cut is taken once len(special) - 1 characters after it are known)
+    text = "x<|a\nb|>y\n" + "z" * 20   # (a cut is taken once len(special) characters after it are known)
     chunks = [c for c, _ in cut_chunks(pieces_of(text, [1]), 1, tokenizer.special_tokens)]
-    assert chunks == ["x<|a\nb|>y\n", "zzzzzzzz"]
+    assert chunks == ["x<|a\nb|>y", "\n" + "z" * 20]
     assert encode_chunks(tokenizer, chunks) == tokenizer.encode(text, allowed_special="all")
+
+
+def test_a_chunk_ending_before_a_piece_reports_the_position_of_the_piece_it_drew_from():
+    # the cut before "\nb" is only known once "b" is read, so the chunk "aaaa" ends before piece 2
+    chunks = list(cut_chunks([("aaaa", 10), ("\n", 20), ("b", 30)], 1))
+    assert chunks == [("aaaa", 10), ("\nb", 30)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,6 +265,29 @@ def test_meta_describes_the_files(tmp_path, corpus, tokenizer):
     assert again["fingerprint"] == meta["fingerprint"] != other["fingerprint"]
 
 
+def test_paragraph_per_line_text_is_prepared_in_many_small_chunks(tmp_path, tokenizer):
+    # a few hundred KB with one paragraph per line and blank lines between them: the chunks (and so
+    # what is held and encoded at once) stay near chunk_chars, and there is a validation split
+    rng = np.random.default_rng(1)
+    words = np.array("the cat sat on a mat and it rained all day long".split())
+    paragraphs = [" ".join(rng.choice(words, size=rng.integers(20, 120))).capitalize() + "." for _ in range(900)]
+    (tmp_path / "wiki.txt").write_text("\n\n".join(paragraphs) + "\n")
+    meta = prepare_token_files([tmp_path / "wiki.txt"], tokenizer, tmp_path / "d", chunk_chars=1000, workers=1)
+    size = (tmp_path / "wiki.txt").stat().st_size
+    assert size > 200_000 and meta["chunks"]["train"] + meta["chunks"]["val"] >= size // 2000
+    assert meta["chunks"]["val"] > 10
+    assert reassemble(tmp_path / "d", [tmp_path / "wiki.txt"], tokenizer) == tokenizer.encode(
+        (tmp_path / "wiki.txt").read_text(), allowed_special="all")
+
+
+def test_text_without_a_cut_point_for_too_long_is_refused_naming_the_file(tmp_path, corpus, tokenizer):
+    (tmp_path / "one-line.txt").write_text("intro\n" + "word " * 2000 + "\nend\n")
+    with pytest.raises(ValueError, match=r"one-line\.txt has no line break .* in 5,000 characters"):
+        prepare_token_files([corpus[0], tmp_path / "one-line.txt"], tokenizer, tmp_path / "d", chunk_chars=100,
+                            max_chars=5000, workers=1)
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["tokenizer.txt"]     # no .bin, no meta.json
+
+
 def test_damaged_token_files_are_refused_with_one_line(tmp_path, corpus, tokenizer):
     prepare_token_files(corpus, tokenizer, tmp_path, chunk_chars=100, workers=1)
     with open(tmp_path / "val.bin", "ab") as f:
@@ -252,7 +315,7 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_file_and_the_offset(tmp_p
 
 
 @pytest.mark.parametrize("case", ["missing", "folder", "empty", "blank", "existing", "out-is-file", "fraction",
-                                  "tokenizer-folder", "tokenizer-pattern"])
+                                  "fraction-nan", "sample-inf", "tokenizer-folder", "tokenizer-pattern"])
 def test_bad_input_is_a_one_line_error(tmp_path, corpus, tokenizer, case):
     out = tmp_path / "out"
     args = ["prepare", "--text", corpus[0], "--vocab-size", "300", "--out", out]
@@ -272,9 +335,15 @@ def test_bad_input_is_a_one_line_error(tmp_path, corpus, tokenizer, case):
         expected = [str(out), "folder"]
     elif case == "fraction":
         args += ["--val-fraction", "1"]
-        expected = ["--val-fraction"]
+        expected = ["--val-fraction", "below 1"]
+    elif case == "fraction-nan":
+        args += ["--val-fraction", "nan"]
+        expected = ["--val-fraction", "finite"]
+    elif case == "sample-inf":
+        args += ["--tokenizer-sample-mb", "inf"]
+        expected = ["--tokenizer-sample-mb", "finite"]
     elif case == "tokenizer-folder":
-        args[3:5], expected = ["--tokenizer", tmp_path], [str(tmp_path), "no tokenizer"]
+        args[3:5], expected = ["--tokenizer", tmp_path], [str(tmp_path), "without encoder.json", "tokenizer.txt"]
     elif case == "tokenizer-pattern":
         odd = BPETokenizer(tokenizer.merges, tokenizer.special_tokens, pattern=r"\w+|\W")
         odd.save(tmp_path / "odd.txt")
@@ -292,6 +361,36 @@ def test_force_replaces_prepared_data_and_tokenizer_paths_are_accepted(tmp_path,
     assert open_token_files(out).meta["sources"][2]["path"] == str(corpus[2].resolve())
     tokenizer.save(tmp_path / "tok.txt")
     assert run_cli("prepare", "--text", corpus[0], "--tokenizer", tmp_path / "tok.txt", "--out", tmp_path / "e")[0] == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_prepare_quietly_and_leaves_no_partial_data(tmp_path, tokenizer):
+    # Ctrl-C in a terminal reaches the whole process group: the parent and its pool workers
+    write_corpus(tmp_path / "big.txt", 40)
+    tokenizer.save(tmp_path / "tok.txt")
+    out = tmp_path / "d"
+    proc = subprocess.Popen([sys.executable, "-m", "gpt", "prepare", "--text", "big.txt", "--tokenizer", "tok.txt",
+                             "--out", out, "--workers", "2", "--chunk-chars", "4096", "--quiet"], cwd=tmp_path,
+                            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.stat().st_size for p in out.glob(".train.bin.*")):   # ids are being written
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip() == "interrupted", stderr
+    assert sorted(p.name for p in out.iterdir()) == ["tokenizer.txt"]        # no .bin, no meta.json, no temp file
+    (tmp_path / "big.txt").write_text(TRAINING_TEXT)                                 # a rerun works
+    code, _, stderr = run_cli("prepare", "--text", tmp_path / "big.txt", "--tokenizer", tmp_path / "tok.txt",
+                              "--out", out, "--quiet")
+    assert code == 0, stderr
 
 
 # --------------------------------------------------------------------------------------------------
@@ -321,6 +420,30 @@ def test_an_interrupted_and_resumed_data_run_ends_with_the_weights_of_an_uninter
     a, b = weights(tmp_path / "stopped"), weights(tmp_path / "straight")
     assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
     assert re.fullmatch(r"validation loss \d+\.\d\d", stdout.strip().splitlines()[-1])
+
+
+def test_evaluations_on_token_files_use_windows_spread_over_val_bin(tmp_path, prepared, monkeypatch):
+    from gpt.data import GPTDataset
+
+    n_val = open_token_files(prepared).meta["tokens"]["val"]
+    seen = []                                               # window indices read from val.bin
+    real = GPTDataset.get_batch
+
+    def get_batch(self, indices):
+        if len(self.token_ids) == n_val:
+            seen.extend(int(i) for i in indices)
+        return real(self, indices)
+
+    monkeypatch.setattr(GPTDataset, "get_batch", get_batch)
+    last = (n_val - 1) // 16 - 1                           # the last window of 16 tokens (+1 target)
+    args = ["pretrain", *TINY, "--data", prepared, "--eval-every", 2, "--steps", 2, "--quiet"]
+    assert run_cli(*args, "--out", tmp_path / "run")[0] == 0
+    assert seen and min(seen) == 0 and max(seen) == last and len(set(seen)) == 4     # 2 batches of 2
+    seen.clear()
+    code, stdout, stderr = run_cli("evaluate", "--checkpoint", tmp_path / "run", "--data", prepared,
+                                   "--max-batches", 1, "--batch-size", 3)
+    assert code == 0 and "windows 3 of 16" in stdout, stderr
+    assert sorted(seen) == [0, int(last / 2 + 0.5), last]
 
 
 def test_data_runs_refuse_mixed_sources_and_other_data(tmp_path, prepared, corpus, tokenizer):
@@ -375,26 +498,28 @@ sys.exit(code)
 
 def peak_kb(cwd, *argv):
     """Run ``python -m gpt ARGV`` in a subprocess: (its peak RSS, the largest child's), in KB."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1", GPT_DEBUG="")
-    result = subprocess.run([sys.executable, "-c", PEAK, *map(str, argv)], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", PEAK, *map(str, argv)], cwd=cwd, capture_output=True,
+                            env=subprocess_env(OPENBLAS_NUM_THREADS="1"), text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     own, child = map(int, re.search(r"^peak (\d+) (\d+)$", result.stderr, re.M).groups())
     return own, child
 
 
 def write_corpus(path, megabytes, seed=0):
-    """``megabytes`` MB of lines of random words (from a seeded list of 5,000), made of four 1 MB blocks."""
+    """``megabytes`` MB of lines of random words (from a seeded list of 5,000), made of four 1 MB blocks:
+    two wrapped into lines, two with one paragraph per line and a blank line between paragraphs."""
     rng = np.random.default_rng(seed)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     words = ["".join(rng.choice(letters, size=rng.integers(1, 10))) for _ in range(5000)]
     blocks = []
-    for _ in range(4):
+    for k in range(4):
         lines, size = [], 0
+        lengths = (3, 16) if k < 2 else (40, 400)
         while size < 1 << 20:
-            lines.append(" ".join(words[i] for i in rng.integers(0, 5000, size=rng.integers(3, 16))).capitalize() + ".")
+            picked = rng.integers(0, 5000, size=rng.integers(*lengths))
+            lines.append(" ".join(words[i] for i in picked).capitalize() + ".")
             size += len(lines[-1]) + 1
-        blocks.append("\n".join(lines) + "\n")
+        blocks.append(("\n" if k < 2 else "\n\n").join(lines) + "\n")
     with open(path, "w", encoding="utf-8") as f:
         for k in rng.integers(0, 4, size=megabytes):
             f.write(blocks[k])

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from gpt.tokenizer import BPETokenizer
-from tests.cli_helpers import check_one_line_error, run_cli
+from tests.cli_helpers import check_one_line_error, run_cli, subprocess_env
 
 CORPUS = "The quick brown fox jumps over the lazy dog. " * 40 + "Naïve café 😀<|endoftext|>The end.\n"
 
@@ -119,11 +119,12 @@ def test_errors_are_one_line(tmp_path, corpus, argv, message):
 
 
 def test_help_is_fast_and_lists_the_commands():
-    out = subprocess.run([sys.executable, "-m", "gpt", "--help"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "gpt", "--help"], capture_output=True, text=True, timeout=60,
+                         env=subprocess_env())
     assert out.returncode == 0
     assert re.search(r"^\s+train-tokenizer\b", out.stdout, re.M) and re.search(r"^\s+tokenize\b", out.stdout, re.M)
     # --help must not import the tokenizer machinery (regex tables) or numpy
     probe = ("import sys; from gpt.cli import build_parser; build_parser(); "
              "print([m for m in ('gpt.tokenizer.bpe', 'numpy') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=subprocess_env())
     assert out.stdout.strip() == "[]", out.stderr

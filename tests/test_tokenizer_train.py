@@ -1,6 +1,5 @@
 """BPE training: the fast trainer against a tiny recount-everything reference, and its invariants."""
 import hashlib
-import os
 import subprocess
 import sys
 import warnings
@@ -12,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gpt.tokenizer import GPT2_PATTERN, BPETokenizer
+from tests.cli_helpers import subprocess_env
 
 # ----------------------------------------------------------------------------- reference trainer
 
@@ -166,7 +166,7 @@ print(hashlib.sha256(repr(tok.merges).encode()).hexdigest())
 def test_training_is_deterministic_across_hash_seeds():
     digests = set()
     for seed in ("0", "1", "12345"):
-        env = dict(os.environ, PYTHONHASHSEED=seed)
+        env = subprocess_env(PYTHONHASHSEED=seed)
         out = subprocess.run(
             [sys.executable, "-c", _DETERMINISM_SCRIPT], env=env, capture_output=True, text=True, timeout=120
         )

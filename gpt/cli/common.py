@@ -33,11 +33,14 @@ def non_negative_int(text: str) -> int:
 
 
 def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0 (``inf`` and ``nan`` are refused)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
     return value
 
@@ -51,9 +54,26 @@ def positive_float(text: str) -> float:
 
 
 def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
     value = non_negative_float(text)
     if value > 1:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a share of the data, from 0 to 1."""
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text}")
+    return value
+
+
+def fraction_below_one(text: str) -> float:
+    """An argparse type: a share of the data from 0 up to, but not including, 1 (something must be left)."""
+    value = fraction(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction at least 0 and below 1, got {text}")
     return value
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gpt.cli import CLIError
 from gpt.cli.common import (
-    Progress, RunSaver, add_model_source, duration, load_model_and_tokenizer, non_negative_float,
+    Progress, RunSaver, add_model_source, duration, fraction, load_model_and_tokenizer, non_negative_float,
     open_checkpoint, overlay_options, positive_int, restore_training_state, run_folder, stopped_early,
     train_until_done,
 )
@@ -26,13 +26,6 @@ DEFAULTS = dict(epochs=5, batch_size=8, lr=5e-5, weight_decay=0.1, eval_every=50
                 train_frac=0.7, val_frac=0.1, trainable_blocks="1", label_column="label", text_column="text",
                 balance=False, max_length=None, lora_rank=None, lora_alpha=None, data=None, demo=None)
 DEMO_SIZE = 1000
-
-
-def _fraction(text: str) -> float:
-    value = non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text}")
-    return value
 
 
 def _blocks(text: str) -> str:
@@ -69,8 +62,8 @@ def register(subparsers) -> None:
                    help="cut texts to N tokens (default: the longest training text, at most the model's context)")
     p.add_argument("--balance", action="store_true", default=None,
                    help="downsample the larger classes to the size of the smallest, as the book does")
-    p.add_argument("--train-frac", type=_fraction, metavar="F", help="share of the data for training (default: 0.7)")
-    p.add_argument("--val-frac", type=_fraction, metavar="F",
+    p.add_argument("--train-frac", type=fraction, metavar="F", help="share of the data for training (default: 0.7)")
+    p.add_argument("--val-frac", type=fraction, metavar="F",
                    help="share for validation (default: 0.1; the rest is the test set)")
     p.add_argument("--eval-every", type=positive_int, metavar="N",
                    help="evaluate loss and accuracy and save a checkpoint every N steps (default: 50)")

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     source.add_argument("--text", nargs="+", metavar="FILE", help="UTF-8 text file(s)")
     source.add_argument("--data", metavar="DIR", help="prepared token files (python -m gpt prepare)")
     e.add_argument("--split", choices=("val", "train"), default="val", help="with --data: which tokens (default: val)")
-    e.add_argument("--max-batches", type=positive_int, metavar="N", help="evaluate only the first N batches (default: all)")
+    e.add_argument("--max-batches", type=positive_int, metavar="N", help="evaluate only N batches (default: all): the first N, or with --data N spread over the split")
     e.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="default: 8")
     add_length_options(e)
     e.set_defaults(func=run_evaluate)
@@ -71,7 +71,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from gpt.corpus import load_texts
-    from gpt.data import DataLoader, GPTDataset
+    from gpt.data import DataLoader, GPTDataset, SpreadWindows
     from gpt.train import calc_loss_loader
 
     model, tokenizer = load_model_and_tokenizer(args)
@@ -85,7 +85,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.context or args.stride or args.per_position or args.rope_scaling:
         return evaluate_at_length(args, model, ids)
     window = min(ctx, len(ids) - 1)
-    loader = DataLoader(GPTDataset(ids, window, window), batch_size=args.batch_size, shuffle=False, drop_last=False)
+    dataset = GPTDataset(ids, window, window)
+    if args.data and args.max_batches is not None:   # spread over the whole split, not its start
+        dataset = SpreadWindows(dataset, args.max_batches * args.batch_size)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, drop_last=False)
     model.eval()
     import minigrad as mg
 

@@ -17,20 +17,10 @@ import time
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import duration, positive_float, positive_int
+from gpt.cli.common import duration, fraction_below_one, positive_float, positive_int
 
 DEFAULT_VOCAB_SIZE = 4096  # as pretrain's default
 DEFAULT_SAMPLE_MB = 20.0
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number at least 0 and below 1, got {text}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -49,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--tokenizer-sample-mb", type=positive_float, default=DEFAULT_SAMPLE_MB, metavar="MB",
                    help=f"train the vocabulary on the first MB megabytes of the text (default: {DEFAULT_SAMPLE_MB:g})")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the token files")
-    p.add_argument("--val-fraction", type=_fraction, default=0.1, metavar="F",
+    p.add_argument("--val-fraction", type=fraction_below_one, default=0.1, metavar="F",
                    help="share of the text (in whole chunks, spread through it) for validation (default: 0.1)")
     p.add_argument("--workers", type=positive_int, default=2, metavar="N",
                    help="processes encoding in parallel (default: 2; 1 = no worker processes)")
@@ -61,31 +51,6 @@ def register(subparsers) -> None:
 
 
 # ---------------------------------------------------------------------- pieces
-def load_any_tokenizer(path: str):
-    """A tokenizer from a saved file, a GPT-2 folder (encoder.json + vocab.bpe), a folder holding a
-    tokenizer.txt (prepared data), or a pretraining run / checkpoint folder."""
-    from gpt.checkpoint import CheckpointError, resolve
-    from gpt.cli.tokenizer import load_tokenizer
-    from gpt.tokenizer import BPETokenizer
-
-    p = Path(path)
-    try:
-        if p.is_dir() and not (p / "encoder.json").is_file():
-            if (p / "tokenizer.txt").is_file():
-                return BPETokenizer.load(p / "tokenizer.txt")
-            try:
-                step = resolve(p)
-            except CheckpointError:
-                raise CLIError(f"{p} is a folder without a tokenizer (no tokenizer.txt, no GPT-2 encoder.json "
-                               "and vocab.bpe, not a checkpoint)") from None
-            if not (step / "tokenizer.txt").is_file():
-                raise CLIError(f"{step}: the checkpoint has no tokenizer.txt")
-            return BPETokenizer.load(step / "tokenizer.txt")
-        return load_tokenizer(path)
-    except (OSError, ValueError) as e:
-        raise CLIError(f"{p}: cannot load the tokenizer ({e})") from None
-
-
 class ByteProgress:
     """MB read of the total and MB/s: one live line on a terminal (\\r), a plain line every 30 s otherwise."""
 
@@ -117,19 +82,22 @@ class ByteProgress:
 
 
 def _train_on_sample(paths, vocab_size: int, sample_mb: float, quiet: bool):
-    """A BPE vocabulary learned from the first ``sample_mb`` megabytes (characters) of the joined text."""
+    """A BPE vocabulary learned from the first ``sample_mb`` million characters of the joined text
+    (read a megabyte at a time, so memory stays near the sample's size whatever the lines are like)."""
     import warnings
 
-    from gpt.text_chunks import cut_chunks, read_texts
+    from gpt.text_chunks import read_texts
     from gpt.tokenizer import BPETokenizer
 
     limit = int(sample_mb * 1e6)
-    sample, size = [], 0
-    for chunk, _ in cut_chunks(read_texts(paths), min(limit, 1 << 20)):
-        sample.append(chunk[: limit - size])
-        size += len(sample[-1])
+    pieces, size = [], 0
+    for piece, _ in read_texts(paths):
+        pieces.append(piece[: limit - size])
+        size += len(pieces[-1])
         if size >= limit:
             break
+    sample = "".join(pieces)
+    del pieces
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:  # e.g. "ran out of pairs": one line, below
         warnings.simplefilter("always")
@@ -147,6 +115,7 @@ def _train_on_sample(paths, vocab_size: int, sample_mb: float, quiet: bool):
 
 # ---------------------------------------------------------------------- the command
 def run(args: argparse.Namespace) -> int:
+    from gpt.cli.tokenizer import load_tokenizer
     from gpt.text_chunks import check_files, check_pattern
     from gpt.token_files import holds_token_files, prepare_token_files
 
@@ -159,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         if holds_token_files(out) and not args.force:
             raise CLIError(f"{out} already holds prepared data; pass --force to replace it, or another --out")
         if args.tokenizer:
-            tokenizer = load_any_tokenizer(args.tokenizer)
+            tokenizer = load_tokenizer(args.tokenizer)
             check_pattern(tokenizer.pattern)
         else:
             tokenizer = _train_on_sample(paths, args.vocab_size or DEFAULT_VOCAB_SIZE, args.tokenizer_sample_mb,

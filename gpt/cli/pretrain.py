@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gpt.checkpoint import load_checkpoint, save_checkpoint
     from gpt.corpus import corpus_documents, load_texts, split_documents
-    from gpt.data import DataLoader, GPTDataset, train_val_split
+    from gpt.data import DataLoader, GPTDataset, SpreadWindows, train_val_split
     from gpt.model import PRESETS, GPTConfig, GPTModel, count_parameters
     from gpt.tokenizer import BPETokenizer
     from gpt.generate import generate, text_to_token_ids, token_ids_to_text
@@ -236,7 +236,10 @@ def run(args: argparse.Namespace) -> int:
     batch = settings["batch_size"]
     train_loader = DataLoader(GPTDataset(train_ids, ctx, ctx), batch_size=batch, shuffle=True, drop_last=True,
                               seed=settings["seed"])
-    val_loader = DataLoader(GPTDataset(val_ids, ctx, ctx), batch_size=batch, shuffle=False, drop_last=False)
+    val_windows = GPTDataset(val_ids, ctx, ctx)
+    if prepared is not None:   # a few batches for each evaluation, spread over the whole of val.bin
+        val_windows = SpreadWindows(val_windows, settings["eval_batches"] * batch)
+    val_loader = DataLoader(val_windows, batch_size=batch, shuffle=False, drop_last=False)
     if len(train_loader) == 0:
         raise CLIError(f"the training text makes {len(train_loader.dataset)} windows of {ctx} tokens, fewer than "
                        f"one batch of {batch}; use a smaller --batch-size")

@@ -55,7 +55,8 @@ def register(subparsers) -> None:
 
 def load_tokenizer(path: str):
     """A BPETokenizer from a saved file, a folder holding GPT-2's ``encoder.json`` + ``vocab.bpe``, or a
-    checkpoint's ``tokenizer.txt`` (a run's folder, through its ``latest``, or a step folder)."""
+    folder's ``tokenizer.txt``: a checkpoint's (a run's folder, through its ``latest``, or a step
+    folder) or prepared data's (``python -m gpt prepare``)."""
     from gpt.checkpoint import LATEST, TOKENIZER_FILE, resolve
     from gpt.tokenizer import BPETokenizer
 
@@ -71,8 +72,8 @@ def load_tokenizer(path: str):
         if (p / "model.safetensors").is_file():
             raise CLIError(f"the checkpoint {p} has no {TOKENIZER_FILE} (its model uses GPT-2's vocabulary?); "
                            "give the folder with encoder.json and vocab.bpe")
-        raise CLIError(f"{p} is a folder without encoder.json and vocab.bpe and not a checkpoint; give a tokenizer "
-                       "file, a GPT-2 folder or a pretraining run's folder")
+        raise CLIError(f"{p} is a folder without encoder.json and vocab.bpe or a {TOKENIZER_FILE}, and not a "
+                       "checkpoint; give a tokenizer file, a GPT-2 folder, a pretraining run's folder or prepared data")
     if not p.exists():
         raise CLIError(f"tokenizer not found: {p} (train one with `python -m gpt train-tokenizer`)")
     return BPETokenizer.load(p)
