@@ -342,7 +342,7 @@ def run_dpo(args: argparse.Namespace) -> int:
         keep = [i for i, item in enumerate(data.encoded_texts)
                 if item["chosen_start"] < max_length and item["rejected_start"] < max_length]
         if len(keep) < len(pairs):
-            say(f"note: {len(pairs) - len(keep)} pairs have prompts of {max_length}+ tokens and are left out")
+            say(f"note: {len(pairs) - len(keep)} of {len(pairs)} pairs have prompts of {max_length}+ tokens and are left out")
             pairs = [pairs[i] for i in keep]
             data = PreferenceDataset(pairs, tokenizer)
         return pairs, data
