@@ -297,6 +297,44 @@ def test_demo_run_reports_figures_and_writes_checkpoints_and_logs(demo_run):
     assert log["eval_steps"] == [6, 12] and [r["step"] for r in log["dpo"]] == [6, 12]
     rows = (out / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,tokens_seen,lr,train_loss,train_margin,train_accuracy") and len(rows) == 3
+    try:
+        import matplotlib  # noqa: F401
+        assert (out / "loss.png").is_file()
+    except ImportError:
+        assert not (out / "loss.png").exists()
+
+
+def test_the_plot_shows_loss_and_margin_per_evaluation(demo_run, tmp_path, monkeypatch):
+    """loss.png's code path with a stand-in for matplotlib (which the test machines may not have)."""
+    import sys
+    import types
+
+    from gpt.cli.finetune_dpo import _plot
+
+    drawn = []
+
+    class Axes:
+        def plot(self, x, y, **kw):
+            drawn.append((list(x), list(y)))
+
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+
+    class Figure:
+        def tight_layout(self):
+            pass
+
+        def savefig(self, f, **kw):
+            f.write(b"png")
+
+    pyplot = types.SimpleNamespace(subplots=lambda *a, **k: (Figure(), [Axes(), Axes()]), close=lambda fig: None)
+    matplotlib = types.SimpleNamespace(use=lambda backend: None, pyplot=pyplot)
+    monkeypatch.setitem(sys.modules, "matplotlib", matplotlib)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", pyplot)
+    history = json.loads((demo_run[0] / "log.json").read_text())["dpo"]
+    assert _plot(tmp_path, history) == tmp_path / "loss.png" and (tmp_path / "loss.png").read_bytes() == b"png"
+    assert [x for x, _ in drawn] == [[6, 12]] * 4
+    assert drawn[2][1] == [r["train"]["margin"] for r in history]
 
 
 def test_chat_and_generate_load_the_result(demo_run):
