@@ -23,12 +23,18 @@ The pieces, in the order of the book's notebook (``ch07/04_preference-tuning-wit
    and the rewards ``beta * (pi_c - ref_c)`` and ``beta * (pi_r - ref_r)``.
 5. Training. :class:`DPOTrainer` is chapter 5's resumable :class:`gpt.train.Trainer` with the DPO
    loss: the reference model runs without a graph, once per batch; each evaluation records the loss,
-   the mean chosen and rejected rewards, their margin and the *preference accuracy* (the share of
-   pairs whose margin is positive) on training and validation batches.
+   the mean chosen and rejected rewards, their margin and the *reward accuracy* (the share of pairs
+   whose margin is positive, TRL's ``rewards/accuracies``; 0 at the start, when the policy is the
+   reference) on training and validation batches. The figure to compare before and after is the
+   *preference accuracy*: how often the model itself finds the chosen answer more likely than the
+   rejected one (:func:`preference_accuracy`).
 6. Beyond the book: a demo (:func:`demo_preference_data`) that makes pairs from chapter 7's demo
    questions -- chosen: the exact answer; rejected: a plausible wrong one (an off-by-one count or
    sum, the word in the wrong case, another task's answer to the same word) -- so that the effect
-   of DPO can be measured by exact match, offline.
+   of DPO can be measured by exact match, offline. With ``flaws=True`` the rejected answer of the
+   upper-casing and letter-counting questions is the systematic mistake a model learns from noisy
+   labels (:func:`gpt.finetune.instruct.add_demo_flaws`: the word left in lower case, one letter too
+   many), which is what ``finetune-dpo --demo`` starts from: DPO then has a mistake to unlearn.
 """
 from __future__ import annotations
 
@@ -52,7 +58,7 @@ from gpt.train import NonFiniteLossError, Trainer
 __all__ = [
     "check_preference_data", "load_preference_data", "PreferenceDataset", "PreferenceBatch", "dpo_collate_fn",
     "compute_logprobs", "DPOLoss", "dpo_loss", "compute_dpo_loss_batch", "compute_dpo_loss_loader",
-    "stack_pairs", "preference_metrics", "DPOTrainer", "save_dpo_checkpoint", "demo_preference_data", "REJECTION_KINDS",
+    "stack_pairs", "preference_metrics", "preference_accuracy", "DPOTrainer", "save_dpo_checkpoint", "demo_preference_data", "REJECTION_KINDS",
 ]
 
 # ==================================================================================================
@@ -373,8 +379,10 @@ METRICS = ("loss", "chosen_reward", "rejected_reward", "margin", "accuracy")
 
 def preference_metrics(losses: Sequence[float], chosen_rewards: np.ndarray, rejected_rewards: np.ndarray) -> dict:
     """The evaluation figures from per-batch losses and per-pair rewards: mean loss, mean chosen and
-    rejected rewards, mean margin (chosen - rejected) and preference accuracy (share of pairs whose
-    margin is positive; a tie, as when the policy is the reference, does not count)."""
+    rejected rewards, mean margin (chosen - rejected) and reward accuracy, ``"accuracy"`` (the share of
+    pairs whose margin is positive; a tie, as when the policy is the reference, does not count, so it
+    is 0 before the first step: a training figure, not a measure of the model -- for that see
+    :func:`preference_accuracy`)."""
     chosen, rejected = np.asarray(chosen_rewards, dtype=np.float64), np.asarray(rejected_rewards, dtype=np.float64)
     if not len(losses) or not chosen.size:
         return {k: float("nan") for k in METRICS}
@@ -382,6 +390,25 @@ def preference_metrics(losses: Sequence[float], chosen_rewards: np.ndarray, reje
     return {"loss": float(np.mean(losses)), "chosen_reward": float(chosen.mean()),
             "rejected_reward": float(rejected.mean()), "margin": float(margin.mean()),
             "accuracy": float((margin > 0).mean())}
+
+
+def preference_accuracy(model, data_loader, average: bool = False) -> float:
+    """The share of pairs whose chosen answer ``model`` finds more likely than the rejected one,
+    ``log p(chosen) > log p(rejected)`` (summed log-probabilities, or averaged per token), over a
+    loader of :class:`PreferenceBatch` es; no reference needed, so it means the same before and after
+    training. Without gradients, in eval mode; NaN for an empty loader."""
+    right = []
+    was_training = model.training
+    model.eval()
+    try:
+        with mg.no_grad():
+            for batch in data_loader:
+                batch = PreferenceBatch(*batch)
+                logps = _sequence_logps(model, batch, average).data
+                right.append(logps[:batch.pairs] > logps[batch.pairs:])
+    finally:
+        model.train(was_training)
+    return float(np.concatenate(right).mean()) if right else float("nan")
 
 
 def compute_dpo_loss_loader(data_loader, policy_model, reference_model, beta: float = 0.1,
@@ -532,18 +559,30 @@ def _rejected_answer(entry: dict, rng) -> tuple[str, str]:
     return options[int(rng.integers(len(options)))]
 
 
-def demo_preference_data(entries: Sequence[dict], seed: int = 123) -> list[dict]:
+def demo_preference_data(entries: Sequence[dict], seed: int = 123, flaws: bool = False) -> list[dict]:
     """Preference pairs from chapter 7's demo entries (:func:`gpt.finetune.instruct.demo_instruction_data`):
-    ``chosen`` is the exact answer (``output``), ``rejected`` a plausible wrong one, drawn with
-    ``seed``: an off-by-one count or sum, the word in the wrong case (``lion`` or ``Lion`` for
-    ``LION``; ``NOIL`` for ``noil``), or another task's answer to the same input (the word reversed
-    and upper-cased when asked to upper-case it, the word itself when asked to reverse it, the word
-    upper-cased when asked to count its letters, the letters of a text when asked for its words).
-    Each pair keeps its entry's keys and gains ``"kind"``, the kind of wrong answer
-    (:data:`REJECTION_KINDS`)."""
+    ``chosen`` is the exact answer (``output``, or ``exact`` for an entry with a flawed label), ``rejected``
+    a plausible wrong one, drawn with ``seed``: an off-by-one count or sum, the word in the wrong case
+    (``lion`` or ``Lion`` for ``LION``; ``NOIL`` for ``noil``), or another task's answer to the same
+    input (the word reversed and upper-cased when asked to upper-case it, the word itself when asked to
+    reverse it, the word upper-cased when asked to count its letters, the letters of a text when asked
+    for its words).
+
+    ``flaws=True``: for the tasks with a systematic flaw (:data:`gpt.finetune.instruct.DEMO_FLAWS`), the
+    rejected answer is always the flawed one (``lion`` for ``LION``; one letter too many), the mistake
+    a model fine-tuned on :func:`gpt.finetune.instruct.add_demo_flaws`' noisy labels makes; the other
+    tasks keep the drawn kinds. Each pair keeps its entry's keys and gains ``"kind"``, the kind of
+    wrong answer (:data:`REJECTION_KINDS`)."""
+    from gpt.finetune.instruct import DEMO_FLAWS, flawed_answer
+
     rng = np.random.default_rng(seed)
     pairs = []
     for entry in entries:
+        exact = entry.get("exact", entry["output"])
+        entry = {k: v for k, v in entry.items() if k not in ("exact", "flaw")}
+        entry["output"] = exact
         kind, rejected = _rejected_answer(entry, rng)
-        pairs.append(dict(entry, chosen=entry["output"], rejected=rejected, kind=kind))
+        if flaws and entry.get("task") in DEMO_FLAWS:
+            kind, rejected = DEMO_FLAWS[entry["task"]][0], flawed_answer(entry)
+        pairs.append(dict(entry, chosen=exact, rejected=rejected, kind=kind))
     return pairs
