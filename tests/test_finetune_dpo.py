@@ -27,17 +27,27 @@ from gpt.finetune.dpo import (
     dpo_collate_fn,
     dpo_loss,
     load_preference_data,
+    preference_accuracy,
     preference_metrics,
     stack_pairs,
 )
-from gpt.finetune.instruct import demo_instruction_data, demo_tokenizer, format_input, load_instruct_checkpoint
+from gpt.finetune.instruct import (
+    DEMO_FLAWS,
+    add_demo_flaws,
+    demo_instruction_data,
+    demo_tokenizer,
+    flawed_answer,
+    format_input,
+    load_instruct_checkpoint,
+)
 from gpt.model import GPTConfig, GPTModel
 from tests.cli_helpers import check_one_line_error, interrupt_at, run_cli, run_subprocess, weights
 
-# a few seconds: the instruction demo on 60 questions with the "tiny" preset, then DPO on its pairs
-FAST = ["--demo", "--demo-size", "60", "--config", "tiny", "--batch-size", "4", "--eval-batches", "2",
-        "--lr", "1e-3", "--beta", "0.5", "--eval-every", "6"]
-FIGURES = re.compile(r"held-out pairs ranked right, log p\(chosen\) > log p\(rejected\), before -> after: "
+# about 35 s of CPU: the instruction demo (its model, 10 epochs) on 300 questions with noisy labels, then
+# two epochs of DPO (the demo's beta and lr) on their pairs; the smallest run whose model learns enough
+# (counting letters, with the flaw) for DPO to have something to correct
+FAST = ["--demo", "--demo-size", "300", "--eval-batches", "2", "--epochs", "2", "--eval-every", "31"]
+FIGURES = re.compile(r"preference accuracy on the held-out pairs, log p\(chosen\) > log p\(rejected\), before -> after: "
                      r"(\d+\.\d)% -> (\d+\.\d)%\nexact-match accuracy on the held-out questions, before -> after: "
                      r"(\d+\.\d)% -> (\d+\.\d)%")
 
@@ -251,6 +261,47 @@ def test_dpo_trainer_moves_the_policy_and_not_the_reference():
     assert [h["step"] for h in trainer.history] == trainer.state.eval_steps
 
 
+def test_noisy_labels_carry_the_systematic_flaws_and_the_pairs_reject_them():
+    entries = demo_instruction_data(300, seed=4)
+    noisy = add_demo_flaws(entries, 0.7, seed=1)
+    assert noisy == add_demo_flaws(entries, 0.7, seed=1) and add_demo_flaws(entries, 0.0) == entries
+    flawed = [e for e in noisy if "flaw" in e]
+    eligible = [e for e in entries if e["task"] in DEMO_FLAWS]
+    assert {e["task"] for e in flawed} == set(DEMO_FLAWS) and 0.6 < len(flawed) / len(eligible) < 0.8
+    for e in flawed:
+        if e["task"] == "upper":
+            assert e["output"] == e["input"] and e["exact"] == e["input"].upper() and e["flaw"] == "wrong_case"
+        else:
+            assert int(e["output"]) == len(e["input"]) + 1 == int(e["exact"]) + 1 and e["flaw"] == "off_by_one"
+    assert all(e == o for e, o in zip(noisy, entries) if "flaw" not in e)
+    # pairs made from noisy or clean entries alike: chosen is the exact answer, rejected the flaw
+    for source in (entries, noisy):
+        pairs = demo_preference_data(source, seed=3, flaws=True)
+        for p, e in zip(pairs, entries):
+            assert p["chosen"] == e["output"] and "flaw" not in p and "exact" not in p
+            if e["task"] in DEMO_FLAWS:
+                assert p["rejected"] == flawed_answer(e) and p["kind"] == DEMO_FLAWS[e["task"]][0]
+    with pytest.raises(ValueError, match="share"):
+        add_demo_flaws(entries, 1.5)
+
+
+def test_preference_accuracy_is_how_often_the_chosen_answer_is_the_more_likely():
+    tok = demo_tokenizer()
+    pairs = demo_preference_data(demo_instruction_data(20, seed=5), seed=1)
+    model = tiny_model(tok.n_vocab, seed=2)
+
+    def stacked(batch):
+        return stack_pairs(dpo_collate_fn(batch, pad_token_id=tok.eot_token))
+
+    data = PreferenceDataset(pairs, tok)
+    loader = DataLoader(data, batch_size=8, drop_last=False, collate_fn=stacked)
+    one_by_one = [stacked([data[i]]) for i in range(len(pairs))]       # each (chosen, rejected)
+    logps = np.array([compute_logprobs(model(b.token_ids), b.token_ids, b.mask).data for b in one_by_one])
+    expected = np.mean(logps[:, 0] > logps[:, 1])
+    assert preference_accuracy(model, loader) == pytest.approx(expected) and model.training
+    assert np.isnan(preference_accuracy(model, []))
+
+
 def test_demo_pairs_are_plausible_wrong_answers():
     entries = demo_instruction_data(200, seed=9)
     pairs = demo_preference_data(entries, seed=2)
@@ -282,19 +333,24 @@ def test_demo_run_reports_figures_and_writes_checkpoints_and_logs(demo_run):
     out, stdout, stderr = demo_run
     assert "Traceback" not in stderr
     assert "training the instruction demo's model first" in stdout
-    assert "49 training, 6 held-out, 3 validation pairs" in stdout and "2 of 51 pairs have prompts of 64+ tokens" in stdout
-    assert re.search(r"step 6 \(epoch 1\): train loss \d\.\d+, val loss \d\.\d+, val margin -?\d\.\d+, "
-                     r"preference accuracy \d+%, rewards", stdout)
+    assert "255 training, 30 held-out, 15 validation pairs" in stdout
+    assert re.search(r"step 31 \(epoch 1\): train loss \d\.\d+, val loss \d\.\d+, val margin -?\d\.\d+, "
+                     r"reward accuracy \d+%, rewards", stdout)
+    # the instruction demo learnt the flaws of its noisy labels; DPO on held-out questions: both figures rise
     ranked_before, ranked_after, exact_before, exact_after = map(float, FIGURES.search(stdout).groups())
-    held_out = float(re.search(r"preference accuracy on held-out pairs \(margin > 0\): (\d+\.\d)%", stdout).group(1))
+    assert ranked_after >= ranked_before + 15 and exact_after >= exact_before + 10, stdout
+    assert re.search(r"by task: .*count_letters \d+% -> \d+%", stdout)
+    held_out = float(re.search(r"reward accuracy \(margin > 0\) (\d+\.\d)%", stdout).group(1))
     assert held_out > 50.0
-    assert ranked_after >= ranked_before and exact_after >= exact_before
     ck = load_checkpoint(out, load_training_state=True)
-    assert ck.info["task"] == "preference" and ck.trainer_state["train_state"]["step"] == 12
+    assert ck.info["task"] == "preference" and ck.trainer_state["train_state"]["step"] == 62
     assert ck.info["settings"]["beta"] == 0.5 and ck.info["source"]["checkpoint"] == str((out / "sft").resolve())
+    assert ck.info["settings"]["demo_flaws"] == 0.7
+    sft = load_checkpoint(out / "sft")
+    assert sft.info["settings"]["demo_flaws"] == 0.7
     assert (out / "reference" / "latest").exists() and (out / "sft" / "latest").exists()
     log = json.loads((out / "log.json").read_text())
-    assert log["eval_steps"] == [6, 12] and [r["step"] for r in log["dpo"]] == [6, 12]
+    assert log["eval_steps"] == [31, 62] and [r["step"] for r in log["dpo"]] == [31, 62]
     rows = (out / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,tokens_seen,lr,train_loss,train_margin,train_accuracy") and len(rows) == 3
     try:
@@ -333,7 +389,7 @@ def test_the_plot_shows_loss_and_margin_per_evaluation(demo_run, tmp_path, monke
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", pyplot)
     history = json.loads((demo_run[0] / "log.json").read_text())["dpo"]
     assert _plot(tmp_path, history) == tmp_path / "loss.png" and (tmp_path / "loss.png").read_bytes() == b"png"
-    assert [x for x, _ in drawn] == [[6, 12]] * 4
+    assert [x for x, _ in drawn] == [[31, 62]] * 4
     assert drawn[2][1] == [r["train"]["margin"] for r in history]
 
 
@@ -376,8 +432,8 @@ def test_lora_on_a_data_file_then_chat(demo_run, tmp_path):
 
 def test_ctrl_c_then_resume_ends_with_the_weights_of_an_uninterrupted_run(demo_run, tmp_path, monkeypatch):
     out, _, _ = demo_run
-    args = ["finetune-dpo", "--demo", "--checkpoint", out / "sft", "--batch-size", "4", "--lr", "1e-3",
-            "--eval-every", "5", "--eval-batches", "2", "--quiet"]
+    args = ["finetune-dpo", "--demo", "--demo-size", "60", "--checkpoint", out / "sft", "--batch-size", "4",
+            "--lr", "1e-3", "--eval-every", "5", "--eval-batches", "2", "--quiet"]
     code, stdout, stderr = run_cli(*args, "--out", tmp_path / "straight")
     assert code == 0, stderr
     with monkeypatch.context() as m:
@@ -408,7 +464,10 @@ BAD_INPUTS = {
     "out holds a run": (["finetune-dpo", "--demo", "--checkpoint", "{sft}", "--out", "{run}"], ["--resume"]),
     "resume an instruct run": (["finetune-dpo", "--resume", "{sft}"], ["no DPO run"]),
     "resume with another beta": (["finetune-dpo", "--resume", "{run}", "--beta", "0.2"], ["--beta", "cannot change"]),
-    "resume a finished run": (["finetune-dpo", "--resume", "{run}"], ["already has 12 steps", "--epochs"]),
+    "resume a finished run": (["finetune-dpo", "--resume", "{run}"], ["already has 62 steps", "--epochs"]),
+    "flaws with a model": (["finetune-dpo", "--demo", "--checkpoint", "{sft}", "--demo-flaws", "0.5"],
+                           ["--demo-flaws"]),
+    "flaws above one": (["finetune-dpo", "--demo", "--demo-flaws", "1.5"], ["--demo-flaws"]),
     "bad boundary": (["finetune-dpo", "--demo", "--boundary", "prompt"], ["--boundary"]),
 }
 

@@ -5,14 +5,20 @@ weights with ``--gpt2``), keeps a frozen copy of it as the reference, and trains
 ``{instruction, input, chosen, rejected}`` entries (the book's
 ``instruction-data-with-preference.json``: ``python -m gpt download preference-data``), split in file
 order 85/10/5 into training, held-out and validation pairs. Each evaluation prints the DPO loss, the
-reward margin, the preference accuracy (the share of pairs whose margin is positive) and the chosen
-and rejected rewards; at the end the held-out pairs are measured again.
+reward margin, the reward accuracy (the share of pairs whose margin is positive: a training figure,
+0 at the start by definition) and the chosen and rejected rewards. Before and after, it measures the
+*preference accuracy* on the held-out pairs: how often the model finds the chosen answer more likely
+than the rejected one.
 
-``--demo`` works offline: it makes pairs from chapter 7's demo questions (chosen: the exact answer;
-rejected: a plausible wrong one) and starts from the instruction demo's model, training that first
-(``finetune-instruct --demo``, into OUT/sft) unless ``--checkpoint`` names one. It reports, on the
-held-out questions, how often the model ranks the chosen answer above the rejected one and its
-exact-match accuracy, before and after.
+``--demo`` works offline: it makes pairs from chapter 7's demo questions and starts from the
+instruction demo's model, training that first (``finetune-instruct --demo --demo-flaws 0.7``, into
+OUT/sft) unless ``--checkpoint`` names one. That model learns from noisy labels: 70 % of its
+upper-casing and letter-counting training answers carry a systematic flaw (the word left in lower
+case; one letter too many), so it makes those mistakes. The pairs' chosen answer is the exact one;
+the rejected one is that flaw for those two tasks and another plausible wrong answer for the others
+(an off-by-one sum or count, another task's answer, a misspelling). It reports, on held-out questions
+that neither training saw, the preference accuracy and the exact-match accuracy (by task), before
+and after: DPO corrects the learnt flaws; it does not teach what the model never could (adding).
 
 Checkpoints are atomic; Ctrl-C saves one; ``--resume DIR`` continues exactly (the reference model is
 saved once, in OUT/reference). ``chat`` and ``generate`` load the result (LoRA merged on load).
@@ -27,7 +33,7 @@ from pathlib import Path
 from gpt.cli import CLIError
 from gpt.cli.common import (
     Progress, RunSaver, add_model_source, duration, load_model_and_tokenizer, non_negative_float,
-    non_negative_int, open_checkpoint, overlay_options, positive_int, restore_training_state, run_folder,
+    non_negative_int, open_checkpoint, overlay_options, positive_int, probability, restore_training_state, run_folder,
     stopped_early, train_until_done,
 )
 
@@ -35,10 +41,13 @@ from gpt.cli.common import (
 DEFAULTS = dict(epochs=1, batch_size=8, lr=5e-6, min_lr=None, warmup=0, weight_decay=0.01, beta=0.1,
                 nll_weight=0.0, eval_every=None, eval_batches=5, seed=123, max_length=None, boundary="answer",
                 average_logprobs=False, lora_rank=None, lora_alpha=None, max_new_tokens=256, data=None,
-                demo=False, demo_size=1000, grad_clip=None)
+                demo=False, demo_size=1000, grad_clip=None, demo_flaws=None)
 # --demo: the instruction demo's small model (4 layers, width 128) moves little at the book's lr 5e-6;
-# beta 0.5 keeps it nearer the reference than 0.1, which at lr 1e-4 halved its exact-match accuracy
-DEMO = dict(epochs=1, lr=2e-5, beta=0.5, warmup=None, max_new_tokens=16, grad_clip=1.0)
+# at lr 1e-4 beta 0.5 keeps it nearer the reference than 0.1, which halved its exact-match accuracy
+# --demo: the share of the upper-casing and letter-counting answers that the instruction demo learns
+# with a systematic flaw (gpt.finetune.instruct.add_demo_flaws); above 0.5 its greedy answers carry it
+DEMO_FLAW_SHARE = 0.7
+DEMO = dict(epochs=1, lr=1e-4, beta=0.5, warmup=None, max_new_tokens=16, grad_clip=1.0, demo_flaws=DEMO_FLAW_SHARE)
 # what --resume may change; everything else shapes the data, the model or the optimizer
 RESUME_OVERRIDES = ("epochs", "eval_every", "eval_batches", "max_new_tokens")
 
@@ -49,16 +58,23 @@ def register(subparsers) -> None:
         description="Preference tuning with DPO: teach an instruction-tuned model to prefer the chosen answer of "
                     "each pair over the rejected one, measured against a frozen copy of itself. --data takes a "
                     "JSON list of {instruction, input, chosen, rejected} entries, split in file order into 85%% "
-                    "training, 10%% held-out and 5%% validation pairs. --demo makes pairs from chapter 7's demo "
-                    "questions and reports the preference and exact-match accuracy before and after. Ctrl-C "
+                    "training, 10%% held-out and 5%% validation pairs. --demo trains the instruction demo on "
+                    "noisy labels (systematic flaws), makes pairs that reject those flaws, and reports the "
+                    "preference accuracy (log p(chosen) > log p(rejected)) and exact-match accuracy on held-out "
+                    "questions before and after. Ctrl-C "
                     "saves a checkpoint; --resume continues it exactly.")
     data = p.add_mutually_exclusive_group()
     data.add_argument("--data", metavar="FILE.json",
                       help="preference data (the book's: 'python -m gpt download preference-data')")
     data.add_argument("--demo", action="store_true", default=None,
-                      help="pairs made from chapter 7's demo questions (offline, checkable answers)")
+                      help="pairs made from chapter 7's demo questions (offline, checkable answers), tuning a model "
+                           "that learnt systematic flaws from noisy labels")
     p.add_argument("--demo-size", type=positive_int, metavar="N",
                    help="demo questions to make pairs of (default: what the --checkpoint was trained on, else 1000)")
+    p.add_argument("--demo-flaws", type=probability, metavar="P",
+                   help="with --demo and no --checkpoint: the share of the upper-casing and letter-counting "
+                        "answers the instruction demo learns with a systematic flaw (lower case; one letter too "
+                        f"many), the noisy labels DPO then corrects (default: {DEMO_FLAW_SHARE})")
     add_model_source(p, required=False,
                      checkpoint_help="the instruction-tuned model to start from (from 'finetune-instruct'); "
                                      "with --demo, default: train the instruction demo's model into OUT/sft")
@@ -129,8 +145,8 @@ def _pairs(settings: dict):
             raise CLIError(str(e).replace("ask for fewer", "pass a smaller --demo-size")) from None
         train, test, val = split_instruction_data(entries)       # the instruction demo's split: test is unseen
         seed = settings["seed"]
-        parts = (demo_preference_data(train, seed), demo_preference_data(test, seed + 1),
-                 demo_preference_data(val, seed + 2))
+        parts = (demo_preference_data(train, seed, flaws=True), demo_preference_data(test, seed + 1, flaws=True),
+                 demo_preference_data(val, seed + 2, flaws=True))
         text = json.dumps(parts, sort_keys=True)
     else:
         path = Path(settings["data"])
@@ -161,12 +177,16 @@ def _train_instruction_demo(args, settings: dict, sft: Path, say) -> None:
                            f"'python -m gpt finetune-instruct --resume {sft}' or delete it")
         say(f"starting from the instruction demo's model in {sft}")
         return
-    say(f"training the instruction demo's model first (finetune-instruct --demo --out {sft})")
+    flaws = f" --demo-flaws {settings['demo_flaws']:g}" if settings["demo_flaws"] else ""
+    say(f"training the instruction demo's model first (finetune-instruct --demo{flaws} --out {sft}); its noisy "
+        "labels teach it systematic mistakes for DPO to correct" if flaws else
+        f"training the instruction demo's model first (finetune-instruct --demo --out {sft})")
     ns = argparse.Namespace(**{a: None for a in (
         "data", "checkpoint", "gpt2", "vocab", "lora_rank", "lora_alpha", "epochs", "batch_size", "lr", "min_lr",
         "warmup", "weight_decay", "max_length", "mask_prompt", "eval_every", "eval_batches", "max_new_tokens",
         "seed", "responses", "resume", "grad_clip")})
     ns.demo, ns.demo_size, ns.config, ns.out, ns.quiet = True, settings["demo_size"], args.config, str(sft), True
+    ns.demo_flaws = settings["demo_flaws"]
     code = run_finetune(ns)
     if code:
         raise CLIError(f"the instruction demo's training stopped (exit code {code}); continue it with "
@@ -185,27 +205,16 @@ def _percent(x: float) -> str:
 
 
 def _held_out(model, tokenizer, loader, pairs, settings, exact: bool) -> dict:
-    """The held-out figures: how often log p(chosen) > log p(rejected) and, for the demo, exact match."""
-    import numpy as np
-
-    import minigrad as mg
-    from gpt.finetune.dpo import PreferenceBatch, compute_logprobs
+    """The held-out figures: the preference accuracy (how often log p(chosen) > log p(rejected)) and,
+    for the demo, the exact-match accuracy (by task as well)."""
+    from gpt.finetune.dpo import preference_accuracy
     from gpt.finetune.instruct import exact_match_accuracy, generate_responses
 
-    ranked = []
-    model.eval()
-    with mg.no_grad():
-        for batch in loader:
-            batch = PreferenceBatch(*batch)
-            logps = compute_logprobs(model(batch.token_ids), batch.token_ids, batch.mask,
-                                     average=settings["average_logprobs"]).data
-            ranked.append(logps[:batch.pairs] > logps[batch.pairs:])
-    model.train()
-    result = {"ranked": float(np.concatenate(ranked).mean()) if ranked else float("nan")}
+    result = {"ranked": preference_accuracy(model, loader, settings["average_logprobs"])}
     if exact:
         entries = [dict(p, output=p["chosen"]) for p in pairs]
-        result["exact_match"] = exact_match_accuracy(entries, generate_responses(model, tokenizer, entries,
-                                                                                 settings["max_new_tokens"]))
+        result["exact_match"], result["by_task"] = exact_match_accuracy(
+            entries, generate_responses(model, tokenizer, entries, settings["max_new_tokens"]), by_task=True)
     return result
 
 
@@ -291,6 +300,9 @@ def run_dpo(args: argparse.Namespace) -> int:
                        "model.safetensors (only --demo trains its own)")
     if args.config is not None and (ck is not None or not args.demo or args.checkpoint or args.gpt2):
         raise CLIError("--config chooses the instruction demo's model when --demo trains it; leave it out here")
+    if args.demo_flaws is not None and (ck is not None or not args.demo or args.checkpoint or args.gpt2):
+        raise CLIError("--demo-flaws shapes the instruction demo's data when --demo trains its model; "
+                       "leave it out here")
     saved = ck.info["settings"] if ck is not None else None
     settings = _settings(args, saved)
     if settings["lora_rank"] is None and settings["lora_alpha"] is not None:
@@ -319,6 +331,7 @@ def run_dpo(args: argparse.Namespace) -> int:
             start = open_checkpoint(load_instruct_checkpoint, source["checkpoint"]).info.get("settings", {})
             if start.get("demo") and isinstance(start.get("demo_size"), int):
                 settings["demo_size"] = start["demo_size"]     # the questions it was trained on: same split
+            settings["demo_flaws"] = start.get("demo_flaws", 0.0) if start.get("demo") else None
     try:
         pad_token_id = tokenizer.eot_token
     except ValueError:
@@ -414,7 +427,7 @@ def run_dpo(args: argparse.Namespace) -> int:
         m = t.history[-1]["val" if val_loader is not None else "train"]
         say(f"step {t.state.step} (epoch {(t.state.step - 1) // len(train_loader) + 1}): "
             f"train loss {train_loss:.3f}, val loss {val_loss:.3f}, val margin {m['margin']:.3f}, "
-            f"preference accuracy {m['accuracy']:.0%}, rewards {m['chosen_reward']:.3f} chosen / "
+            f"reward accuracy {m['accuracy']:.0%}, rewards {m['chosen_reward']:.3f} chosen / "
             f"{m['rejected_reward']:.3f} rejected")
         if not args.quiet:
             answer = generate_responses(model, tokenizer, [sample], settings["max_new_tokens"])[0]
@@ -435,22 +448,29 @@ def run_dpo(args: argparse.Namespace) -> int:
     held = compute_dpo_loss_loader(test_loader, model, reference, settings["beta"],
                                    average=settings["average_logprobs"])
     after = _held_out(model, tokenizer, test_loader, test, settings, settings["demo"])
-    say(f"held-out pairs: DPO loss {held['loss']:.3f}, margin {held['margin']:.3f}, rewards "
-        f"{held['chosen_reward']:.3f} chosen / {held['rejected_reward']:.3f} rejected")
+    print(f"held-out pairs: DPO loss {held['loss']:.3f}, reward margin {held['margin']:.3f}, reward accuracy "
+          f"(margin > 0) {_percent(held['accuracy'])}, rewards {held['chosen_reward']:.3f} chosen / "
+          f"{held['rejected_reward']:.3f} rejected")
     say(f"ask it yourself: python -m gpt chat --checkpoint {out}")
-    print(f"preference accuracy on held-out pairs (margin > 0): {_percent(held['accuracy'])}")
     print(_before_after_lines(info.get("before"), after, settings["demo"]))
     return 0
 
 
 def _before_after_lines(before: dict | None, after: dict | None, demo: bool) -> str:
-    """'held-out pairs ranked right ...' and, for the demo, 'exact-match accuracy ...', before -> after."""
+    """'preference accuracy ...' and, for the demo, 'exact-match accuracy ...' (and by task), before -> after."""
     def figure(key):
         b = _percent(before[key]) if before and key in before else "?"
         return b if after is None else f"{b} -> {_percent(after[key])}"
 
     when = "before" if after is None else "before -> after"
-    lines = [f"held-out pairs ranked right, log p(chosen) > log p(rejected), {when}: {figure('ranked')}"]
+    lines = [f"preference accuracy on the held-out pairs, log p(chosen) > log p(rejected), {when}: "
+             f"{figure('ranked')}"]
     if demo:
         lines.append(f"exact-match accuracy on the held-out questions, {when}: {figure('exact_match')}")
+        tasks = sorted(set((before or {}).get("by_task", {})) | set((after or {}).get("by_task", {})))
+        if tasks:
+            by_task = [(t, (before or {}).get("by_task", {}), (after or {}).get("by_task", {})) for t in tasks]
+            lines.append("  by task: " + ", ".join(
+                f"{t} " + (f"{b[t]:.0%}" if t in b else "?") + (f" -> {a[t]:.0%}" if after is not None else "")
+                for t, b, a in by_task))
     return "\n".join(lines)
