@@ -5,14 +5,18 @@
        ours (the answer and its end) next to the book's (the prompt plus two tokens hidden)
     3  the log-probability of a response, summed over its tokens (the paper) or averaged (the book)
     4  the DPO loss and the rewards, on one batch, checked against the formula
-    5  training with a frozen reference: loss, reward margin, preference accuracy per evaluation
-    6  before and after, on held-out pairs: how often the chosen answer is the more likely one, and
-       the exact-match accuracy of the model's own answers
+    5  training with a frozen reference: loss, reward margin, reward accuracy per evaluation
+    6  before and after, on held-out pairs: the preference accuracy (how often the chosen answer is
+       the more likely one) and the exact-match accuracy of the model's own answers
 
 The book tunes its chapter-7 GPT-2 medium on 1,100 pairs whose rejected answers are impolite. To run
 offline in minutes, this uses pairs made from chapter 7's demo questions (chosen: the exact answer;
 rejected: a plausible wrong one) and the small instruction-tuned model of
-``examples/ch07_instruction_finetuning.py``, trained here first. When the book's
+``examples/ch07_instruction_finetuning.py``, trained here first -- on noisy labels: 70 % of its
+upper-casing and letter-counting answers carry a systematic flaw (the word left in lower case, one
+letter too many), so the model starts out making those mistakes, and the pairs' rejected answers for
+those tasks are exactly them. DPO cannot teach a skill the model lacks (the demo's additions stay
+wrong); it can make it prefer the answer it already half knows. When the book's
 ``instruction-data-with-preference.json`` is found (--data-dir, GPT_REFERENCE_DATA or data/book),
 section 1 shows it too.
 
@@ -40,10 +44,12 @@ from gpt.finetune.dpo import (
     demo_preference_data,
     dpo_collate_fn,
     load_preference_data,
+    preference_accuracy,
     stack_pairs,
 )
 from gpt.finetune.instruct import (
     InstructionDataset,
+    add_demo_flaws,
     custom_collate_fn,
     demo_instruction_data,
     demo_tokenizer,
@@ -56,27 +62,14 @@ from gpt.train import Trainer
 
 SETTINGS = {   # normal run / --fast (one task, a tiny model)
     "entries": (1000, 200),
-    "tasks": (None, ["count_words"]),
+    "tasks": (None, ["count_letters", "count_words"]),
     "model": (dict(emb_dim=128, n_heads=4, n_layers=4), dict(emb_dim=32, n_heads=2, n_layers=2)),
     "sft_epochs": (10, 4),
     "sft_lr": (1e-3, 5e-3),
     "dpo_epochs": (1, 2),
-    "dpo_lr": (2e-5, 1e-4),
+    "dpo_lr": (1e-4, 1e-4),
     "beta": (0.5, 0.5),
 }
-
-
-def ranked_right(model, loader) -> float:
-    """Share of pairs whose chosen answer the model finds more likely than the rejected one."""
-    right = []
-    model.eval()
-    with mg.no_grad():
-        for batch in loader:
-            batch = PreferenceBatch(*batch)
-            logps = compute_logprobs(model(batch.token_ids), batch.token_ids, batch.mask).data
-            right.append(logps[:batch.pairs] > logps[batch.pairs:])
-    model.train()
-    return float(np.concatenate(right).mean())
 
 
 def main() -> int:
@@ -94,8 +87,11 @@ def main() -> int:
               "preference-data' fetches it.)")
     entries = demo_instruction_data(pick["entries"], seed=123, tasks=pick["tasks"])
     train, test, val = split_instruction_data(entries)
-    pairs = {"train": demo_preference_data(train, 123), "test": demo_preference_data(test, 124),
-             "val": demo_preference_data(val, 125)}
+    pairs = {"train": demo_preference_data(train, 123, flaws=True), "test": demo_preference_data(test, 124, flaws=True),
+             "val": demo_preference_data(val, 125, flaws=True)}
+    noisy = add_demo_flaws(train, 0.7, seed=123)          # what the instruction model learns from (section 3)
+    print(f"Noisy labels for the instruction model: {sum('flaw' in e for e in noisy)} of {len(noisy)} training "
+          "answers carry a systematic flaw, e.g.", next(e for e in noisy if "flaw" in e))
     print(f"\nThe demo pairs: {len(train)} training, {len(test)} held-out, {len(val)} validation; for example:")
     for p in pairs["train"][:5]:
         print(f"  {p['instruction']!r:<40} input {p['input']!r:<20} chosen {p['chosen']!r:<8} "
@@ -121,7 +117,7 @@ def main() -> int:
     model = GPTModel(GPTConfig(vocab_size=tokenizer.n_vocab, context_length=128, drop_rate=0.0, **pick["model"]))
     collate = functools.partial(custom_collate_fn, pad_token_id=tokenizer.eot_token, allowed_max_length=128,
                                 mask_prompt=True)
-    loader = DataLoader(InstructionDataset(train, tokenizer, return_prompt_length=True), batch_size=8,
+    loader = DataLoader(InstructionDataset(noisy, tokenizer, return_prompt_length=True), batch_size=8,
                         shuffle=True, seed=123, collate_fn=collate)
     total, lr = pick["sft_epochs"] * len(loader), pick["sft_lr"]
     with Stopwatch() as clock:
@@ -149,7 +145,7 @@ def main() -> int:
                             collate_fn=stack)
     test_loader = DataLoader(PreferenceDataset(pairs["test"], tokenizer), batch_size=16, drop_last=False,
                              collate_fn=stack)
-    ranked_before = ranked_right(model, test_loader)
+    ranked_before = preference_accuracy(model, test_loader)
     exact_before = exact_match_accuracy(test, generate_responses(model, tokenizer, test, max_new_tokens=16))
     total, lr = pick["dpo_epochs"] * len(train_loader), pick["dpo_lr"]
     trainer = DPOTrainer(model, reference, AdamW(model.parameters(), lr=lr, weight_decay=0.01), train_loader,
@@ -160,7 +156,7 @@ def main() -> int:
     def report(t, train_loss, val_loss):
         m = t.history[-1]["val"]
         print(f"step {t.state.step:4d}: train loss {train_loss:.3f}, val loss {val_loss:.3f}, margin "
-              f"{m['margin']:.3f}, preference accuracy {m['accuracy']:.0%}, rewards {m['chosen_reward']:.3f} / "
+              f"{m['margin']:.3f}, reward accuracy {m['accuracy']:.0%}, rewards {m['chosen_reward']:.3f} / "
               f"{m['rejected_reward']:.3f}")
 
     with Stopwatch() as clock:
@@ -168,9 +164,9 @@ def main() -> int:
     print(f"DPO: {total} steps in {clock.seconds:.0f} s")
 
     section("6 Before and after, on the held-out pairs")
-    ranked_after = ranked_right(model, test_loader)
+    ranked_after = preference_accuracy(model, test_loader)
     exact_after = exact_match_accuracy(test, generate_responses(model, tokenizer, test, max_new_tokens=16))
-    print(f"Pairs ranked right (log p(chosen) > log p(rejected)): {ranked_before:.1%} -> {ranked_after:.1%}")
+    print(f"Preference accuracy (log p(chosen) > log p(rejected)): {ranked_before:.1%} -> {ranked_after:.1%}")
     print(f"Exact-match accuracy: {exact_before:.1%} -> {exact_after:.1%}")
     print("\nThe same from the command line, with checkpoints, Ctrl-C and --resume:\n"
           "  python -m gpt finetune-dpo --demo --out runs/dpo\n"

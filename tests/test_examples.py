@@ -200,7 +200,7 @@ def test_ch07_dpo_masks_the_answer_and_trains_against_a_frozen_reference():
     assert "loss 0.6931 = ln 2" in out                       # the policy starts as the reference
     steps = [line for line in out.splitlines() if re.match(r"step +\d+: train loss", line)]
     assert steps and numbers_after(steps[-1].split(":", 1)[1], " train loss")[0] < 0.6931
-    assert len(numbers_after(out, "Pairs ranked right (log p(chosen) > log p(rejected)):")) == 2
+    assert len(numbers_after(out, "Preference accuracy (log p(chosen) > log p(rejected)):")) == 2
     assert len(numbers_after(out, "Exact-match accuracy:")) == 2
 
 
