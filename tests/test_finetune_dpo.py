@@ -417,8 +417,8 @@ def test_lora_on_a_data_file_then_chat(demo_run, tmp_path):
                                    "--batch-size", 4, "--lr", "1e-3", "--max-new-tokens", 4, "--eval-every", 4,
                                    "--out", tmp_path / "lora")
     assert code == 0, stderr
-    assert "33 training, 4 held-out, 2 validation pairs" in stdout
-    assert stdout.strip().splitlines()[-1].startswith("held-out pairs ranked right")
+    assert "34 training, 4 held-out, 2 validation pairs" in stdout
+    assert stdout.strip().splitlines()[-1].startswith("preference accuracy on the held-out pairs")
     ck = load_instruct_checkpoint(tmp_path / "lora")
     assert ck.info["instruct"]["lora"] == {"rank": 2, "alpha": 2}
     base = weights(out / "sft")
