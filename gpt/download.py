@@ -123,6 +123,16 @@ def _check_instruction_json(path: Path) -> None:
         raise ValueError(f"{path}: expected a JSON list of {{instruction, input, output}} entries")
 
 
+def _check_preference_json(path: Path) -> None:
+    try:
+        entries = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON file ({e})") from None
+    if not isinstance(entries, list) or not entries or not all(
+            isinstance(e, dict) and {"instruction", "input", "chosen", "rejected"} <= e.keys() for e in entries):
+        raise ValueError(f"{path}: expected a JSON list of {{instruction, input, chosen, rejected}} entries")
+
+
 _SMS_MEMBER = "SMSSpamCollection"
 
 
@@ -170,6 +180,11 @@ _INSTRUCTION_DATA = RemoteFile(
     "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/01_main-chapter-code/instruction-data.json",
     "instruction-data.json", check=_check_instruction_json)
 
+# Not pinned (no sha256 could be checked against the published file from here), so not in book-data.
+_PREFERENCE_DATA = RemoteFile(
+    "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/04_preference-tuning-with-dpo/"
+    "instruction-data-with-preference.json", "instruction-data-with-preference.json", check=_check_preference_json)
+
 # The files the tests and examples compare with the book's figures (GPT_REFERENCE_DATA's layout),
 # so every one is pinned: a changed upstream file fails its checksum instead of moving a figure.
 _BOOK_FILES = (
@@ -199,6 +214,8 @@ CATALOG: dict[str, Item] = {item.name: item for item in (
                      "sms_spam_collection.zip", check=_check_sms_zip),),
          finish=_extract_sms),
     Item("instruction-data", "the book's 1,100 instruction/response pairs (chapter 7)", (_INSTRUCTION_DATA,)),
+    Item("preference-data", "the book's 1,100 instructions with a chosen and a rejected response (chapter 7's "
+         "DPO bonus)", (_PREFERENCE_DATA,)),
     Item(BOOK_DATA, "the book's files the tests and examples read (the-verdict.txt, GPT-2's BPE "
          "vocabulary, the instruction data), into data/book", _BOOK_FILES, folder="book"),
 )}

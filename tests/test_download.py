@@ -445,6 +445,26 @@ def test_download_instruction_data_checks_the_entries(server, tmp_path):
     assert leftovers(tmp_path / "b") == []
 
 
+def test_download_preference_data_checks_the_entries(server, tmp_path):
+    """The book's DPO file: fetched over loopback, checked for {instruction, input, chosen, rejected}
+    entries (no pinned sha256: none could be verified offline, so it is not part of book-data)."""
+    from gpt.finetune.dpo import load_preference_data
+
+    item = dl.CATALOG["preference-data"]
+    assert item.files[0].url.endswith("/ch07/04_preference-tuning-with-dpo/instruction-data-with-preference.json")
+    assert item.files[0].sha256 is None and item.files[0] not in dl.CATALOG["book-data"].files
+    good = json.dumps([{"instruction": "Add 2 and 3.", "input": "", "output": "5", "rejected": "Obviously 5.",
+                        "chosen": "5"}], indent=4).encode()
+    serve_as_mirror(server, item.files[0].url, good)
+    path = dl.download("preference-data", tmp_path / "a", mirror=server.url, **FAST)[0]
+    assert path.name == "instruction-data-with-preference.json" and path.read_bytes() == good
+    assert load_preference_data(path)[0]["chosen"] == "5"
+    serve_as_mirror(server, item.files[0].url, json.dumps([{"instruction": "a", "input": "", "output": "b"}]).encode())
+    with pytest.raises(dl.DownloadError, match="chosen, rejected"):
+        dl.download("preference-data", tmp_path / "b", mirror=server.url, **FAST)
+    assert leftovers(tmp_path / "b") == []
+
+
 BOOK_LAYOUT = ["gpt2/encoder.json", "gpt2/vocab.bpe", "instruction-data.json", "the-verdict.txt"]
 
 

@@ -213,6 +213,20 @@ def test_ch05_book_reference_fast(reference_dir):
     assert "Every effort moves you" in out
 
 
+def test_ch07_dpo_masks_the_answer_and_trains_against_a_frozen_reference():
+    out = check_ok(run_example("ch07_dpo.py"))
+    eot = "'<|endoftext|>'"
+    answer = line_with(out, "boundary='answer'")
+    book = line_with(out, "boundary='book'")
+    assert answer.rstrip().endswith(eot + "]") and "'###'" not in answer
+    assert "['###', ' Response', ':', '\\n'," in book and eot not in book
+    assert "loss 0.6931 = ln 2" in out                       # the policy starts as the reference
+    steps = [line for line in out.splitlines() if re.match(r"step +\d+: train loss", line)]
+    assert steps and numbers_after(steps[-1].split(":", 1)[1], " train loss")[0] < 0.6931
+    assert len(numbers_after(out, "Preference accuracy (log p(chosen) > log p(rejected)):")) == 2
+    assert len(numbers_after(out, "Exact-match accuracy:")) == 2
+
+
 def test_ch07_instruction_finetuning_splits_collates_and_learns(reference_dir):
     args = ("--data-dir", str(reference_dir)) if reference_dir is not None else ()
     out = check_ok(run_example("ch07_instruction_finetuning.py", *args))

@@ -9,7 +9,8 @@ import argparse
 from gpt.cli import CLIError
 
 # Kept here (not imported from gpt.download) so that --help does not import the download machinery.
-NAMES = ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "sms-spam", "instruction-data", "book-data")
+NAMES = ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "sms-spam", "instruction-data", "preference-data",
+         "book-data")
 
 
 def register(subparsers) -> None:

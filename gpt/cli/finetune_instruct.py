@@ -28,7 +28,7 @@ from pathlib import Path
 from gpt.cli import CLIError
 from gpt.cli.common import (
     Progress, RunSaver, add_model_source, duration, load_model_and_tokenizer, non_negative_float,
-    non_negative_int, open_checkpoint, overlay_options, positive_int, restore_training_state, run_folder,
+    non_negative_int, open_checkpoint, overlay_options, positive_int, probability, restore_training_state, run_folder,
     stopped_early, train_until_done,
 )
 
@@ -36,7 +36,8 @@ from gpt.cli.common import (
 # constant, weight decay 0.1, batch size 8, 2 epochs.
 DEFAULTS = dict(epochs=2, batch_size=8, lr=5e-5, min_lr=None, warmup=0, weight_decay=0.1, eval_every=None,
                 eval_batches=5, seed=123, max_length=None, mask_prompt=False, lora_rank=None, lora_alpha=None,
-                max_new_tokens=256, data=None, demo=False, demo_size=1000, config=None, grad_clip=None)
+                max_new_tokens=256, data=None, demo=False, demo_size=1000, config=None, grad_clip=None,
+                demo_flaws=0.0)
 # --demo without a model: a small GPT from random initialisation, trained harder (warmup, cosine decay)
 SCRATCH = dict(epochs=10, batch_size=8, lr=1e-3, warmup=None, config="demo", max_new_tokens=16, grad_clip=1.0,
                mask_prompt=True)
@@ -60,6 +61,11 @@ def register(subparsers) -> None:
                       help="train on generated questions (upper-case, reverse, count, add) and report "
                            "the exact-match accuracy")
     p.add_argument("--demo-size", type=positive_int, metavar="N", help="number of generated entries (default: 1000)")
+    p.add_argument("--demo-flaws", type=probability, metavar="P",
+                   help="noisy labels: answer each upper-casing and letter-counting training (and validation) "
+                        "question with a systematic flaw (the word in lower case; one letter too many) with "
+                        "probability P; the test questions keep their exact answers (default: 0; finetune-dpo "
+                        "--demo uses 0.7 to give DPO something to fix)")
     add_model_source(p, required=False,     # (--resume takes the model from the run instead)
                      checkpoint_help="start from a checkpoint written by 'python -m gpt pretrain'")
     p.add_argument("--config", metavar="NAME",
@@ -195,6 +201,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     from gpt.data import DataLoader
     from gpt.finetune.instruct import (
         InstructionDataset,
+        add_demo_flaws,
         add_lora,
         custom_collate_fn,
         demo_tokenizer,
@@ -238,6 +245,13 @@ def run_finetune(args: argparse.Namespace) -> int:
     if ck is not None and ck.info.get("data_sha256") != fingerprint:
         raise CLIError("the data differs from the data this run started with; restore the original file")
     train, test, val = split_instruction_data(entries)
+    if settings["demo_flaws"]:
+        if not settings["demo"]:
+            raise CLIError("--demo-flaws makes noisy labels for the demo's questions; it needs --demo")
+        train = add_demo_flaws(train, settings["demo_flaws"], settings["seed"])
+        val = add_demo_flaws(val, settings["demo_flaws"], settings["seed"] + 1)
+        say(f"noisy labels (--demo-flaws {settings['demo_flaws']:g}): {sum('flaw' in e for e in train)} of "
+            f"{len(train)} training answers carry a systematic flaw")
     source = "the demo data" if settings["demo"] else settings["data"]
     if not train:
         raise CLIError(f"{source}: {len(entries)} entries are too few to split into training, test and "

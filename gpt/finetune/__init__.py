@@ -4,6 +4,8 @@
   replacing the output head, loss and accuracy on the last token, training, ``classify``.
 * :mod:`gpt.finetune.instruct` -- chapter 7: instruction data, the Alpaca prompt, the book's collate
   function, generating and scoring responses.
+* :mod:`gpt.finetune.dpo` -- chapter 7's bonus: preference pairs, their masks, response
+  log-probabilities, the DPO loss, a trainer with a frozen reference, and demo pairs.
 * :mod:`gpt.finetune.lora` -- appendix E: LoRA layers, ``replace_linear_with_lora``, ``add_lora`` and
   ``merge_lora``.
 * :mod:`gpt.finetune.spam_demo` -- a generated spam/ham data set for offline demos and tests.

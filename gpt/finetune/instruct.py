@@ -41,7 +41,7 @@ __all__ = [
     "format_response", "InstructionSplit", "split_instruction_data", "InstructionDataset", "custom_collate_fn",
     "add_lora", "save_instruct_checkpoint", "load_instruct_checkpoint", "extract_response", "generate_response",
     "generate_responses", "responses_path", "write_responses", "DEMO_TASKS", "DEMO_WORDS", "demo_instruction_data",
-    "demo_tokenizer", "exact_match", "exact_match_accuracy",
+    "demo_tokenizer", "exact_match", "exact_match_accuracy", "DEMO_FLAWS", "flawed_answer", "add_demo_flaws",
 ]
 
 # ==================================================================================================
@@ -495,6 +495,43 @@ def demo_instruction_data(n: int = 1000, seed: int = 123, tasks: Sequence[str] |
         entries.append({"instruction": instruction, "input": input_text, "output": output, "task": task})
     order = rng.permutation(len(entries))
     return [entries[i] for i in order]
+
+
+#: Systematic flaws of the demo's answers: task -> (kind of wrong answer, what the flawed answer is).
+#: Upper-casing answered with the word left in lower case; counting letters answered one too high.
+DEMO_FLAWS: dict[str, tuple[str, str]] = {
+    "upper": ("wrong_case", "the word left in lower case"),
+    "count_letters": ("off_by_one", "one letter too many"),
+}
+
+
+def flawed_answer(entry: dict) -> str | None:
+    """The answer with its task's systematic flaw (:data:`DEMO_FLAWS`), or None if its task has none."""
+    task, word = entry.get("task"), entry["input"]
+    if task == "upper":
+        return word.lower()
+    if task == "count_letters":
+        return str(len(word) + 1)
+    return None
+
+
+def add_demo_flaws(entries: Sequence[dict], share: float, seed: int = 123) -> list[dict]:
+    """Noisy labels, as real instruction data has: a copy of ``entries`` in which each answer of a task
+    with a systematic flaw (:data:`DEMO_FLAWS`) is, with probability ``share`` (seeded), replaced by
+    the flawed one (``LION`` -> ``lion``; ``4`` letters -> ``5``). A model fine-tuned on it learns the
+    flaw as far as the labels teach it: above a share of 0.5 its greedy answers to those tasks are
+    mostly the flawed ones. Flawed entries gain ``"flaw"`` (the kind of wrong answer) and
+    ``"exact"`` (the correct answer); the others are unchanged."""
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise ValueError(f"share must be a number between 0 and 1, got {share!r}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for entry in entries:
+        flawed = flawed_answer(entry)
+        if flawed is not None and rng.random() < share and flawed != entry["output"]:
+            entry = dict(entry, output=flawed, exact=entry["output"], flaw=DEMO_FLAWS[entry["task"]][0])
+        out.append(entry)
+    return out
 
 
 def demo_tokenizer():
