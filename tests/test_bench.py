@@ -37,7 +37,8 @@ def test_sections_report_consistent_figures(tiny_models):
         assert train["tokens_per_s"] == pytest.approx(tokens / train["step_s"], rel=rel)
         gflops = flops_per_token(cfg, training=True) * tokens / train["step_s"] / 1e9
         assert train["gflops"] == pytest.approx(gflops, rel=rel, abs=0.05)
-        assert train["fraction_of_peak"] == pytest.approx(train["gflops"] / peak, rel=rel, abs=0.001)
+        # gflops is rounded to 0.1 and the fraction to 0.001: both roundings bound the difference
+        assert train["fraction_of_peak"] == pytest.approx(train["gflops"] / peak, rel=rel, abs=0.0005 + 0.05 / peak)
         fwd = r[f"forward/{name}"]
         assert fwd["tokens_per_s"] == pytest.approx(tokens / fwd["forward_s"], rel=0.01 + 5e-5 / fwd["forward_s"])
     gen = r["generate/gpt2-small"]
