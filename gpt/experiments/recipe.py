@@ -40,6 +40,8 @@ CANDIDATES: dict[str, list[str]] = {
     "deep-6x256-280": ["--steps", "280", "--n-layers", "6"],
     "mini-300": ["--steps", "300"],
     "mini-300-drop0.2": ["--steps", "300", "--drop-rate", "0.2"],
+    "mini-b12-400": ["--steps", "400", "--batch-size", "12"],
+    "mini-b8-600": ["--steps", "600", "--batch-size", "8"],
 }
 
 # For the tests: two tiny runs on a few thousand tokens' worth of steps.
