@@ -206,3 +206,14 @@ def test_evaluate_reads_longer_windows_where_the_positions_allow(positions_run, 
     check_one_line_error(code, stderr, "learned positions")
     code, _, stderr = run_cli("evaluate", "--checkpoint", out / "alibi-seed123", "--text", text, "--rope-scaling", "linear:2")
     check_one_line_error(code, stderr, "rope models")
+
+
+def test_pretrains_defaults_are_the_recipe_the_sweep_chose():
+    from gpt.cli.pretrain import DEFAULTS
+    from gpt.model import PRESETS
+
+    options = recipe.CANDIDATES[recipe.CHOSEN]
+    chosen = dict(zip((o[2:].replace("-", "_") for o in options[::2]), options[1::2]))
+    for name, value in chosen.items():
+        default = DEFAULTS.get(name, PRESETS[DEFAULTS["config"]].get(name))
+        assert float(value) == float(default), name

@@ -25,8 +25,8 @@ from gpt.cli.common import (
 
 POSITION_KINDS_CLI = ("learned", "rope", "alibi", "t5", "none")   # gpt.model.POSITION_KINDS, without importing numpy
 
-DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=16, lr=2e-3, min_lr=1e-4, warmup=50,
-                weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=400)
+DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=8, lr=2e-3, min_lr=1e-4, warmup=50,
+                weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=600)
 # every setting a run records in its checkpoint
 SETTING_NAMES = (*DEFAULTS, "context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb", "epochs",
                  "corpus", "text", "tokenizer", "prompt", "data")
