@@ -206,3 +206,41 @@ def test_bad_lengths_and_shapes_are_reported():
     with pytest.raises(ValueError, match="gates of width 9"):
         mg.rnn_cell(mg.tensor(np.zeros((2, 6))), mg.tensor(np.zeros((2, 3))), mg.tensor(np.zeros((6, 3))),
                     mg.tensor(np.zeros(6)), kind="gru")
+
+
+# ---------------------------------------------------------------------- against PyTorch (skipped without it)
+@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_layers_equal_pytorchs_outputs_and_gradients(kind, bidirectional):
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    rng = np.random.default_rng(7)
+    b, steps, n_in, hidden = 3, 5, 4, 6
+    lengths = np.array([5, 2, 4])
+    x = rng.standard_normal((b, steps, n_in))
+    ours = getattr(nn, kind)(n_in, hidden, bidirectional=bidirectional)
+    ours.double()
+    theirs = getattr(torch.nn, kind)(n_in, hidden, batch_first=True, bidirectional=bidirectional).double()
+    with torch.no_grad():                                   # the same names, shapes and gate order
+        for name, p in ours.named_parameters():
+            getattr(theirs, name).copy_(torch.from_numpy(p.data))
+
+    xt = mg.tensor(x, requires_grad=True, dtype=np.float64)
+    out, final = ours(xt, lengths=lengths)
+    h_n = final[0] if kind == "LSTM" else final
+    upstream = rng.standard_normal(out.shape)
+    ((out * mg.tensor(upstream)).sum() + h_n.sum()).backward()
+
+    x_torch = torch.from_numpy(x).requires_grad_(True)
+    packed = pack_padded_sequence(x_torch, torch.from_numpy(lengths), batch_first=True, enforce_sorted=False)
+    out_t, final_t = theirs(packed)
+    out_t, _ = pad_packed_sequence(out_t, batch_first=True, total_length=steps)
+    h_t = final_t[0] if kind == "LSTM" else final_t
+    ((out_t * torch.from_numpy(upstream)).sum() + h_t.sum()).backward()
+
+    np.testing.assert_allclose(out.data, out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h_n.data, h_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(xt.grad, x_torch.grad.numpy(), rtol=1e-9, atol=1e-11)
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, getattr(theirs, name).grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
