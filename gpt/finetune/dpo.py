@@ -50,7 +50,7 @@ from minigrad.function import Function
 
 from gpt.checkpoint import save_checkpoint
 from gpt.finetune.classify import read_text_file
-from gpt.finetune.instruct import RESPONSE_HEADER, format_input
+from gpt.finetune.instruct import RESPONSE_HEADER, check_entries, format_input
 from gpt.finetune.lora import lora_settings
 from gpt.generate import encode_as_text
 from gpt.train import NonFiniteLossError, Trainer
@@ -65,35 +65,12 @@ __all__ = [
 # 1. Data
 # ==================================================================================================
 
-_KEYS = ("instruction", "input", "chosen", "rejected")
 
 
 def check_preference_data(entries, source: str = "the data") -> list[dict]:
-    """Check that ``entries`` is a list of ``{"instruction", "input", "chosen", "rejected"}`` dicts of
-    strings; return it with a missing ``input`` filled in as "" (other keys, such as the book's
-    ``output``, are kept). Anything else is a ValueError naming the entry: ``source: entry 12: ...``."""
-    if not isinstance(entries, list):
-        raise ValueError(f"{source}: expected a JSON list of {{instruction, input, chosen, rejected}} entries, "
-                         f"got a {type(entries).__name__}")
-    checked = []
-    for i, entry in enumerate(entries):
-        where = f"{source}: entry {i}"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected an object with 'instruction', 'input', 'chosen' and 'rejected', "
-                             f"got a {type(entry).__name__}")
-        for key in ("instruction", "chosen", "rejected"):
-            if key not in entry:
-                raise ValueError(f"{where}: missing {key!r} (a preference entry needs 'instruction', 'input', "
-                                 "'chosen' and 'rejected')")
-        entry = dict(entry)
-        entry.setdefault("input", "")
-        for key in _KEYS:
-            if not isinstance(entry[key], str):
-                raise ValueError(f"{where}: {key!r} must be a string, got {type(entry[key]).__name__}")
-        if not entry["instruction"].strip():
-            raise ValueError(f"{where}: the instruction is empty")
-        checked.append(entry)
-    return checked
+    """Check ``{"instruction", "input", "chosen", "rejected"}`` entries (other keys, such as the
+    book's ``output``, are kept; see :func:`gpt.finetune.instruct.check_entries`)."""
+    return check_entries(entries, source, answers=("chosen", "rejected"), kind="a preference entry")
 
 
 def load_preference_data(path: str | os.PathLike) -> list[dict]:

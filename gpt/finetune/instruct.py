@@ -53,33 +53,41 @@ PREAMBLE = ("Below is an instruction that describes a task. "
 RESPONSE_HEADER = "\n\n### Response:\n"
 
 
-def check_instruction_data(entries, source: str = "the data") -> list[dict]:
-    """Check that ``entries`` is a list of ``{"instruction", "input", "output"}`` dicts of strings and
-    return it with a missing ``input`` filled in as "" (other keys are kept as they are).
+def check_entries(entries, source: str = "the data", answers: tuple[str, ...] = ("output",),
+                  kind: str = "an entry") -> list[dict]:
+    """Check that ``entries`` is a list of dicts with string ``instruction``, ``input`` and ``answers``
+    fields (chapter 7's ``output``; DPO's ``chosen`` and ``rejected``) and return it with a missing
+    ``input`` filled in as "" (other keys are kept as they are).
 
     Anything else is a ValueError naming the entry by its index: ``source: entry 12: ...``.
     """
+    keys = ("instruction", "input", *answers)
+    listed = ", ".join(repr(k) for k in keys[:-1]) + f" and {keys[-1]!r}"
     if not isinstance(entries, list):
-        raise ValueError(f"{source}: expected a JSON list of {{instruction, input, output}} entries, "
+        raise ValueError(f"{source}: expected a JSON list of {{{', '.join(keys)}}} entries, "
                          f"got a {type(entries).__name__}")
     checked = []
     for i, entry in enumerate(entries):
         where = f"{source}: entry {i}"
         if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected an object with 'instruction', 'input' and 'output', "
-                             f"got a {type(entry).__name__}")
-        for key in ("instruction", "output"):
+            raise ValueError(f"{where}: expected an object with {listed}, got a {type(entry).__name__}")
+        for key in ("instruction", *answers):
             if key not in entry:
-                raise ValueError(f"{where}: missing {key!r} (an entry needs 'instruction', 'input' and 'output')")
+                raise ValueError(f"{where}: missing {key!r} ({kind} needs {listed})")
         entry = dict(entry)
         entry.setdefault("input", "")
-        for key in ("instruction", "input", "output"):
+        for key in keys:
             if not isinstance(entry[key], str):
                 raise ValueError(f"{where}: {key!r} must be a string, got {type(entry[key]).__name__}")
         if not entry["instruction"].strip():
             raise ValueError(f"{where}: the instruction is empty")
         checked.append(entry)
     return checked
+
+
+def check_instruction_data(entries, source: str = "the data") -> list[dict]:
+    """Check chapter 7's ``{"instruction", "input", "output"}`` entries (see :func:`check_entries`)."""
+    return check_entries(entries, source)
 
 
 def load_instruction_data(path: str | os.PathLike) -> list[dict]:
