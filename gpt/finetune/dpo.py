@@ -66,7 +66,6 @@ __all__ = [
 # ==================================================================================================
 
 
-
 def check_preference_data(entries, source: str = "the data") -> list[dict]:
     """Check ``{"instruction", "input", "chosen", "rejected"}`` entries (other keys, such as the
     book's ``output``, are kept; see :func:`gpt.finetune.instruct.check_entries`)."""
