@@ -261,6 +261,18 @@ def test_dpo_trainer_moves_the_policy_and_not_the_reference():
     assert [h["step"] for h in trainer.history] == trainer.state.eval_steps
 
 
+def test_the_policy_trains_without_dropout_so_the_first_loss_is_log_2():
+    tok = demo_tokenizer()
+    pairs = demo_preference_data(demo_instruction_data(16, seed=5), seed=1)
+    policy, reference = tiny_model(tok.n_vocab, seed=3, drop_rate=0.5), tiny_model(tok.n_vocab, seed=3, drop_rate=0.5)
+    batch = stack_pairs(dpo_collate_fn([PreferenceDataset(pairs, tok)[i] for i in range(8)], pad_token_id=tok.eot_token))
+    trainer = DPOTrainer(policy, reference, AdamW(policy.parameters(), lr=1e-3), [batch], None, beta=0.5,
+                         total_steps=1, peak_lr=1e-3)
+    policy.train()
+    assert trainer.compute_loss(batch.token_ids, batch.mask).item() == pytest.approx(np.log(2), abs=1e-6)
+    assert policy.training                                  # its mode is left as it was
+
+
 def test_noisy_labels_carry_the_systematic_flaws_and_the_pairs_reject_them():
     entries = demo_instruction_data(300, seed=4)
     noisy = add_demo_flaws(entries, 0.7, seed=1)

@@ -440,9 +440,17 @@ class DPOTrainer(Trainer):
         self.history: list[dict] = []
 
     def compute_loss(self, input_batch, target_batch):
-        loss, _, _ = compute_dpo_loss_batch(PreferenceBatch(input_batch, target_batch), self.model,
-                                            self.reference_model, self.beta, self.average_logprobs,
-                                            nll_weight=self.nll_weight)
+        # The policy runs without dropout, as the reference does: with it, the policy's log-probabilities
+        # would sit below the reference's and bias every reward (the book trains chapter 7 with
+        # drop_rate 0). Eval mode only switches dropout off; gradients flow as usual.
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            loss, _, _ = compute_dpo_loss_batch(PreferenceBatch(input_batch, target_batch), self.model,
+                                                self.reference_model, self.beta, self.average_logprobs,
+                                                nll_weight=self.nll_weight)
+        finally:
+            self.model.train(was_training)
         return loss
 
     def metrics(self, loader) -> dict:
