@@ -201,6 +201,22 @@ def test_beam_search_finds_the_more_probable_answer_that_greedy_misses():
         beam_search(TableModel(), src, lengths, 5, bos=1, eos=2, beam_width=0)
 
 
+class CutOffModel(TableModel):
+    """After <bos>: a 0.9, b 0.1. After 'a': a 0.6, eos 0.4. With max_len 2 the open prefix 'a a'
+    (0.54, unfinished) outscores the finished 'a' eos (0.36), which must still be the answer."""
+
+    P = {1: {3: 0.9, 4: 0.1}, 3: {3: 0.6, 2: 0.4}, 4: {2: 1.0}, 2: {2: 1.0}}
+
+
+def test_beam_search_prefers_a_finished_answer_to_a_prefix_cut_off_by_max_len():
+    src, lengths = np.zeros((1, 1), dtype=np.int64), np.array([1])
+    answers, scores = beam_search(CutOffModel(), src, lengths, 2, bos=1, eos=2, beam_width=2, return_scores=True)
+    assert answers == [[3, 2]]
+    np.testing.assert_allclose(scores, math.log(0.9 * 0.4))
+    # with no finished sequence at all, the best open prefix is still returned
+    assert beam_search(CutOffModel(), src, lengths, 1, bos=1, eos=2, beam_width=2) == [[3]]
+
+
 def test_select_repeats_and_reorders_every_array_of_a_state():
     state = {"h": np.arange(6).reshape(3, 2), "pad": np.array([True, False, True])}
     picked = select(state, np.array([2, 2, 0]))

@@ -56,9 +56,13 @@ def beam_search(model, src, src_lengths, max_len: int, bos: int, eos: int, beam_
 
     All rows and beams run as one batch of n * beam_width. A beam that has produced ``eos`` is
     finished: it can only be extended by ``eos`` again at no cost, so it keeps its score and competes
-    with the open beams until the end. At the first step only one beam per row is open (the others
-    start at -inf), so no prefix is counted twice. ``beam_width=1`` is greedy decoding.
-    With ``return_scores`` also returns each answer's total log-probability.
+    with the open beams until the end. The best finished sequence of each row is also kept aside
+    when it appears, and is the answer whenever there is one: an open prefix cut off by ``max_len``
+    has a score that only bounds its completions, so it must not beat a finished sequence (only a
+    row with no finished sequence answers with its best open prefix). At the first step only one
+    beam per row is open (the others start at -inf), so no prefix is counted twice.
+    ``beam_width=1`` is greedy decoding. With ``return_scores`` also returns each answer's total
+    log-probability.
     """
     if beam_width < 1:
         raise ValueError(f"beam_width must be at least 1, got {beam_width}")
@@ -72,6 +76,8 @@ def beam_search(model, src, src_lengths, max_len: int, bos: int, eos: int, beam_
         prev = np.full(n * k, bos, dtype=np.int64)
         seqs = np.zeros((n * k, 0), dtype=np.int64)
         finished = np.zeros((n, k), dtype=bool)
+        best_done = np.full(n, -np.inf)                                  # the best finished sequence so far
+        best_done_seq: list = [None] * n
         for _ in range(max_len):
             log_probs, state = model.step(state, prev)
             vocab = log_probs.shape[-1]
@@ -87,10 +93,15 @@ def beam_search(model, src, src_lengths, max_len: int, bos: int, eos: int, beam_
             seqs = np.concatenate([seqs[rows], token.reshape(-1, 1)], axis=1)
             finished = np.take_along_axis(finished, beam, axis=1) | (token == eos)
             prev = token.reshape(-1)
+            done_scores = np.where(finished, scores, -np.inf)
+            j = np.argmax(done_scores, axis=1)
+            for i in np.flatnonzero(done_scores[np.arange(n), j] > best_done):   # rows whose best improved
+                best_done[i], best_done_seq[i] = done_scores[i, j[i]], seqs[i * k + j[i]]
             if finished.all():
                 break
     top = np.argmax(scores, axis=1)
-    answers = [_strip(seqs[i * k + top[i]], eos) for i in range(n)]
+    answers = [_strip(best_done_seq[i] if best_done_seq[i] is not None else seqs[i * k + top[i]], eos)
+               for i in range(n)]
     if return_scores:
-        return answers, scores[np.arange(n), top]
+        return answers, np.where(np.isfinite(best_done), best_done, scores[np.arange(n), top])
     return answers

@@ -55,7 +55,9 @@ def train_model(model, steps: int, batch_size: int, min_words: int, max_words: i
 
 def answers(model, readings: list[list[str]], beam_width: int = 1, batch_size: int = 200) -> list[str]:
     """The model's written answer to each reading (greedy, or beam search when beam_width > 1);
-    an answer without <eos> within one token past the longest right answer counts as unfinished ('…')."""
+    decoding stops after as many tokens as the longest right answer of the batch plus its <eos>, and
+    an answer without <eos> by then counts as unfinished ('…'). (Each reading's own right answer
+    always fits; only how far a wrong answer may run depends on the batch.)"""
     out = []
     for i in range(0, len(readings), batch_size):
         b = task.encode_batch(readings[i:i + batch_size])
