@@ -168,9 +168,10 @@ class MultiHeadAttention(nn.Module):
         num_keys = keys.shape[2]
         past = num_keys - num_tokens
         # query i sits at position past + i and may see keys 0 .. past + i
-        # past context_length (positions without a table), a shared mask of the next power of two
-        full_mask = self.mask if num_keys <= len(self.mask) else causal_mask(1 << (num_keys - 1).bit_length())
-        mask = full_mask[past:past + num_tokens, :num_keys]
+        if num_keys <= len(self.mask):
+            mask = self.mask[past:past + num_tokens, :num_keys]
+        else:   # past context_length (positions without a table): just the rows and keys needed
+            mask = np.arange(num_keys)[None, :] > (past + np.arange(num_tokens))[:, None]   # (T, T_keys)
         attn_scores = queries @ keys.transpose(2, 3)                        # (b, H, T, T_keys)
         # softmax(attn_scores.masked_fill(mask, -inf) / sqrt(head_dim) + attn_bias) as one fused pass
         attn_weights = F.masked_softmax(attn_scores, mask, scale=1.0 / math.sqrt(self.head_dim), bias=attn_bias)

@@ -19,7 +19,8 @@ class KVCache:
 
     Args:
         n_layers, batch_size, n_heads, head_dim: the model's shape.
-        max_len: how many positions fit (the model's context length).
+        max_len: how many positions fit (the model's context length, or a longer window for models
+            whose positions have no table).
     """
 
     def __init__(self, n_layers: int, batch_size: int, n_heads: int, head_dim: int, max_len: int,

@@ -69,6 +69,8 @@ class GPTConfig:
         if self.pos_emb not in POSITION_KINDS:
             raise ValueError(f"pos_emb must be one of {', '.join(POSITION_KINDS)}, not {self.pos_emb!r}")
         check_rope_scaling(self.rope_scaling)
+        if self.rope_scaling is not None and self.pos_emb != "rope":
+            raise ValueError(f"rope_scaling applies to pos_emb='rope' only, not {self.pos_emb!r}")
         if self.num_buckets < 2 or (self.max_distance is not None and self.max_distance <= self.num_buckets // 2):
             raise ValueError(f"num_buckets must be at least 2 and max_distance more than num_buckets / 2 (the "
                              f"distances with a bucket each), got {self.num_buckets} and {self.max_distance}")

@@ -23,6 +23,7 @@ model with rope, alibi, t5 or none runs on sequences longer than the ones it was
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -78,8 +79,8 @@ def check_rope_scaling(scaling) -> tuple[str | None, float]:
     kind, factor = scaling["type"], scaling["factor"]
     if kind not in ROPE_SCALINGS:
         raise ValueError(f"rope_scaling type must be one of {', '.join(ROPE_SCALINGS)}, not {kind!r}")
-    if not isinstance(factor, (int, float)) or not factor >= 1.0:
-        raise ValueError(f"rope_scaling factor must be a number >= 1, got {factor!r}")
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 1.0 <= factor < math.inf:
+        raise ValueError(f"rope_scaling factor must be a finite number >= 1, got {factor!r}")
     return kind, float(factor)
 
 

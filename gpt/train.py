@@ -315,8 +315,8 @@ def evaluate_at_length(model, token_ids, context_length: int, stride: int | None
     (beyond the book), which may be longer than the length the model was trained at when its
     positions allow it (``cfg.extrapolates``: rope, alibi, t5, none; learned positions refuse).
 
-    ``stride`` None (or = context_length): non-overlapping windows; every target is scored once,
-    and ``per_position[p]`` is the mean loss at position p of a window, over all windows (how the
+    ``stride`` None (or = context_length): non-overlapping windows; every target they cover is
+    scored once (the last targets, fewer than a window's worth, are left out), and ``per_position[p]`` is the mean loss at position p of a window, over all windows (how the
     loss falls as a token has more context, and whether it rises again past the trained length).
     ``stride`` S < context_length: windows start every S tokens and each scores only the targets
     the previous one did not (its last S; all of the first), so most targets see at least
@@ -331,7 +331,7 @@ def evaluate_at_length(model, token_ids, context_length: int, stride: int | None
     stride = context_length if stride is None else stride
     if not 0 < stride <= context_length:
         raise ValueError(f"stride must be between 1 and the window ({context_length}), got {stride}")
-    ids = np.asarray(token_ids, dtype=np.int64)
+    ids = np.asarray(token_ids)        # a memory map stays one: each batch is gathered as int64 below
     if len(ids) < context_length + 1:
         raise ValueError(f"the text has {len(ids)} tokens; windows of {context_length} need at least {context_length + 1}")
     starts = np.arange(0, len(ids) - context_length, stride)                       # (n,)
@@ -345,8 +345,8 @@ def evaluate_at_length(model, token_ids, context_length: int, stride: int | None
         with mg.no_grad():
             for b in range(0, len(starts), batch_size):
                 rows = starts[b:b + batch_size, None] + offsets                      # (bs, T) indices
-                logits = model(ids[rows]).data                                        # (bs, T, V)
-                targets = ids[rows + 1]
+                logits = model(ids[rows].astype(np.int64)).data                      # (bs, T, V)
+                targets = ids[rows + 1].astype(np.int64)
                 m = logits.max(axis=-1, keepdims=True)
                 lse = np.log(np.exp(logits - m).sum(axis=-1)) + m[..., 0]           # log-sum-exp per token
                 nll = lse - np.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]

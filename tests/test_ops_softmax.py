@@ -144,6 +144,7 @@ def test_masked_softmax_with_bias_equals_the_formula(x, data):
     expected = softmax_reference(np.where(mask, -np.inf, x * scale + bias), -1)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
     t = mg.tensor(x.astype(np.float32), requires_grad=True)
-    y = mg.masked_softmax(t, mask, scale, bias=bias.astype(np.float32))
+    fixed = mg.tensor(bias.astype(np.float32))                  # requires_grad False: no gradient for it
+    y = mg.masked_softmax(t, mask, scale, bias=fixed)
     y.backward(np.ones_like(y.data))
-    assert y.dtype == np.float32 and t.grad.dtype == np.float32
+    assert y.dtype == np.float32 and t.grad.dtype == np.float32 and fixed.grad is None

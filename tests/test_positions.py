@@ -162,6 +162,38 @@ def test_rope_scaling_settings_and_errors():
     assert model.cfg.rope_scaling == {"type": "ntk", "factor": 2.0} and model.rope.scaling == model.cfg.rope_scaling
     with pytest.raises(ValueError, match="rope models"):
         tiny("alibi").set_rope_scaling({"type": "linear", "factor": 2.0})
+    for factor in (float("inf"), True, 0.5):
+        with pytest.raises(ValueError, match="finite number >= 1"):
+            GPTConfig(pos_emb="rope", rope_scaling={"type": "linear", "factor": factor})
+    with pytest.raises(ValueError, match="pos_emb='rope' only"):
+        GPTConfig(pos_emb="alibi", rope_scaling={"type": "linear", "factor": 2.0})
+
+
+def test_linear_rope_scaling_rotates_position_p_as_p_over_the_factor():
+    """With factor 2, the scores of positions (2i, 2j) are those of (i, j) unscaled: RoPE's scores
+    depend on the positions only through their rotation angles."""
+    from gpt.positions import RotaryEmbedding
+
+    rng = np.random.default_rng(0)
+    q, k = rng.standard_normal((2, 1, 1, 8, 16))
+    plain, scaled = RotaryEmbedding(16, 32), RotaryEmbedding(16, 32, scaling={"type": "linear", "factor": 2.0})
+    scores_plain = (plain(mg.tensor(q)).data @ plain(mg.tensor(k)).data.swapaxes(-1, -2))[0, 0]      # positions 0..7
+    q2, k2 = np.zeros((1, 1, 16, 16)), np.zeros((1, 1, 16, 16))
+    q2[0, 0, ::2], k2[0, 0, ::2] = q[0, 0], k[0, 0]                                                  # at 0, 2, .., 14
+    scores_scaled = (scaled(mg.tensor(q2)).data @ scaled(mg.tensor(k2)).data.swapaxes(-1, -2))[0, 0][::2, ::2]
+    np.testing.assert_allclose(scores_scaled, scores_plain, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_buckets, max_distance", [(32, 128), (16, 16), (8, 20), (32, 64)])
+def test_t5_buckets_equal_transformers(bidirectional, num_buckets, max_distance):
+    torch = pytest.importorskip("torch")
+    t5 = pytest.importorskip("transformers.models.t5.modeling_t5")
+    relative = np.arange(-600, 601)
+    theirs = t5.T5Attention._relative_position_bucket(torch.from_numpy(relative), bidirectional=bidirectional,
+                                                      num_buckets=num_buckets, max_distance=max_distance)
+    ours = relative_position_bucket(relative, bidirectional, num_buckets, max_distance)
+    np.testing.assert_array_equal(np.asarray(ours), theirs.numpy())
 
 
 # ---------------------------------------------------------------------- past the context length

@@ -100,8 +100,11 @@ class MaskedSoftmax(Function):
             return ds
         needs_x, needs_bias = self.needs_input_grad
         gx = None
-        if needs_x:
-            gx = ds * ds.dtype.type(self.scale) if needs_bias or self.scale != 1.0 else ds
+        if needs_x and self.scale != 1.0:
+            # ds is the bias's gradient too: scale a copy only when the bias needs it
+            gx = ds * ds.dtype.type(self.scale) if needs_bias else np.multiply(ds, ds.dtype.type(self.scale), out=ds)
+        elif needs_x:
+            gx = ds
         return gx, (ds if needs_bias else None)
 
 
