@@ -297,6 +297,12 @@ class DPOLoss(Function):
         return g, -g, -g, g
 
 
+def _check_beta(beta) -> None:
+    """beta must be a finite positive number (a Python or NumPy one, not a bool)."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.floating)) or not np.isfinite(beta) or beta <= 0:
+        raise ValueError(f"beta must be a positive number, got {beta!r}")
+
+
 def dpo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps,
              beta: float = 0.1):
     """The DPO loss of a batch of pairs and the rewards (the book's ``compute_dpo_loss``).
@@ -308,8 +314,7 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
     as (b,) NumPy arrays (metrics: no graph). The book returns the rewards' means; their difference per
     pair is the margin, positive when the pair is ranked right.
     """
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.floating)) or not np.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be a positive number, got {beta!r}")
+    _check_beta(beta)
     loss = DPOLoss.apply(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
                          reference_rejected_logps, beta=float(beta))
     data = [np.asarray(x.data if isinstance(x, mg.Tensor) else x, dtype=np.float64)
@@ -431,8 +436,7 @@ class DPOTrainer(Trainer):
     def __init__(self, policy_model, reference_model, optimizer, train_loader, val_loader=None, *,
                  beta: float = 0.1, average_logprobs: bool = False, nll_weight: float = 0.0, **options):
         super().__init__(policy_model, optimizer, train_loader, val_loader, **options)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
-            raise ValueError(f"beta must be a positive number, got {beta!r}")
+        _check_beta(beta)
         self.reference_model = reference_model
         reference_model.requires_grad_(False)
         reference_model.eval()
