@@ -13,7 +13,6 @@ make these small models several times slower, and the whole file should take wel
 """
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys

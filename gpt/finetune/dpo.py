@@ -38,7 +38,6 @@ The pieces, in the order of the book's notebook (``ch07/04_preference-tuning-wit
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -49,8 +48,7 @@ import minigrad as mg
 from minigrad.function import Function
 
 from gpt.checkpoint import save_checkpoint
-from gpt.finetune.classify import read_text_file
-from gpt.finetune.instruct import RESPONSE_HEADER, check_entries, format_input
+from gpt.finetune.instruct import RESPONSE_HEADER, check_entries, format_input, load_entries
 from gpt.finetune.lora import lora_settings
 from gpt.generate import encode_as_text
 from gpt.train import NonFiniteLossError, Trainer
@@ -66,25 +64,20 @@ __all__ = [
 # ==================================================================================================
 
 
+PREFERENCE_ANSWERS, PREFERENCE_ENTRY = ("chosen", "rejected"), "a preference entry"
+
+
 def check_preference_data(entries, source: str = "the data") -> list[dict]:
     """Check ``{"instruction", "input", "chosen", "rejected"}`` entries (other keys, such as the
     book's ``output``, are kept; see :func:`gpt.finetune.instruct.check_entries`)."""
-    return check_entries(entries, source, answers=("chosen", "rejected"), kind="a preference entry")
+    return check_entries(entries, source, answers=PREFERENCE_ANSWERS, kind=PREFERENCE_ENTRY)
 
 
 def load_preference_data(path: str | os.PathLike) -> list[dict]:
     """Read a JSON file holding a list of preference entries (the book's
     ``instruction-data-with-preference.json``). Raises FileNotFoundError, or a one-line ValueError
     naming the file and the problem (empty, a folder, not UTF-8, not JSON, a bad entry by index)."""
-    path = Path(path)
-    text = read_text_file(path)
-    if not text.strip():
-        raise ValueError(f"{path}: the file is empty (only whitespace); expected a JSON list of entries")
-    try:
-        entries = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    return check_preference_data(entries, str(path))
+    return load_entries(path, answers=PREFERENCE_ANSWERS, kind=PREFERENCE_ENTRY)
 
 
 # ==================================================================================================

@@ -96,6 +96,11 @@ def load_instruction_data(path: str | os.PathLike) -> list[dict]:
     Raises FileNotFoundError, or ValueError naming the file and what is wrong: empty (also a device
     such as /dev/null that reads empty), a folder, not UTF-8, not JSON, or a bad entry (its index).
     """
+    return load_entries(path)
+
+
+def load_entries(path: str | os.PathLike, answers: tuple[str, ...] = ("output",), kind: str = "an entry") -> list[dict]:
+    """A JSON file's list of entries, checked by :func:`check_entries` (``answers``: the answer keys)."""
     path = Path(path)
     text = read_text_file(path)
     if not text.strip():
@@ -104,7 +109,7 @@ def load_instruction_data(path: str | os.PathLike) -> list[dict]:
         entries = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    return check_instruction_data(entries, str(path))
+    return check_entries(entries, str(path), answers=answers, kind=kind)
 
 
 def format_input(entry: dict) -> str:
