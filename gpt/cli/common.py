@@ -53,20 +53,21 @@ def positive_float(text: str) -> float:
     return value
 
 
-def probability(text: str) -> float:
-    """An argparse type: a number from 0 to 1."""
+def _at_most_one(text: str, what: str) -> float:
     value = non_negative_float(text)
     if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
+        raise argparse.ArgumentTypeError(f"expected {what} between 0 and 1, got {text}")
     return value
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    return _at_most_one(text, "a number")
 
 
 def fraction(text: str) -> float:
     """An argparse type: a share of the data, from 0 to 1."""
-    value = non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text}")
-    return value
+    return _at_most_one(text, "a fraction")
 
 
 def fraction_below_one(text: str) -> float:
