@@ -136,6 +136,9 @@ class MultiHeadAttention(nn.Module):
         position bias, see :mod:`gpt.positions`), inside the same fused pass.
       * more than ``context_length`` tokens (for the position schemes without a table): the causal
         mask then comes from a longer shared one.
+      * ``keep_attention``: when set to True, each forward keeps a copy of its softmax weights
+        (b, H, T, T_keys), before dropout, as a NumPy array in ``last_attn_weights`` (for the
+        look-inside page, :mod:`gpt.serve`); off by default, and then it costs nothing.
     """
 
     def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
@@ -150,6 +153,8 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(d_out, d_out)
         self.dropout = nn.Dropout(dropout)
         self.register_buffer("mask", causal_mask(context_length), persistent=False)
+        self.keep_attention = False
+        self.last_attn_weights: np.ndarray | None = None
 
     def _heads(self, t, b: int, num_tokens: int):
         # (b, T, d_out) -> (b, T, H, hd) -> (b, H, T, hd)
@@ -175,6 +180,8 @@ class MultiHeadAttention(nn.Module):
         attn_scores = queries @ keys.transpose(2, 3)                        # (b, H, T, T_keys)
         # softmax(attn_scores.masked_fill(mask, -inf) / sqrt(head_dim) + attn_bias) as one fused pass
         attn_weights = F.masked_softmax(attn_scores, mask, scale=1.0 / math.sqrt(self.head_dim), bias=attn_bias)
+        if self.keep_attention:
+            self.last_attn_weights = attn_weights.data.copy()
         attn_weights = self.dropout(attn_weights)
         context = (attn_weights @ values).transpose(1, 2)                   # (b, T, H, hd)
         context = context.reshape(b, num_tokens, self.d_out)

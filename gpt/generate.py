@@ -107,14 +107,15 @@ def _top_p_filter(probs: np.ndarray, top_p: float) -> np.ndarray:
     return probs / probs.sum(axis=-1, keepdims=True)
 
 
-def sample_next(logits: np.ndarray, temperature: float = 0.0, top_k: int | None = None,
-                top_p: float | None = None, rngs: Sequence[np.random.Generator] | None = None) -> np.ndarray:
-    """Pick one token per row of ``logits`` (b, vocab). temperature 0 means greedy (argmax).
-
-    ``rngs``: one Generator per row (the same one may repeat); None draws from a fresh, unseeded one.
-    """
+def sampling_probs(logits: np.ndarray, temperature: float = 0.0, top_k: int | None = None,
+                   top_p: float | None = None) -> np.ndarray:
+    """The distribution :func:`sample_next` draws from, float64 (b, vocab) from logits (b, vocab):
+    top-k on the logits, then temperature, softmax, and top-p on the probabilities (renormalised).
+    Temperature 0 (greedy) puts all the probability on the largest logit."""
     if temperature <= 0.0:
-        return np.argmax(logits, axis=-1)   # (top-k always keeps the largest logit)
+        probs = np.zeros(logits.shape, dtype=np.float64)
+        np.put_along_axis(probs, np.argmax(logits, axis=-1)[:, None], 1.0, axis=-1)
+        return probs
     logits = logits.astype(np.float64)   # sampling arithmetic in float64: tiny tail probabilities stay exact
     if top_k is not None:
         logits = _top_k_filter(logits, top_k)
@@ -124,6 +125,18 @@ def sample_next(logits: np.ndarray, temperature: float = 0.0, top_k: int | None 
     probs /= probs.sum(axis=-1, keepdims=True)
     if top_p is not None and top_p < 1.0:
         probs = _top_p_filter(probs, top_p)
+    return probs
+
+
+def sample_next(logits: np.ndarray, temperature: float = 0.0, top_k: int | None = None,
+                top_p: float | None = None, rngs: Sequence[np.random.Generator] | None = None) -> np.ndarray:
+    """Pick one token per row of ``logits`` (b, vocab). temperature 0 means greedy (argmax).
+
+    ``rngs``: one Generator per row (the same one may repeat); None draws from a fresh, unseeded one.
+    """
+    if temperature <= 0.0:
+        return np.argmax(logits, axis=-1)   # (top-k always keeps the largest logit)
+    probs = sampling_probs(logits, temperature, top_k, top_p)
     if rngs is None:
         rngs = [np.random.default_rng()] * len(probs)
     # inverse-CDF sampling with one uniform number per row, each row from its own generator: the

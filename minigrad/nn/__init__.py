@@ -2,12 +2,12 @@
 from minigrad.nn import functional
 from minigrad.nn.containers import ModuleDict, ModuleList, Sequential
 from minigrad.nn.layers import GELU, Dropout, Embedding, Identity, LayerNorm, Linear, ReLU, Sigmoid, Tanh
-from minigrad.nn.module import Module
+from minigrad.nn.module import Module, RemovableHandle
 from minigrad.nn.parameter import Parameter
 from minigrad.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
-    "Module", "Parameter", "Linear", "Embedding", "LayerNorm", "Dropout", "GELU", "ReLU", "Sigmoid",
+    "Module", "RemovableHandle", "Parameter", "Linear", "Embedding", "LayerNorm", "Dropout", "GELU", "ReLU", "Sigmoid",
     "Tanh", "Identity", "Sequential", "ModuleList", "ModuleDict", "functional",
     "RNNCell", "GRUCell", "LSTMCell", "RNN", "GRU", "LSTM",
 ]

@@ -3,6 +3,10 @@
 Assigning a :class:`Parameter` or another Module to an attribute registers it, so
 ``parameters()``, ``state_dict()``, ``train()``/``eval()`` and ``zero_grad()`` reach every
 parameter of every sub-module without any bookkeeping in user code.
+
+``register_forward_hook(fn)`` lets code outside a model watch (or replace) what a sub-module
+returns, as in PyTorch: the look-inside page (:mod:`gpt.serve`) reads every block's output this way
+without a copy of any model's forward.
 """
 from __future__ import annotations
 
@@ -13,6 +17,27 @@ import numpy as np
 
 from minigrad.nn.parameter import Parameter
 from minigrad.tensor import _raw
+
+
+class RemovableHandle:
+    """What :meth:`Module.register_forward_hook` returns: ``remove()`` unregisters the hook (a second
+    call does nothing); ``with handle:`` removes it on leaving the block."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict):
+        self.hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
 
 
 class Module:
@@ -27,6 +52,7 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value) -> None:
@@ -83,7 +109,27 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        output = self.forward(*args, **kwargs)
+        if self._forward_hooks:   # none registered: one attribute lookup per call
+            for hook in tuple(self._forward_hooks.values()):
+                replaced = hook(self, args, output)
+                if replaced is not None:
+                    output = replaced
+        return output
+
+    def register_forward_hook(self, hook: Callable) -> "RemovableHandle":
+        """Call ``hook(module, args, output)`` after every ``forward`` of this module (``args``: the
+        positional arguments; keyword arguments are not passed). A hook that returns something other
+        than None replaces the output. Hooks run in the order they were registered.
+
+        Returns a handle whose ``remove()`` takes the hook off again (also usable as a context
+        manager: ``with model.trf_blocks[0].register_forward_hook(fn): model(ids)``).
+        """
+        if not callable(hook):
+            raise TypeError(f"a forward hook must be callable, got {type(hook).__name__}")
+        handle = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------------ traversal
     def named_children(self) -> Iterator[tuple[str, "Module"]]:

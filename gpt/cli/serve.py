@@ -1,0 +1,72 @@
+"""``python -m gpt serve``: the look-inside page for a model, on a local web server."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gpt.cli import CLIError
+from gpt.cli.common import add_model_source, load_model_and_tokenizer, non_negative_int
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="a local web page that shows what happens inside a model",
+        description="Serve a page (plain HTML and JavaScript, works offline) that shows a model's tokens, "
+                    "next-token distribution, streaming generation, attention, logit lens, training curves "
+                    "and, for instruction-tuned checkpoints, a chat. Stop it with Ctrl-C.")
+    add_model_source(p, checkpoint_help="a checkpoint of 'python -m gpt pretrain' or 'finetune-instruct' "
+                                        "(the run's folder or one step folder)")
+    p.add_argument("--port", type=non_negative_int, default=8000, metavar="N",
+                   help="default: 8000; 0 picks a free port")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--log-requests", action="store_true", help="print one line per request")
+    p.set_defaults(func=run)
+
+
+def session_from_args(args: argparse.Namespace):
+    """A :class:`gpt.serve.api.Session` for the model the arguments name."""
+    from gpt.serve.api import Session
+
+    model, tokenizer = load_model_and_tokenizer(args)
+    if getattr(args, "checkpoint", None):
+        from gpt.checkpoint import resolve
+
+        step = resolve(args.checkpoint)
+        run = step.parent if (step.parent / "log.csv").is_file() or (step.parent / "latest").is_file() else None
+        try:
+            info = json.loads((step / "config.json").read_text(encoding="utf-8")).get("info", {})
+        except (OSError, ValueError, AttributeError):
+            info = {}
+        return Session(model, tokenizer, source=f"checkpoint {step}", run=run, checkpoint=step, info=info)
+    if getattr(args, "hf", None):
+        return Session(model, tokenizer, source=f"Hugging Face folder {args.hf}")
+    return Session(model, tokenizer, source=f"GPT-2 weights {args.gpt2}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gpt.serve.server import make_server
+
+    if args.port > 65535:
+        raise CLIError(f"--port must be at most 65535, got {args.port}")
+    session = session_from_args(args)
+    try:
+        server = make_server(session, args.host, args.port, log_requests=args.log_requests)
+    except OSError as e:
+        raise CLIError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}"
+                       + ("; pick another --port (0 picks a free one)" if args.port else "")) from None
+    if args.host not in LOOPBACK:
+        print(f"warning: listening on {args.host}: anyone who can reach this machine on the network can use "
+              "the page and run the model", file=sys.stderr)
+    print(f"serving {session.source} at {server.url} (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0
