@@ -117,7 +117,7 @@ class Session:
             ids = look.encode(self.tokenizer, self._text(body))
             if not ids:
                 raise _bad("the text has no tokens")
-        limit = limit or self.cfg.context_length
+        limit = min(limit or self.cfg.context_length, self.cfg.context_length)
         if len(ids) > limit:
             raise _bad(f"the text has {len(ids)} tokens; {what} at most {limit}: shorten it")
         return ids
@@ -303,9 +303,12 @@ class Session:
             raise _bad("the last message must be the user's")
         if sum(len(m["content"]) for m in messages) > self.limits["max_chars"]:
             raise _bad(f"the messages have more than {self.limits['max_chars']:,} characters")
-        prompt = chat_prompt(self.chat_style, messages)
-        settings = self.prepare_generate({**body, "text": prompt, "ids": None})
-        return {**settings, "prompt_text": prompt}
+        from gpt.generate import encode_as_text
+
+        # as chapter 7's generate_responses: what people wrote is text (a typed <|endoftext|> too), and
+        # a prompt longer than the context keeps its end
+        prompt = encode_as_text(self.tokenizer, chat_prompt(self.chat_style, messages))
+        return self.prepare_generate({**body, "ids": prompt[-self.cfg.context_length:]})
 
     def chat(self, settings: dict, send: Callable[[dict], None]) -> None:
         """Stream an answer as :meth:`generate` does; the last line also has ``response``: the answer

@@ -121,7 +121,16 @@ class Handler(BaseHTTPRequestHandler):
         if length < 0:
             raise RequestError(400, "Content-Length is negative")
         if length > limit:
-            raise RequestError(413, f"the request body has {length:,} bytes; the limit is {limit:,}")
+            if length <= 8 * limit:        # read and drop it, so that the client gets to read the answer
+                remaining = length
+                while remaining > 0:
+                    chunk = self.rfile.read(min(65536, remaining))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+            else:                          # far too large: answer at once and close the connection
+                self.close_connection = True
+            raise RequestError(413, f"the request body has more than {limit:,} bytes, the limit")
         raw = self.rfile.read(length) if length else b""
         try:
             return json.loads(raw.decode("utf-8")) if raw else {}
@@ -147,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
                 content_type = CONTENT_TYPES.get(target.suffix, "application/octet-stream")
                 self._send(200, target.read_bytes(), content_type)
         except RequestError as e:
-            self._json(e.status, {"error": str(e)}, close=e.status in (411, 413))
+            self._json(e.status, {"error": str(e)}, close=self.close_connection or e.status == 411)
         except OSError as e:                     # the client went away: nothing to answer
             self._failed(e)
             self.close_connection = True
@@ -167,7 +176,7 @@ class Handler(BaseHTTPRequestHandler):
             prepare, run = self.STREAM_ROUTES[path]
             settings = getattr(self.session, prepare)(body)
         except RequestError as e:
-            self._json(e.status, {"error": str(e)}, close=e.status in (411, 413))
+            self._json(e.status, {"error": str(e)}, close=self.close_connection or e.status == 411)
             return
         except OSError as e:
             self._failed(e)

@@ -1,0 +1,120 @@
+"""Helpers shared by the tests of the look-inside page: tiny random models of every architecture,
+a training run folder made of two of their checkpoints, and a server running in a thread."""
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from gpt.checkpoint import save_checkpoint
+from gpt.cli.common import write_logs
+from gpt.finetune.instruct import demo_tokenizer
+from gpt.model import POSITION_KINDS, GPTConfig, GPTModel
+from gpt.serve.api import Session
+from gpt.serve.server import make_server
+from gpt.train import TrainState
+
+PROMPT = "Below is an instruction that describes a task."
+
+
+def tiny_gpt(pos_emb: str = "learned", vocab_size: int | None = None, seed: int = 0) -> GPTModel:
+    """A random 2-layer GPT (2 heads, 16 dims, context 32) for ``demo_tokenizer``'s vocabulary."""
+    vocab_size = vocab_size or demo_tokenizer().n_vocab
+    np.random.seed(seed)
+    cfg = GPTConfig(vocab_size=vocab_size, context_length=32, emb_dim=16, n_layers=2, n_heads=2,
+                    drop_rate=0.1, pos_emb=pos_emb)
+    model = GPTModel(cfg)
+    if model.rel_pos_bias is not None:     # T5's bias starts at zero: make it visible
+        model.rel_pos_bias.relative_attention_bias.weight.data[:] = np.random.randn(
+            *model.rel_pos_bias.relative_attention_bias.weight.shape).astype(np.float32)
+    return model
+
+
+def architectures() -> dict:
+    """name -> function(seed) building a tiny random model of each architecture the project has."""
+    found = {f"gpt-{kind}": (lambda seed, kind=kind: tiny_gpt(kind, seed=seed)) for kind in POSITION_KINDS}
+    try:
+        from gpt.architectures import build_model
+        from gpt.architectures.config import DecoderConfig
+    except ImportError:
+        return found
+    for arch in ("llama", "qwen3", "qwen3-moe", "gemma3"):
+        found[arch] = lambda seed, arch=arch: _tiny_decoder(build_model, DecoderConfig, arch, seed)
+    return found
+
+
+def _tiny_decoder(build_model, DecoderConfig, arch: str, seed: int):
+    import dataclasses
+
+    np.random.seed(seed)
+    names = {f.name for f in dataclasses.fields(DecoderConfig)}
+    wanted = dict(arch=arch, vocab_size=demo_tokenizer().n_vocab, context_length=32, emb_dim=16, n_layers=2,
+                  n_heads=4, n_kv_groups=2, head_dim=8, hidden_dim=32, num_experts=4, num_experts_per_tok=2,
+                  moe_hidden_dim=16, sliding_window=4)
+    return build_model(DecoderConfig(**{k: v for k, v in wanted.items() if k in names}))
+
+
+def make_run(folder: Path, pos_emb: str = "learned", instruct: bool = False) -> Path:
+    """A training run folder: checkpoints step-000001 and step-000002 (different random weights) and
+    a log.csv written by the pretrain command's own ``write_logs``."""
+    tokenizer = demo_tokenizer()
+    info = {"task": "instruction"} if instruct else {}
+    for step in (1, 2):
+        save_checkpoint(folder, tiny_gpt(pos_emb, seed=step), tokenizer=tokenizer, step=step, keep=3, info=info)
+    state = TrainState(step=2, train_losses=[6.0, 5.5], val_losses=[6.2, float("nan")], track_tokens_seen=[64, 128],
+                       eval_steps=[1, 2], track_lrs=[1e-3, 5e-4])
+    write_logs(folder, state)
+    return folder
+
+
+@contextlib.contextmanager
+def running_server(session: Session):
+    """A server for ``session`` on a free port of 127.0.0.1, in a thread: yields (server, log), where
+    log is the StringIO its one-line error messages go to."""
+    log = io.StringIO()
+    server = make_server(session, "127.0.0.1", 0, log_file=log)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, log
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def request(server, method: str, path: str, body=None, raw: bytes | None = None, headers: dict | None = None):
+    """One HTTP request (the path sent exactly as given): (status, headers, body bytes)."""
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    try:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in {"Content-Type": "application/json", **(headers or {})}.items():
+            conn.putheader(k, v)
+        if data is not None and "Content-Length" not in (headers or {}):
+            conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders(data)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def api(server, path: str, body=None):
+    """(status, decoded JSON) of GET (no body) or POST (body) ``path``."""
+    status, _, data = request(server, "GET" if body is None else "POST", path, body)
+    return status, json.loads(data)
+
+
+def api_lines(server, path: str, body):
+    """(status, list of JSON lines) of a streamed POST."""
+    status, headers, data = request(server, "POST", path, body)
+    if status != 200:
+        return status, [json.loads(data)]
+    return status, [json.loads(line) for line in data.decode().splitlines() if line.strip()]

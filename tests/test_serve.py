@@ -1,0 +1,558 @@
+"""The look-inside page (``python -m gpt serve``): the library under it (gpt.serve.inspect_model) on
+every architecture, and the JSON API over real HTTP on an ephemeral port, refusals included."""
+import concurrent.futures
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from gpt.finetune.instruct import demo_tokenizer
+from gpt.generate import generate, sampling_probs
+from gpt.serve import inspect_model as look
+from gpt.serve.api import LIMITS, Session
+from gpt.serve.server import STATIC, static_file
+from gpt.train import calc_loss_batch
+from tests.cli_helpers import subprocess_env
+from tests.serve_helpers import PROMPT, api, api_lines, architectures, make_run, request, running_server, tiny_gpt
+
+ARCHS = architectures()
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("run") / "run")
+
+
+@pytest.fixture(scope="module")
+def served(run_folder):
+    """A server for the run's newest checkpoint, as 'python -m gpt serve --checkpoint' makes it."""
+    from types import SimpleNamespace
+
+    from gpt.cli.serve import session_from_args
+
+    session = session_from_args(SimpleNamespace(checkpoint=str(run_folder), gpt2=None, vocab=None, hf=None))
+    with running_server(session) as (server, log):
+        yield server, session, log
+
+
+def alive(server) -> None:
+    """The server still answers after whatever the test did."""
+    status, info = api(server, "/api/info")
+    assert status == 200 and info["model"]["n_layers"] == 2
+
+
+def ids_of(text: str) -> list:
+    return look.encode(demo_tokenizer(), text)
+
+
+# ---------------------------------------------------------------------- the library, every architecture
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_internals_agree_with_the_model_and_leave_no_trace(arch):
+    model = ARCHS[arch](seed=1)
+    ids = ids_of(PROMPT)
+    with look.evaluating(model):
+        expected = model(np.asarray([ids])).data[0]
+    got = look.run_with_internals(model, ids, attention_layers=[0, 1])
+    np.testing.assert_allclose(got["logits"], expected, rtol=1e-5, atol=1e-6)
+    assert got["hidden"].shape == (model.cfg.n_layers + 1, len(ids), model.cfg.emb_dim)
+    # the last hidden state through the final norm and head is the model's own output
+    with look.evaluating(model):
+        again = model.out_head(model.final_norm(mg.Tensor(got["hidden"][-1][None]))).data[0]
+    np.testing.assert_allclose(again, expected, rtol=1e-4, atol=1e-5)
+    for layer, w in got["attention"].items():
+        assert w.shape[1:] == (len(ids), len(ids))
+        np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
+        assert np.all(np.triu(w, k=1) == 0), "a query attended to a later token"
+    # nothing is left behind: no hooks, attention no longer kept, the model's mode restored
+    assert all(not m._forward_hooks for m in model.modules())
+    assert all(not m.keep_attention and m.last_attn_weights is None
+               for b in model.trf_blocks for m in look.attention_modules(b))
+    assert model.training
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_logit_lens_reads_each_layer_with_its_own_statistics(arch):
+    model = ARCHS[arch](seed=2)
+    ids = ids_of(PROMPT)
+    internals = look.run_with_internals(model, ids)
+    lens = look.logit_lens(model, ids, internals)
+    hidden = internals["hidden"].astype(np.float64)
+    layers = model.cfg.n_layers + 1
+    assert lens["top_ids"].shape == lens["top_probs"].shape == lens["norms"].shape == (layers, len(ids))
+    np.testing.assert_allclose(lens["norms"], np.sqrt((hidden ** 2).sum(-1)), rtol=1e-6)
+    logits = internals["logits"].astype(np.float64)
+    np.testing.assert_array_equal(lens["top_ids"][-1], logits.argmax(-1))
+    np.testing.assert_allclose(lens["top_probs"][-1], sampling_probs(logits, 1.0).max(-1), rtol=1e-4)
+    if arch.startswith("gpt-"):      # LayerNorm written out: each row normalised by its own mean and variance
+        n = model.final_norm
+        for layer in range(layers):
+            h = hidden[layer]
+            normed = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + n.eps)
+            direct = (normed * n.scale.data + n.shift.data) @ model.out_head.weight.data.T.astype(np.float64)
+            np.testing.assert_array_equal(lens["top_ids"][layer], direct.argmax(-1))
+            np.testing.assert_allclose(lens["top_probs"][layer], sampling_probs(direct, 1.0).max(-1), rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_attention_is_what_the_layer_computes(arch):
+    model = ARCHS[arch](seed=3)
+    ids = ids_of("Below is an")
+    weights = look.attention(model, ids, 1)
+    attn = look.attention_modules(model.trf_blocks[1])[0]
+    # keeping the weights changes nothing the model computes
+    with look.evaluating(model):
+        plain = model(np.asarray([ids])).data
+        attn.keep_attention = True
+        kept = model(np.asarray([ids])).data
+        attn.keep_attention = False
+    np.testing.assert_array_equal(plain, kept)
+    np.testing.assert_array_equal(attn.last_attn_weights[0], weights)
+    if arch == "gpt-learned":      # softmax(q k^T / sqrt(hd)) with the causal mask, written out
+        x = look.run_with_internals(model, ids)["hidden"][1].astype(np.float64)
+        block = model.trf_blocks[1]
+        n = block.norm1
+        xn = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + n.eps) * n.scale.data + n.shift.data
+        H, hd = model.cfg.n_heads, model.cfg.head_dim
+        q = (xn @ attn.W_query.weight.data.T).reshape(len(ids), H, hd).transpose(1, 0, 2)
+        k = (xn @ attn.W_key.weight.data.T).reshape(len(ids), H, hd).transpose(1, 0, 2)
+        scores = q @ k.transpose(0, 2, 1) / math.sqrt(hd)
+        scores[:, np.triu(np.ones((len(ids), len(ids)), bool), 1)] = -np.inf
+        expected = np.exp(scores - scores.max(-1, keepdims=True))
+        expected /= expected.sum(-1, keepdims=True)
+        np.testing.assert_allclose(weights, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_attention_weights_are_not_kept_unless_asked():
+    model = tiny_gpt()
+    model(np.asarray([ids_of("Below")]))
+    assert all(m.last_attn_weights is None for b in model.trf_blocks for m in look.attention_modules(b))
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, None, None), (0.7, 5, None), (1.3, None, 0.6),
+                                                      (0.9, 10, 0.8), (0.0, None, None)])
+def test_next_token_distribution_is_what_sampling_draws_from(temperature, top_k, top_p):
+    logits = np.random.default_rng(0).normal(size=300).astype(np.float32) * 3
+    d = look.next_token_distribution(logits, temperature, top_k, top_p, n=300)
+    expected = sampling_probs(logits[None], temperature, top_k, top_p)[0]
+    np.testing.assert_allclose(d["p_sample"], expected[d["ids"]])
+    np.testing.assert_array_equal(d["ids"], np.argsort(-logits, kind="stable"))
+    np.testing.assert_allclose(d["p_model"], sampling_probs(logits[None], 1.0)[0][d["ids"]])
+    assert d["kept"] == int((expected > 0).sum())
+    if temperature > 0:
+        # the cumulative mass is the running sum of p_scaled; top-p keeps a token iff the mass before it is below top_p
+        np.testing.assert_allclose(d["cumulative"], np.cumsum(d["p_scaled"]), rtol=1e-9)
+        if top_p is not None:
+            before = d["cumulative"] - d["p_scaled"]
+            np.testing.assert_array_equal(d["p_sample"] > 0, (before < top_p) & (d["p_scaled"] > 0))
+    else:
+        assert d["p_sample"][0] == 1.0 and d["kept"] == 1
+
+
+def test_tokens_carry_their_bytes_and_merge_rank():
+    tok = demo_tokenizer()
+    ids = tok.encode("Below is an instruction<|endoftext|>", allowed_special="all")
+    tokens = look.describe_tokens(tok, ids)
+    assert b"".join(bytes(t["bytes"]) for t in tokens) == b"Below is an instruction<|endoftext|>"
+    merged = [t for t in tokens if t["rank"] is not None]
+    assert merged, "the demo tokenizer merges its template words"
+    for t in merged:           # merge `rank` joins two tokens into exactly this one
+        a, b = tok.merges[t["rank"]]
+        assert tok.decode_single_token_bytes(a) + tok.decode_single_token_bytes(b) == bytes(t["bytes"])
+    assert [t["special"] for t in tokens].count(True) == 1 and tokens[-1]["rank"] is None
+    single = look.describe_tokens(tok, [ord("x")])[0]
+    assert single["rank"] is None and single["bytes"] == [ord("x")]
+
+
+def test_position_losses_average_to_the_training_loss():
+    model = tiny_gpt(seed=4)
+    ids = ids_of(PROMPT)
+    losses = look.position_losses(model, ids)
+    assert losses.shape == (len(ids) - 1,)
+    model.eval()
+    with mg.no_grad():
+        loss = float(calc_loss_batch(np.asarray([ids[:-1]]), np.asarray([ids[1:]]), model).data)
+    assert losses.mean() == pytest.approx(loss, rel=1e-5)
+
+
+def test_log_csv_is_read_as_the_pretrain_command_writes_it(run_folder):
+    columns = look.read_log_csv(run_folder / "log.csv")
+    assert columns["step"] == [1.0, 2.0] and columns["train_loss"] == [6.0, 5.5]
+    assert columns["val_loss"] == [6.2, None]        # NaN becomes null (JSON has no NaN)
+    assert look.run_checkpoints(run_folder) == ["step-000001", "step-000002"]
+
+
+# ---------------------------------------------------------------------- forward hooks
+def test_forward_hooks_see_replace_and_go():
+    model = tiny_gpt()
+    ids = np.asarray([ids_of("Below is")])
+    model.eval()
+    seen = []
+    handle = model.trf_blocks[0].register_forward_hook(lambda m, args, out: seen.append((m, args[0].shape, out.shape)))
+    base = model(ids).data
+    assert seen == [(model.trf_blocks[0], (1, ids.shape[1], 16), (1, ids.shape[1], 16))]
+    handle.remove()
+    handle.remove()                                   # a second remove does nothing
+    model(ids)
+    assert len(seen) == 1
+    with model.out_head.register_forward_hook(lambda m, args, out: out * 0):
+        assert np.all(model(ids).data == 0)           # a hook's return value replaces the output
+    np.testing.assert_array_equal(model(ids).data, base)
+    with pytest.raises(TypeError, match="callable"):
+        model.register_forward_hook("not a function")
+
+
+# ---------------------------------------------------------------------- the API over HTTP
+def test_static_files_and_page(served):
+    server, _, _ = served
+    status, headers, body = request(server, "GET", "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b'src="app.js"' in body and b"://" not in body          # nothing loaded from elsewhere
+    assert b"://" not in (STATIC / "style.css").read_bytes()
+    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+        status, headers, body = request(server, "GET", "/" + name)
+        assert status == 200 and headers["Content-Type"].startswith(kind)
+        assert body == (STATIC / name).read_bytes()
+    assert request(server, "HEAD", "/app.js")[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/../pyproject.toml", "/%2e%2e/%2e%2e/%2e%2e/pyproject.toml", "/%2E%2E%2fserver.py",
+                                  "/..%2f..%2fapi.py", "//etc/passwd", "/%2fetc%2fpasswd", "/static/../../server.py",
+                                  "/..\\server.py", "/app.js%00.png", "/nothing-here.js", "/.", "/../"])
+def test_nothing_outside_static_is_served(served, path):
+    server, _, _ = served
+    status, _, body = request(server, "GET", path)
+    assert status in (400, 403, 404), (path, status)
+    assert b"import" not in body and b"root:" not in body
+    assert "error" in json.loads(body)
+    alive(server)
+
+
+def test_symlinks_out_of_the_folder_are_refused(tmp_path):
+    root = tmp_path / "static"
+    root.mkdir()
+    (root / "page.html").write_text("page")
+    (tmp_path / "secret.txt").write_text("secret")
+    (root / "out.txt").symlink_to(tmp_path / "secret.txt")
+    (root / "dir").symlink_to(tmp_path)
+    (root / "in.html").symlink_to(root / "page.html")
+    assert static_file("/page.html", root) == (root / "page.html").resolve()
+    assert static_file("/in.html", root) == (root / "page.html").resolve()     # a link that stays inside
+    assert static_file("/out.txt", root) is None
+    assert static_file("/dir/secret.txt", root) is None
+    assert static_file(str(tmp_path / "secret.txt"), root) is None
+    assert static_file("/", root) is None                                       # no index.html there
+
+
+def test_info_describes_the_model(served):
+    server, session, _ = served
+    status, info = api(server, "/api/info")
+    cfg = session.model.cfg
+    assert status == 200
+    assert info["model"]["n_layers"] == cfg.n_layers and info["model"]["n_heads"] == cfg.n_heads
+    assert info["model"]["vocab_size"] == cfg.vocab_size and info["model"]["heads_per_layer"] == [2, 2]
+    assert info["model"]["parameters"] == session.model.num_parameters()
+    assert info["training"] is True and info["chat"] is None
+    assert info["checkpoints"] == ["step-000001", "step-000002"]
+    assert info["limits"]["max_new_tokens"] == LIMITS["max_new_tokens"]
+
+
+def test_tokenize(served):
+    server, _, _ = served
+    text = "Below is an instruction. héllo"
+    status, r = api(server, "/api/tokenize", {"text": text})
+    assert status == 200
+    assert [t["id"] for t in r["tokens"]] == ids_of(text)
+    assert r["n_tokens"] == len(r["tokens"]) and r["n_chars"] == len(text)
+    assert b"".join(bytes(t["bytes"]) for t in r["tokens"]).decode() == text
+
+
+def test_next_matches_sampling(served):
+    server, session, _ = served
+    body = {"text": PROMPT, "temperature": 0.7, "top_k": 20, "top_p": 0.9}
+    status, r = api(server, "/api/next", body)
+    assert status == 200
+    with look.evaluating(session.model):
+        logits = session.model(np.asarray([ids_of(PROMPT)])).data[0, -1]
+    expected = sampling_probs(logits[None], 0.7, 20, 0.9)[0]
+    got = {t["id"]: t["p_sample"] for t in r["tokens"]}
+    for i, p in got.items():
+        assert p == pytest.approx(expected[i], rel=1e-5, abs=1e-9)
+    assert r["kept"] == int((expected > 0).sum())
+    assert len(r["tokens"]) == LIMITS["top_tokens"]
+
+
+def test_generate_streams_what_generate_makes(served):
+    server, session, _ = served
+    body = {"text": PROMPT, "max_new_tokens": 12, "temperature": 1.2, "top_k": 30, "seed": 7}
+    status, lines = api_lines(server, "/api/generate", body)
+    assert status == 200
+    prompt = ids_of(PROMPT)
+    assert [t["id"] for t in lines[0]["prompt"]] == prompt
+    new = [line["token"]["id"] for line in lines if "token" in line]
+    expected = generate(session.model, np.asarray([prompt]), 12, temperature=1.2, top_k=30,
+                        eos_id=demo_tokenizer().special_tokens["<|endoftext|>"], rng=np.random.default_rng(7))
+    assert new == expected[0, len(prompt):].tolist()
+    assert lines[-1]["done"] is True and lines[-1]["n_new"] == len(new)
+    for line in lines[1:-1]:     # the token drawn was possible, and its alternatives are the most likely ones
+        probs = {a["id"]: a["p_sample"] for a in line["alternatives"]}
+        assert len(probs) == LIMITS["alternatives"]
+        assert probs.get(line["token"]["id"], 1.0) > 0
+        assert [a["p_model"] for a in line["alternatives"]] == sorted((a["p_model"] for a in line["alternatives"]), reverse=True)
+    text = "".join(line["token"]["text"] for line in lines[1:-1]) + lines[-1]["tail"]
+    assert text == demo_tokenizer().decode(new)
+    # branching: continue from given ids (the prompt plus one chosen token)
+    branch = prompt + [lines[1]["alternatives"][1]["id"]]
+    status, again = api_lines(server, "/api/generate", {"ids": branch, "max_new_tokens": 3, "temperature": 0})
+    assert status == 200 and [t["id"] for t in again[0]["prompt"]] == branch
+    greedy = generate(session.model, np.asarray([branch]), 3, eos_id=demo_tokenizer().special_tokens["<|endoftext|>"])
+    assert [x["token"]["id"] for x in again if "token" in x] == greedy[0, len(branch):].tolist()
+
+
+def test_attention_and_lens_match_the_library(served):
+    server, session, _ = served
+    ids = ids_of(PROMPT)
+    status, r = api(server, "/api/attention", {"text": PROMPT, "layer": 1})
+    assert status == 200
+    expected = look.attention(session.model, ids, 1)
+    np.testing.assert_allclose(np.array(r["heads"]), expected, atol=1e-5)
+    np.testing.assert_allclose(np.array(r["mean"]), expected.mean(0), atol=1e-5)
+    assert len(r["tokens"]) == len(ids)
+    status, r = api(server, "/api/lens", {"text": PROMPT})
+    assert status == 200
+    lens = look.logit_lens(session.model, ids)
+    assert r["top_ids"] == lens["top_ids"].tolist()
+    np.testing.assert_allclose(np.array(r["top_probs"]), lens["top_probs"], atol=1e-5)
+    assert r["layers"] == ["embedding", "block 1", "block 2"]
+    assert r["top_pieces"][0][0] == look.describe_tokens(demo_tokenizer(), [lens["top_ids"][0, 0]])[0]["piece"]
+
+
+def test_training_and_compare(served, run_folder):
+    server, _, _ = served
+    status, r = api(server, "/api/training")
+    assert status == 200 and r["columns"]["val_loss"] == [6.2, None] and r["loaded"] == "step-000002"
+    status, r = api(server, "/api/compare", {"text": PROMPT, "a": "step-000001", "b": "step-000002"})
+    assert status == 200
+    from gpt.checkpoint import load_checkpoint
+
+    for key, name in (("a", "step-000001"), ("b", "step-000002")):
+        expected = look.position_losses(load_checkpoint(run_folder / name).model, ids_of(PROMPT))
+        np.testing.assert_allclose(r[key]["losses"], expected, atol=1e-4)
+        assert r[key]["mean"] == pytest.approx(expected.mean(), rel=1e-5)
+    assert r["a"]["losses"] != r["b"]["losses"]
+    for bad in ("../run/step-000001", "step-000009", str(run_folder / "step-000001")):
+        status, e = api(server, "/api/compare", {"text": PROMPT, "a": bad, "b": "step-000002"})
+        assert status == 400 and "no checkpoint" in e["error"]
+    alive(server)
+
+
+def test_chat_for_an_instruction_tuned_checkpoint(tmp_path):
+    from gpt.finetune.instruct import load_instruct_checkpoint
+
+    run = make_run(tmp_path / "chat", instruct=True)
+    ck = load_instruct_checkpoint(run, merge=True)
+    session = Session(ck.model, ck.tokenizer, run=run, checkpoint=ck.path, info=ck.info)
+    with running_server(session) as (server, _):
+        assert api(server, "/api/info")[1]["chat"] == "alpaca"
+        body = {"messages": [{"role": "user", "content": "Reverse the word."}], "max_new_tokens": 6, "temperature": 0}
+        status, lines = api_lines(server, "/api/chat", body)
+        assert status == 200 and lines[-1]["done"]
+        new = [line["token"]["id"] for line in lines if "token" in line]
+        from gpt.finetune.instruct import extract_response, format_input
+
+        prompt = ck.tokenizer.encode(format_input({"instruction": "Reverse the word.", "input": ""}))[-32:]
+        expected = generate(ck.model, np.asarray([prompt]), 6, eos_id=ck.tokenizer.special_tokens["<|endoftext|>"])
+        assert new == expected[0, len(prompt):].tolist()
+        eos = ck.tokenizer.special_tokens["<|endoftext|>"]
+        assert lines[-1]["response"] == extract_response(ck.tokenizer.decode(new[:new.index(eos)] if eos in new else new))
+        for bad in ({"messages": []}, {"messages": [{"role": "assistant", "content": "x"}]},
+                    {"messages": [{"role": "user", "content": 5}]}, {"messages": "hi"}):
+            status, e = api(server, "/api/chat", bad)
+            assert status == 400 and e["error"], bad
+
+
+def test_chat_is_refused_for_a_model_without_chat_style(served):
+    server, _, _ = served
+    status, e = api(server, "/api/chat", {"messages": [{"role": "user", "content": "hi"}]})
+    assert status == 404 and "instruction-tuned" in e["error"]
+    alive(server)
+
+
+BAD_REQUESTS = [
+    ("/api/next", {"text": 5}, "must be a string"),
+    ("/api/next", {}, "'text' is missing"),
+    ("/api/next", {"text": ""}, "empty"),
+    ("/api/next", {"text": "x", "temperature": -1}, "temperature"),
+    ("/api/next", {"text": "x", "temperature": "hot"}, "temperature"),
+    ("/api/next", {"text": "x", "temperature": 11}, "temperature"),
+    ("/api/next", {"text": "x", "top_k": 0}, "top_k"),
+    ("/api/next", {"text": "x", "top_k": 1.5}, "top_k"),
+    ("/api/next", {"text": "x", "top_k": True}, "top_k"),
+    ("/api/next", {"text": "x", "top_p": 0}, "top_p"),
+    ("/api/next", {"text": "x", "top_p": 1.5}, "top_p"),
+    ("/api/next", [1, 2], "JSON object"),
+    ("/api/tokenize", {"text": "x" * (LIMITS["max_chars"] + 1)}, "characters"),
+    ("/api/generate", {"text": "x", "max_new_tokens": LIMITS["max_new_tokens"] + 1}, "max_new_tokens"),
+    ("/api/generate", {"text": "x", "max_new_tokens": 0}, "max_new_tokens"),
+    ("/api/generate", {"text": "x", "seed": -1}, "seed"),
+    ("/api/generate", {"ids": [1, 10**9]}, "ids"),
+    ("/api/generate", {"ids": "1 2"}, "ids"),
+    ("/api/generate", {"text": "Below " * 40}, "tokens"),         # longer than the context (32)
+    ("/api/attention", {"text": "x", "layer": 2}, "layer"),
+    ("/api/attention", {"text": "x", "layer": -1}, "layer"),
+    ("/api/attention", {"text": "x"}, "layer"),
+    ("/api/lens", {"text": "Below " * 40}, "tokens"),
+    ("/api/compare", {"text": "x", "a": "step-000001"}, "'b' is missing"),
+]
+
+
+@pytest.mark.parametrize("path,body,words", BAD_REQUESTS)
+def test_bad_requests_get_400_with_a_message(served, path, body, words):
+    server, _, _ = served
+    status, e = api(server, path, body)
+    assert status == 400 and words in e["error"], e
+    assert "Traceback" not in e["error"]
+    alive(server)
+
+
+def test_malformed_and_oversized_bodies(served):
+    server, _, _ = served
+    for raw in (b"{not json", b'{"text": "x"', b"\xff\xfe", b"[1, 2"):
+        status, _, body = request(server, "POST", "/api/next", raw=raw)
+        assert status == 400 and "JSON" in json.loads(body)["error"]
+        alive(server)
+    big = b'{"text": "' + b"x" * (LIMITS["max_body_bytes"] + 10) + b'"}'
+    status, _, body = request(server, "POST", "/api/tokenize", raw=big)
+    assert status == 413 and "limit" in json.loads(body)["error"]
+    alive(server)
+    status, headers, body = request(server, "POST", "/api/tokenize", raw=b"{}", headers={"Content-Length": str(10**12)})
+    assert status == 413 and headers.get("Connection") == "close"
+    alive(server)
+    status, _, body = request(server, "POST", "/api/tokenize", raw=b"{}", headers={"Content-Length": "abc"})
+    assert status == 400
+    alive(server)
+    assert api(server, "/api/nothing", {})[0] == 404
+    assert api(server, "/api/nothing")[0] == 404
+    assert api(server, "/api/next")[0] == 405                   # GET on a POST endpoint
+    assert api(server, "/api/info", {})[0] == 405               # POST on a GET endpoint
+    status, _, body = request(server, "DELETE", "/api/info")
+    assert status == 501 and "error" in json.loads(body)
+    alive(server)
+
+
+def test_a_failure_inside_is_one_log_line_and_no_traceback(served, monkeypatch):
+    server, session, log = served
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke")
+
+    monkeypatch.setattr(session, "lens", broken)
+    status, e = api(server, "/api/lens", {"text": "x"})
+    assert status == 500 and "internal error" in e["error"] and "broke" not in e["error"]
+    monkeypatch.setattr(session, "generate", broken)
+    status, lines = api_lines(server, "/api/generate", {"text": "x"})
+    assert status == 200 and "internal error" in lines[-1]["error"]
+    logged = log.getvalue().strip().splitlines()
+    assert [line for line in logged if "something inside broke" in line] == logged[-2:]
+    assert "Traceback" not in log.getvalue()
+    monkeypatch.undo()
+    alive(server)
+    assert api(server, "/api/lens", {"text": "x"})[0] == 200
+
+
+def test_ten_concurrent_requests(served):
+    server, _, _ = served
+    jobs = [("/api/next", {"text": PROMPT, "temperature": 0.5 + i / 10}) for i in range(4)]
+    jobs += [("/api/attention", {"text": PROMPT, "layer": i % 2}) for i in range(2)]
+    jobs += [("/api/lens", {"text": PROMPT}), ("/api/tokenize", {"text": PROMPT})]
+    jobs += [("/api/generate", {"text": PROMPT, "max_new_tokens": 8, "temperature": 1.0, "seed": i}) for i in range(2)]
+    alone = [api_lines(server, p, b) if p.endswith("generate") else api(server, p, b) for p, b in jobs]
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        together = list(pool.map(lambda job: api_lines(server, *job) if job[0].endswith("generate") else api(server, *job), jobs))
+    assert [s for s, _ in together] == [200] * 10
+    assert together == alone          # the lock: no request saw another's cache or hooks
+    alive(server)
+
+
+def test_keep_alive_connection_serves_several_requests(served):
+    import http.client
+
+    server, _, _ = served
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+    try:
+        for _ in range(3):
+            conn.request("POST", "/api/tokenize", body=json.dumps({"text": "Below"}), headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            assert r.status == 200 and json.loads(r.read())["n_tokens"] >= 1
+        conn.request("POST", "/api/generate", body=json.dumps({"text": "Below", "max_new_tokens": 2}))
+        r = conn.getresponse()
+        assert r.status == 200 and r.getheader("Transfer-Encoding") == "chunked"
+        assert json.loads(r.read().decode().splitlines()[-1])["done"]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_every_endpoint_on_every_architecture(arch):
+    model = ARCHS[arch](seed=5)
+    session = Session(model, demo_tokenizer(), source=arch)
+    with running_server(session) as (server, _):
+        info = api(server, "/api/info")[1]
+        assert info["model"]["n_layers"] == model.cfg.n_layers and info["training"] is False
+        for path, body in (("/api/tokenize", {"text": PROMPT}), ("/api/next", {"text": PROMPT, "top_p": 0.5}),
+                           ("/api/attention", {"text": PROMPT, "layer": 1}), ("/api/lens", {"text": PROMPT})):
+            status, r = api(server, path, body)
+            assert status == 200, (path, r)
+        status, lines = api_lines(server, "/api/generate", {"text": PROMPT, "max_new_tokens": 4, "seed": 1})
+        assert status == 200 and lines[-1]["done"]
+        assert api(server, "/api/training")[0] == 404
+
+
+# ---------------------------------------------------------------------- the command
+def test_serve_command_prints_the_url_answers_and_stops_on_ctrl_c(run_folder):
+    proc = subprocess.Popen([sys.executable, "-m", "gpt", "serve", "--checkpoint", str(run_folder), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:" in line, line + proc.stderr.read()
+        url = line.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url + "api/info", timeout=60) as r:
+            assert json.loads(r.read())["model"]["n_layers"] == 2
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err and "stopped" in err
+
+
+def test_serve_command_warns_when_listening_beyond_this_machine(run_folder):
+    proc = subprocess.Popen([sys.executable, "-m", "gpt", "serve", "--checkpoint", str(run_folder), "--port", "0",
+                             "--host", "0.0.0.0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=subprocess_env())
+    try:
+        line = proc.stdout.readline()
+        assert "http://0.0.0.0:" in line
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "anyone" in err and "network" in err
+
+
+def test_serve_command_errors_are_one_line(tmp_path):
+    from tests.cli_helpers import check_one_line_error, run_cli
+
+    code, _, err = run_cli("serve", "--checkpoint", tmp_path / "missing", "--port", "0")
+    check_one_line_error(code, err, "missing")
+    run = make_run(tmp_path / "run")
+    code, _, err = run_cli("serve", "--checkpoint", run, "--port", "70000")
+    check_one_line_error(code, err, "--port")
