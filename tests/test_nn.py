@@ -693,3 +693,38 @@ def test_import_minigrad_reaches_nn_optim_and_testing_as_torch_does():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "module 'minigrad' has no attribute 'no_such_thing'"
+
+
+# ---------------------------------------------------------------------- forward hooks
+def test_forward_hooks_see_replace_and_go():
+    np.random.seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = mg.tensor(np.random.randn(5, 3).astype(np.float32))
+    base = model(x).data
+    seen = []
+    handle = model[0].register_forward_hook(lambda m, args, out: seen.append((m, args[0], out.data.copy())))
+    model(x)
+    assert len(seen) == 1 and seen[0][0] is model[0] and seen[0][1] is x
+    np.testing.assert_allclose(seen[0][2], x.data @ model[0].weight.data.T + model[0].bias.data, rtol=1e-6)
+    handle.remove()
+    handle.remove()                                   # a second remove does nothing
+    model(x)
+    assert len(seen) == 1
+    with model[2].register_forward_hook(lambda m, args, out: out * 0):
+        assert np.all(model(x).data == 0)             # a hook's return value replaces the output
+    np.testing.assert_array_equal(model(x).data, base)
+    order = []
+    model.register_forward_hook(lambda m, a, o: order.append(1))
+    model.register_forward_hook(lambda m, a, o: order.append(2))
+    model(x)
+    assert order == [1, 2]                            # in the order they were registered
+    with pytest.raises(TypeError, match="callable"):
+        model.register_forward_hook("not a function")
+
+
+def test_forward_hooks_carry_gradients():
+    lin = nn.Linear(2, 1)
+    x = mg.tensor(np.ones((1, 2), dtype=np.float32), requires_grad=True)
+    with lin.register_forward_hook(lambda m, args, out: out * 3):
+        lin(x).sum().backward()
+    np.testing.assert_allclose(x.grad, 3 * lin.weight.data)

@@ -189,26 +189,6 @@ def test_log_csv_is_read_as_the_pretrain_command_writes_it(run_folder):
     assert look.run_checkpoints(run_folder) == ["step-000001", "step-000002"]
 
 
-# ---------------------------------------------------------------------- forward hooks
-def test_forward_hooks_see_replace_and_go():
-    model = tiny_gpt()
-    ids = np.asarray([ids_of("Below is")])
-    model.eval()
-    seen = []
-    handle = model.trf_blocks[0].register_forward_hook(lambda m, args, out: seen.append((m, args[0].shape, out.shape)))
-    base = model(ids).data
-    assert seen == [(model.trf_blocks[0], (1, ids.shape[1], 16), (1, ids.shape[1], 16))]
-    handle.remove()
-    handle.remove()                                   # a second remove does nothing
-    model(ids)
-    assert len(seen) == 1
-    with model.out_head.register_forward_hook(lambda m, args, out: out * 0):
-        assert np.all(model(ids).data == 0)           # a hook's return value replaces the output
-    np.testing.assert_array_equal(model(ids).data, base)
-    with pytest.raises(TypeError, match="callable"):
-        model.register_forward_hook("not a function")
-
-
 # ---------------------------------------------------------------------- the API over HTTP
 def test_static_files_and_page(served):
     server, _, _ = served

@@ -196,7 +196,7 @@ function refreshNext() {
 
 function drawNext(r) {
   const svg = $("next-chart");
-  const rowH = 20, left = 130, right = 170, width = 900;
+  const rowH = 20, left = 130, right = 300, width = 960;
   const height = r.tokens.length * rowH + 30;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.style.height = `${height}px`;
@@ -210,7 +210,7 @@ function drawNext(r) {
     nodes.push(el("svg:rect", { class: "bar-model", x: left, y: y + 2, width: scale(t.p_model), height: rowH - 10 }));
     nodes.push(el("svg:rect", { class: "bar-sample", x: left, y: y + 9, width: scale(t.p_sample), height: rowH - 12 }));
     nodes.push(el("svg:text", { class: "p-value", x: width - right + 10, y: y + 13, "data-id": t.id,
-      text: `${fmt(t.p_sample)}  (model ${fmt(t.p_model)}, cum ${fmt(t.cumulative)})` }));
+      text: `${fmt(t.p_sample)}  model ${fmt(t.p_model)}  cumulative ${fmt(t.cumulative)}` }));
     if (t.p_sample === 0 && cutY === null && i > 0) cutY = y;
   });
   if (cutY !== null && samplingSettings().top_p !== null) {
