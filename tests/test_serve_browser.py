@@ -118,3 +118,28 @@ def test_errors_show_on_the_page_not_in_a_traceback(page):
     wait_for(driver, lambda d: "tokens" in css(d, "#status")[0].text)
     assert "at most 32" in css(driver, "#status")[0].text
     assert json.dumps(api(server, "/api/info")[1])            # still serving
+
+
+def test_chat_panel_for_an_instruction_tuned_checkpoint(tmp_path):
+    from types import SimpleNamespace
+
+    from gpt.cli.serve import session_from_args
+
+    run = make_run(tmp_path / "run", instruct=True)
+    session = session_from_args(SimpleNamespace(checkpoint=str(run), gpt2=None, vocab=None, hf=None))
+    with running_server(session) as (server, _):
+        driver = open_chromium(tmp_path / "profile")
+        try:
+            driver.get(server.url)
+            wait_for(driver, lambda d: css(d, '#tabs [data-panel="chat"]')[0].is_displayed())
+            open_panel(driver, "chat")
+            css(driver, "#chat-input")[0].send_keys("Reverse the word.")
+            css(driver, "#chat-send")[0].click()
+            answer = wait_for(driver, lambda d: [m.get_attribute("textContent") for m in css(d, '.msg.assistant[data-done="true"]')])
+            _, lines = api_lines(server, "/api/chat", {"messages": [{"role": "user", "content": "Reverse the word."}],
+                                                       "temperature": 1.0, "max_new_tokens": 40, "seed": 123})
+            assert answer == [lines[-1]["response"]]
+            assert [m.text for m in css(driver, ".msg.user")] == ["Reverse the word."]
+            assert console_errors(driver) == []
+        finally:
+            driver.quit()

@@ -141,9 +141,7 @@ class Session:
         model["extrapolates"] = bool(getattr(cfg, "extrapolates", False))
         model["class"] = type(self.model).__name__
         model["parameters"] = int(self.model.num_parameters())
-        heads = [len(look.attention_modules(b)) and getattr(look.attention_modules(b)[0], "num_heads", cfg.n_heads)
-                 for b in self.model.trf_blocks]
-        model["heads_per_layer"] = [int(h) for h in heads]
+        model["heads_per_layer"] = [_heads(block, cfg.n_heads) for block in self.model.trf_blocks]
         tok = type(self.tokenizer).__name__
         return {"source": self.source, "model": model,
                 "tokenizer": {"class": tok, "n_vocab": int(getattr(self.tokenizer, "n_vocab", self.vocab_size)),
@@ -324,6 +322,12 @@ class Session:
                 send(line)
 
         self.generate(settings, relay)
+
+
+def _heads(block, default: int) -> int:
+    """How many attention heads a block shows (0 if it has no attention module that keeps weights)."""
+    found = look.attention_modules(block)
+    return int(getattr(found[0], "num_heads", default)) if found else 0
 
 
 def _rounded(a: np.ndarray, decimals: int = 5):

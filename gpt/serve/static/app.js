@@ -438,6 +438,7 @@ function refreshTraining() {
   guarded(async () => {
     const r = await api("/api/training");
     const c = r.columns;
+    if (!c.step || !c.step.length) { showStatus("log.csv has no evaluations yet"); return; }
     lineChart($("loss-chart"), [{ name: "train loss", cls: "train", x: c.step, y: c.train_loss },
                                 { name: "val loss", cls: "val", x: c.step, y: c.val_loss }],
               { x0: `step ${c.step[0]}`, x1: `step ${c.step[c.step.length - 1]}` });
@@ -480,7 +481,11 @@ async function sendChat() {
                                 max_new_tokens: parseInt($("max-new-tokens").value, 10), seed: parseInt($("seed").value, 10) },
     (line) => {
       if (line.token) { raw += line.token.text; bubble.textContent = raw; }
-      if (line.done) { bubble.textContent = line.response; chatMessages.push({ role: "assistant", content: line.response }); }
+      if (line.done) {
+        bubble.textContent = line.response;
+        bubble.dataset.done = "true";
+        chatMessages.push({ role: "assistant", content: line.response });
+      }
     });
   } catch (e) { showStatus(e.message); }
 }
