@@ -36,27 +36,34 @@ def tiny_gpt(pos_emb: str = "learned", vocab_size: int | None = None, seed: int 
 
 
 def architectures() -> dict:
-    """name -> function(seed) building a tiny random model of each architecture the project has."""
+    """name -> function(seed) building a tiny random model of each architecture the project has:
+    GPT with each position scheme, and the families of gpt/architectures when they are there."""
     found = {f"gpt-{kind}": (lambda seed, kind=kind: tiny_gpt(kind, seed=seed)) for kind in POSITION_KINDS}
     try:
-        from gpt.architectures import build_model
-        from gpt.architectures.config import DecoderConfig
+        from gpt.architectures import MINI_PRESETS
     except ImportError:
         return found
-    for arch in ("llama", "qwen3", "qwen3-moe", "gemma3"):
-        found[arch] = lambda seed, arch=arch: _tiny_decoder(build_model, DecoderConfig, arch, seed)
+    for arch in MINI_PRESETS:
+        found[arch] = lambda seed, arch=arch: tiny_decoder(arch, seed)
     return found
 
 
-def _tiny_decoder(build_model, DecoderConfig, arch: str, seed: int):
-    import dataclasses
+def tiny_decoder(arch: str, seed: int = 0):
+    """A random 2-layer model of one of gpt/architectures' families (its CPU preset, shrunk): 4 query
+    heads sharing 2 key/value heads of 8 dims, 2 experts of 4 for the MoE, a window of 4 for Gemma's
+    sliding layer."""
+    from gpt.architectures import MINI_PRESETS, build_model
+    from gpt.architectures.config import DecoderConfig
 
     np.random.seed(seed)
-    names = {f.name for f in dataclasses.fields(DecoderConfig)}
-    wanted = dict(arch=arch, vocab_size=demo_tokenizer().n_vocab, context_length=32, emb_dim=16, n_layers=2,
-                  n_heads=4, n_kv_groups=2, head_dim=8, hidden_dim=32, num_experts=4, num_experts_per_tok=2,
-                  moe_hidden_dim=16, sliding_window=4)
-    return build_model(DecoderConfig(**{k: v for k, v in wanted.items() if k in names}))
+    small = dict(vocab_size=demo_tokenizer().n_vocab, context_length=32, emb_dim=16, n_layers=2, n_heads=4,
+                 n_kv_heads=2, head_dim=8, hidden_dim=32)
+    preset = DecoderConfig.PRESETS[MINI_PRESETS[arch]]
+    if preset.get("n_experts"):
+        small.update(n_experts=4, n_experts_per_token=2, moe_hidden_dim=16)
+    if preset.get("layer_types"):
+        small.update(layer_types=["sliding_attention", "full_attention"], sliding_window=4, query_pre_attn_scalar=8)
+    return build_model(DecoderConfig(**{**preset, **small}))
 
 
 def make_run(folder: Path, pos_emb: str = "learned", instruct: bool = False) -> Path:
