@@ -189,6 +189,38 @@ def test_log_csv_is_read_as_the_pretrain_command_writes_it(run_folder):
     assert look.run_checkpoints(run_folder) == ["step-000001", "step-000002"]
 
 
+def test_text_pieces_hold_back_incomplete_characters():
+    from gpt.serve.api import TextPieces
+
+    tok = demo_tokenizer()
+    ids = tok.encode("héllo wörld ✓ é")
+
+    class OnlyDecode:                    # a tokenizer that cannot give one token's bytes (e.g. tokenizer.json's)
+        def decode(self, ids):
+            return tok.decode(ids)
+
+    for t in (tok, OnlyDecode()):
+        pieces = TextPieces(t)
+        out = [pieces.add(i) for i in ids]
+        assert "".join(out) + pieces.flush() == "héllo wörld ✓ é"
+        assert "\ufffd" not in "".join(out)
+        assert "" in out                 # a character split over byte tokens waits for its last byte
+
+
+def test_generation_stops_at_any_stop_id():
+    session = Session(tiny_gpt(seed=6), demo_tokenizer())
+    base = session.prepare_generate({"text": PROMPT, "max_new_tokens": 10, "temperature": 0})
+    lines = []
+    session.generate(base, lines.append)
+    free = [line["token"]["id"] for line in lines if "token" in line]
+    stop = free[3]
+    lines = []
+    session.generate({**base, "stop_ids": [12345, stop]}, lines.append)
+    cut = [line["token"]["id"] for line in lines if "token" in line]
+    assert cut == free[:free.index(stop)] and lines[-1]["stopped"] == "end of text"
+    assert lines[-1]["n_new"] == len(cut)
+
+
 # ---------------------------------------------------------------------- the API over HTTP
 def test_static_files_and_page(served):
     server, _, _ = served
@@ -345,13 +377,16 @@ def test_chat_for_an_instruction_tuned_checkpoint(tmp_path):
         status, lines = api_lines(server, "/api/chat", body)
         assert status == 200 and lines[-1]["done"]
         new = [line["token"]["id"] for line in lines if "token" in line]
-        from gpt.finetune.instruct import extract_response, format_input
+        from gpt.finetune.instruct import extract_response
+        from gpt.serve.api import chat_prompt
 
-        prompt = ck.tokenizer.encode(format_input({"instruction": "Reverse the word.", "input": ""}))[-32:]
-        expected = generate(ck.model, np.asarray([prompt]), 6, eos_id=ck.tokenizer.special_tokens["<|endoftext|>"])
-        assert new == expected[0, len(prompt):].tolist()
+        prompt, _ = chat_prompt("alpaca", {}, ck.tokenizer, body["messages"])
+        assert "### Instruction:\nReverse the word." in ck.tokenizer.decode(prompt)     # the book's prompt
+        prompt = prompt[-32:]                                  # the context's worth, as generate_responses
         eos = ck.tokenizer.special_tokens["<|endoftext|>"]
-        assert lines[-1]["response"] == extract_response(ck.tokenizer.decode(new[:new.index(eos)] if eos in new else new))
+        expected = generate(ck.model, np.asarray([prompt]), 6, eos_id=eos)
+        assert new == expected[0, len(prompt):].tolist()
+        assert lines[-1]["response"] == extract_response(ck.tokenizer.decode(new))
         for bad in ({"messages": []}, {"messages": [{"role": "assistant", "content": "x"}]},
                     {"messages": [{"role": "user", "content": 5}]}, {"messages": "hi"}):
             status, e = api(server, "/api/chat", bad)

@@ -44,7 +44,7 @@ def session_from_args(args: argparse.Namespace):
             info = {}
         return Session(model, tokenizer, source=f"checkpoint {step}", run=run, checkpoint=step, info=info)
     if getattr(args, "hf", None):
-        return Session(model, tokenizer, source=f"Hugging Face folder {args.hf}")
+        return Session(model, tokenizer, source=f"Hugging Face folder {args.hf}", folder=Path(args.hf))
     return Session(model, tokenizer, source=f"GPT-2 weights {args.gpt2}")
 
 

@@ -76,11 +76,13 @@ class Session:
 
     ``run``: the training run's folder (with log.csv and step-NNNNNN checkpoints), if the model came
     from one; ``checkpoint``: the step folder that was loaded; ``info``: the checkpoint's saved info
-    (its ``task`` says whether it was instruction-tuned); ``source``: a line for the page's header.
+    (its ``task`` says whether it was instruction-tuned); ``folder``: a Hugging Face model folder (its
+    chat template and end ids); ``source``: a line for the page's header.
     """
 
     def __init__(self, model, tokenizer, source: str = "", run: Path | None = None,
-                 checkpoint: Path | None = None, info: dict | None = None, limits: dict | None = None):
+                 checkpoint: Path | None = None, info: dict | None = None, limits: dict | None = None,
+                 folder: Path | None = None):
         self.model, self.tokenizer, self.source = model, tokenizer, source
         self.run = Path(run) if run is not None else None
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -93,9 +95,9 @@ class Session:
         cfg = model.cfg
         self.cfg = cfg
         self.vocab_size = int(cfg.vocab_size)
-        special = getattr(tokenizer, "special_tokens", None) or {}
-        self.eos_id = special.get("<|endoftext|>")
-        self.chat_style = chat_style(self.saved_info, tokenizer)
+        self.folder = Path(folder) if folder is not None else None
+        self.end_ids = end_ids(tokenizer, self.folder)
+        self.chat_style, self.chat_options = chat_style(self.saved_info, self.folder)
 
     # ------------------------------------------------------------------ checks shared by endpoints
     def _text(self, body, name: str = "text") -> str:
@@ -184,38 +186,44 @@ class Session:
     def generate(self, settings: dict, send: Callable[[dict], None]) -> None:
         """Stream a continuation: a first line ``{"prompt": [tokens]}``, one line per new token
         ``{"token": {id, piece, text}, "alternatives": [...]}`` (``text``: what to append to the page's
-        text, possibly empty while a UTF-8 character is incomplete), and ``{"done": true, ...}``."""
+        text, possibly empty while a UTF-8 character is incomplete), and ``{"done": true, ...}``.
+        Generation stops at any of ``settings["stop_ids"]`` (default: the model's end-of-text ids),
+        which is not sent, as :func:`gpt.generate.generate` does with its ``eos_id``."""
         from gpt.generate import generate
 
         ids, n = settings["ids"], settings["max_new_tokens"]
+        stops = set(settings.get("stop_ids", self.end_ids))
         sampling = {k: settings[k] for k in ("temperature", "top_k", "top_p")}
         send({"prompt": look.describe_tokens(self.tokenizer, ids)})
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        last = {}
+        text = TextPieces(self.tokenizer)
+        last, new = {}, []
 
         def keep_logits(module, args, output):
             last["logits"] = output.data[0, -1]
 
         def on_token(new_ids) -> None:
             token = int(new_ids[0])
+            if token in stops:
+                raise _Stopped
+            new.append(token)
             d = look.next_token_distribution(last["logits"], n=self.limits["alternatives"], **sampling)
             pieces = self._pieces(d["ids"])
             alternatives = [{"id": int(i), "piece": p, "p_model": float(a), "p_sample": float(s)}
                             for i, p, a, s in zip(d["ids"], pieces, d["p_model"], d["p_sample"])]
-            piece = self._pieces([token])[0]
-            text = decoder.decode(look.token_bytes(self.tokenizer, token))
-            send({"token": {"id": token, "piece": piece, "text": text}, "alternatives": alternatives})
+            send({"token": {"id": token, "piece": self._pieces([token])[0], "text": text.add(token)},
+                  "alternatives": alternatives})
 
+        stopped = "length"
         with self.lock:
             handle = self.model.register_forward_hook(keep_logits)
             try:
-                out = generate(self.model, np.asarray([ids]), n, rng=np.random.default_rng(settings["seed"]),
-                               eos_id=self.eos_id, on_token=on_token, **sampling)
+                generate(self.model, np.asarray([ids]), n, rng=np.random.default_rng(settings["seed"]),
+                         on_token=on_token, **sampling)
+            except _Stopped:
+                stopped = "end of text"
             finally:
                 handle.remove()
-        new = int(out.shape[1] - len(ids))
-        send({"done": True, "n_new": new, "stopped": "length" if new == n else "end of text",
-              "tail": decoder.decode(b"", final=True)})
+        send({"done": True, "n_new": len(new), "stopped": stopped, "tail": text.flush()})
 
     def attention(self, body) -> dict:
         ids = self._ids(body, self.limits["max_inspect_tokens"], "the attention view shows")
@@ -301,12 +309,13 @@ class Session:
             raise _bad("the last message must be the user's")
         if sum(len(m["content"]) for m in messages) > self.limits["max_chars"]:
             raise _bad(f"the messages have more than {self.limits['max_chars']:,} characters")
-        from gpt.generate import encode_as_text
-
-        # as chapter 7's generate_responses: what people wrote is text (a typed <|endoftext|> too), and
-        # a prompt longer than the context keeps its end
-        prompt = encode_as_text(self.tokenizer, chat_prompt(self.chat_style, messages))
-        return self.prepare_generate({**body, "ids": prompt[-self.cfg.context_length:]})
+        try:
+            prompt, stops = chat_prompt(self.chat_style, self.chat_options, self.tokenizer, messages)
+        except ValueError as e:
+            raise _bad(str(e)) from None
+        # a prompt longer than the context keeps its end (as chapter 7's generate_responses)
+        settings = self.prepare_generate({**body, "ids": prompt[-self.cfg.context_length:]})
+        return {**settings, "stop_ids": [*stops, *self.end_ids]}
 
     def chat(self, settings: dict, send: Callable[[dict], None]) -> None:
         """Stream an answer as :meth:`generate` does; the last line also has ``response``: the answer
@@ -317,11 +326,45 @@ class Session:
             if "token" in line:
                 new.append(line["token"]["id"])
             if "done" in line:
-                line = {**line, "response": chat_response(self.chat_style, self.tokenizer, new, self.eos_id)}
+                line = {**line, "response": chat_response(self.chat_style, self.tokenizer, new)}
             if "prompt" not in line:
                 send(line)
 
         self.generate(settings, relay)
+
+
+class _Stopped(Exception):
+    """Raised from generation's on_token callback at a stop token: ends the continuation there."""
+
+
+class TextPieces:
+    """Generated ids in, the text each adds out (empty while a character is still incomplete).
+
+    With a byte-level tokenizer that gives each token's bytes, an incremental UTF-8 decoder; with
+    any other, the difference between decoding everything so far and what was already sent."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.by_bytes = hasattr(tokenizer, "decode_single_token_bytes")
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.ids: list[int] = []
+        self.sent = ""
+
+    def add(self, token: int) -> str:
+        if self.by_bytes:
+            return self.decoder.decode(self.tokenizer.decode_single_token_bytes(token))
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids)
+        if text.endswith("\ufffd") or not text.startswith(self.sent):
+            return ""                     # wait for the rest of the character
+        piece, self.sent = text[len(self.sent):], text
+        return piece
+
+    def flush(self) -> str:
+        if self.by_bytes:
+            return self.decoder.decode(b"", final=True)
+        text = self.tokenizer.decode(self.ids)
+        return text[len(self.sent):] if text.startswith(self.sent) else ""
 
 
 def _heads(block, default: int) -> int:
@@ -335,26 +378,59 @@ def _rounded(a: np.ndarray, decimals: int = 5):
     return np.round(np.asarray(a, dtype=np.float64), decimals).tolist()
 
 
-# ---------------------------------------------------------------------- chat styles
-def chat_style(info: dict, tokenizer) -> str | None:
-    """How to talk to the model: ``"alpaca"`` for a checkpoint of ``python -m gpt finetune-instruct``
-    (the book's chapter 7 prompt); None for a model that was not instruction-tuned."""
+# ---------------------------------------------------------------------- ends and chat styles
+def end_ids(tokenizer, folder: Path | None = None) -> list[int]:
+    """The ids that end a text: the tokenizer's ``<|endoftext|>``, and the ``eos_token_id`` a Hugging
+    Face folder declares (through :mod:`gpt.chat`, when the project has it)."""
+    special = getattr(tokenizer, "special_tokens", None) or {}
+    ids = [int(special["<|endoftext|>"])] if "<|endoftext|>" in special else []
+    if folder is not None:
+        try:
+            from gpt.chat import eos_token_ids
+        except ImportError:
+            return ids
+        try:
+            ids += [i for i in eos_token_ids(folder) if i not in ids]
+        except ValueError:
+            pass
+    return ids
+
+
+def chat_style(info: dict, folder: Path | None = None) -> tuple[str | None, dict]:
+    """(style, template options): ``"alpaca"`` for a checkpoint of ``python -m gpt finetune-instruct``
+    (the book's chapter 7 prompt); for a Hugging Face folder, the style its chat template names
+    (:func:`gpt.chat.detect_chat_style`); (None, {}) for a model without one."""
     if isinstance(info, dict) and info.get("task") == "instruction":
-        return "alpaca"
-    return None
+        return "alpaca", {}
+    if folder is not None:
+        try:
+            from gpt.chat import detect_chat_style
+
+            style, options = detect_chat_style(folder)
+            return style, dict(options)
+        except (ImportError, ValueError):
+            pass
+    return None, {}
 
 
-def chat_prompt(style: str, messages: list[dict]) -> str:
-    """The prompt text for ``messages`` in the model's style. Alpaca is one instruction and one
-    response: the last user message is the instruction."""
-    from gpt.finetune.instruct import format_input
+def chat_prompt(style: str, options: dict, tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
+    """(prompt ids, the style's stop ids) for ``messages``. With :mod:`gpt.chat`, its templates; without
+    it, the book's Alpaca prompt (one instruction: the last user message)."""
+    try:
+        from gpt.chat import apply_chat_template, encode_chat, stop_token_ids
+    except ImportError:
+        from gpt.finetune.instruct import format_input
+        from gpt.generate import encode_as_text
 
-    return format_input({"instruction": messages[-1]["content"], "input": ""})
+        return encode_as_text(tokenizer, format_input({"instruction": messages[-1]["content"], "input": ""})), []
+    text = apply_chat_template(messages, style, **options)
+    # the template's markers are special tokens; Alpaca's prompt is all ordinary text
+    return encode_chat(tokenizer, text, special_markers=style != "alpaca"), stop_token_ids(style, tokenizer)
 
 
-def chat_response(style: str, tokenizer, new_ids: list[int], eos_id: int | None) -> str:
+def chat_response(style: str, tokenizer, new_ids: list[int]) -> str:
+    """The answer's text (Alpaca's: without a ``### Response:`` header the model may have written)."""
     from gpt.finetune.instruct import extract_response
 
-    if eos_id is not None and eos_id in new_ids:
-        new_ids = new_ids[:new_ids.index(eos_id)]
-    return extract_response(tokenizer.decode(new_ids))
+    text = tokenizer.decode(new_ids)
+    return extract_response(text) if style == "alpaca" else text.strip()

@@ -106,12 +106,14 @@ def token_bytes(tokenizer, token_id: int) -> bytes:
 
 
 def merge_rank(tokenizer, token_id: int) -> int | None:
-    """For a byte-level BPE tokenizer with ``merges`` (merge k makes token 256 + k): the rank k of the
-    merge that made this token, so 0 is the most frequent pair of the training text. None for the 256
-    single bytes, special tokens, and tokenizers that do not expose their merges."""
-    merges = getattr(tokenizer, "merges", None)
-    if not isinstance(merges, (list, tuple)):
+    """For the project's byte-level :class:`~gpt.tokenizer.BPETokenizer` (merge k makes token 256 + k):
+    the rank k of the merge that made this token, so 0 is the most frequent pair of the training text.
+    None for the 256 single bytes, special tokens, and other tokenizers."""
+    from gpt.tokenizer import BPETokenizer
+
+    if not isinstance(tokenizer, BPETokenizer):
         return None
+    merges = tokenizer.merges
     rank = int(token_id) - 256
     return rank if 0 <= rank < len(merges) else None
 
