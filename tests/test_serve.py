@@ -571,3 +571,71 @@ def test_serve_command_errors_are_one_line(tmp_path):
     run = make_run(tmp_path / "run")
     code, _, err = run_cli("serve", "--checkpoint", run, "--port", "70000")
     check_one_line_error(code, err, "--port")
+
+
+# ---------------------------------------------------------------------- a Hugging Face folder (--hf)
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+          "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory):
+    """A tiny random Qwen3 saved by gpt.hf.save_model, a byte-level BPE tokenizer.json with ChatML's
+    markers, a chat template and an eos id: what --hf reads."""
+    hf = pytest.importorskip("gpt.hf", reason="gpt.hf (the hf branch) is not in this checkout")
+    pytest.importorskip("gpt.chat", reason="gpt.chat (the chat branch) is not in this checkout")
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    from gpt.architectures import DecoderConfig, build_model
+
+    tok = tokenizers.Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    text = "the cat sat on a mat and the dog ran to the red door while a bird sang. " * 30
+    tok.train_from_iterator([text], trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    mg.manual_seed(0)
+    cfg = DecoderConfig(arch="qwen3", vocab_size=tok.get_vocab_size(), context_length=64, emb_dim=32, n_heads=4,
+                        n_kv_heads=2, head_dim=8, n_layers=2, hidden_dim=48, qk_norm=True, tie_weights=True)
+    out = tmp_path_factory.mktemp("qwen3-tiny")
+    hf.save_model(build_model(cfg), out)
+    tok.save(str(out / "tokenizer.json"))
+    (out / "tokenizer_config.json").write_text(json.dumps({"chat_template": CHATML}))
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "eos_token_id": tok.token_to_id("<|endoftext|>")}))
+    return out
+
+
+def test_a_hugging_face_folder_with_its_chat_template(hf_folder):
+    from types import SimpleNamespace
+
+    from gpt.chat import apply_chat_template, encode_chat
+    from gpt.cli.serve import session_from_args
+
+    session = session_from_args(SimpleNamespace(checkpoint=None, gpt2=None, vocab=None, hf=str(hf_folder)))
+    tok = session.tokenizer
+    with running_server(session) as (server, _):
+        status, info = api(server, "/api/info")
+        assert status == 200 and info["chat"] == "chatml" and info["model"]["arch"] == "qwen3"
+        assert info["model"]["heads_per_layer"] == [4, 4]
+        status, r = api(server, "/api/tokenize", {"text": "the cat sat"})
+        assert [t["id"] for t in r["tokens"]] == tok.encode("the cat sat")
+        assert all(t["rank"] is None for t in r["tokens"])        # no merge ranks for tokenizer.json's BPE
+        for path, body in (("/api/next", {"text": "the cat"}), ("/api/attention", {"text": "the cat", "layer": 0}),
+                           ("/api/lens", {"text": "the cat"})):
+            assert api(server, path, body)[0] == 200, path
+        messages = [{"role": "user", "content": "the dog ran"}]
+        status, lines = api_lines(server, "/api/chat", {"messages": messages, "max_new_tokens": 12, "temperature": 0})
+        assert status == 200 and lines[-1]["done"]
+        new = [line["token"]["id"] for line in lines if "token" in line]
+        prompt = encode_chat(tok, apply_chat_template(messages, "chatml"))
+        assert tok.decode(prompt).endswith("<|im_start|>assistant\n")
+        expected = generate(session.model, np.asarray([prompt]), 12)[0, len(prompt):].tolist()
+        stops = {tok.token_to_id("<|im_end|>"), tok.token_to_id("<|endoftext|>")}
+        cut = next((i for i, t in enumerate(expected) if t in stops), len(expected))
+        assert new == expected[:cut]
+        assert lines[-1]["response"] == tok.decode(new).strip()
+        text = "".join(line["token"]["text"] for line in lines if "token" in line) + lines[-1]["tail"]
+        assert text == tok.decode(new)
