@@ -101,7 +101,7 @@ def request(server, method: str, path: str, body=None, raw: bytes | None = None,
     conn = http.client.HTTPConnection(host, port, timeout=60)
     try:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putrequest(method, path, skip_host="Host" in (headers or {}), skip_accept_encoding=True)
         for k, v in {"Content-Type": "application/json", **(headers or {})}.items():
             conn.putheader(k, v)
         if data is not None and "Content-Length" not in (headers or {}):

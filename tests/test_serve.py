@@ -462,6 +462,23 @@ def test_malformed_and_oversized_bodies(served):
     alive(server)
 
 
+def test_other_hosts_and_other_content_types_are_refused(served):
+    server, _, _ = served
+    port = server.server_address[1]
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.2", ""):
+        status, _, body = request(server, "GET", "/api/info", headers={"Host": host})
+        assert status == 403 and "localhost" in json.loads(body)["error"], host
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
+        assert request(server, "GET", "/api/info", headers={"Host": host})[0] == 200
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""):
+        status, _, body = request(server, "POST", "/api/tokenize", {"text": "x"}, headers={"Content-Type": kind})
+        assert status == 415 and "application/json" in json.loads(body)["error"], kind
+    status, _, _ = request(server, "POST", "/api/tokenize", {"text": "x"},
+                           headers={"Content-Type": "application/json; charset=utf-8"})
+    assert status == 200
+    alive(server)
+
+
 def test_a_failure_inside_is_one_log_line_and_no_traceback(served, monkeypatch):
     server, session, log = served
 
@@ -506,7 +523,8 @@ def test_keep_alive_connection_serves_several_requests(served):
             conn.request("POST", "/api/tokenize", body=json.dumps({"text": "Below"}), headers={"Content-Type": "application/json"})
             r = conn.getresponse()
             assert r.status == 200 and json.loads(r.read())["n_tokens"] >= 1
-        conn.request("POST", "/api/generate", body=json.dumps({"text": "Below", "max_new_tokens": 2}))
+        conn.request("POST", "/api/generate", body=json.dumps({"text": "Below", "max_new_tokens": 2}),
+                     headers={"Content-Type": "application/json"})
         r = conn.getresponse()
         assert r.status == 200 and r.getheader("Transfer-Encoding") == "chunked"
         assert json.loads(r.read().decode().splitlines()[-1])["done"]

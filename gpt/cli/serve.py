@@ -9,7 +9,7 @@ from pathlib import Path
 from gpt.cli import CLIError
 from gpt.cli.common import add_model_source, load_model_and_tokenizer, non_negative_int
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")   # as gpt.serve.server.LOOPBACK_NAMES (not imported: --help stays instant)
 
 
 def register(subparsers) -> None:

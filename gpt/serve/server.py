@@ -16,6 +16,9 @@ Safe to leave running: only regular files inside ``static/`` are served (the res
 inside it, so ``..``, ``%2e%2e``, absolute paths and symlinks pointing out are refused); bodies over
 the limit get 413; a bad request gets 400 with ``{"error": "..."}``; an unexpected failure gets 500
 with a generic message while the server logs one line; the server goes on serving after each.
+Bound to 127.0.0.1 (the default), it answers only requests addressed to localhost (403 otherwise:
+DNS rebinding), and a POST must be ``application/json`` (415 otherwise: a page of another site
+cannot make the browser send that without asking first, and this server never says yes).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 from gpt.serve.api import RequestError, Session
 
 STATIC = Path(__file__).resolve().parent / "static"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
                  ".js": "text/javascript; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml",
                  ".ico": "image/x-icon", ".json": "application/json"}
@@ -137,6 +141,20 @@ class Handler(BaseHTTPRequestHandler):
         except (UnicodeDecodeError, ValueError) as e:
             raise RequestError(400, f"the body is not valid JSON ({e})") from None
 
+    def _refused(self) -> RequestError | None:
+        """A request this server does not take whatever it asks: from a page that reached a loopback
+        server under another host name (DNS rebinding), or a POST that is not JSON (which a page of
+        another site could send without the browser asking this server first)."""
+        if self.server.loopback_only:
+            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+            if host not in LOOPBACK_NAMES:
+                return RequestError(403, f"this server answers only as localhost, not as {host or 'no host'!r}")
+        if self.command == "POST":
+            kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                return RequestError(415, "send the body as application/json")
+        return None
+
     # ------------------------------------------------------------------ methods
     def do_HEAD(self) -> None:
         self.do_GET()
@@ -144,6 +162,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         try:
+            refused = self._refused()
+            if refused is not None:
+                raise refused
             if path in self.GET_ROUTES:
                 self._json(200, getattr(self.session, self.GET_ROUTES[path])())
             elif path.startswith("/api/"):
@@ -167,6 +188,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         try:
+            refused = self._refused()
+            if refused is not None:
+                self.close_connection = True        # its body, if any, is not read
+                raise refused
             if path not in self.POST_ROUTES and path not in self.STREAM_ROUTES:
                 raise RequestError(405 if path in self.GET_ROUTES else 404, f"{path}: no such POST endpoint")
             body = self._body()
@@ -230,6 +255,8 @@ class LookInsideServer(ThreadingHTTPServer):
                  log_file=None):
         self.session = session
         self.log_requests = log_requests
+        # bound to this machine only: then only requests addressed to it by such a name are taken
+        self.loopback_only = host in LOOPBACK_NAMES
         self._log_file = log_file
         self._log_lock = threading.Lock()
         super().__init__((host, port), Handler)
