@@ -131,7 +131,7 @@ class Session:
         return {"temperature": float(temperature), "top_k": top_k, "top_p": top_p}
 
     def _pieces(self, ids) -> list[str]:
-        return [look.describe_tokens(self.tokenizer, [i])[0]["piece"] for i in ids]
+        return [t["piece"] for t in look.describe_tokens(self.tokenizer, ids)]
 
     # ------------------------------------------------------------------ endpoints
     def info(self) -> dict:
@@ -144,10 +144,10 @@ class Session:
         model["class"] = type(self.model).__name__
         model["parameters"] = int(self.model.num_parameters())
         model["heads_per_layer"] = [_heads(block, cfg.n_heads) for block in self.model.trf_blocks]
-        tok = type(self.tokenizer).__name__
-        return {"source": self.source, "model": model,
-                "tokenizer": {"class": tok, "n_vocab": int(getattr(self.tokenizer, "n_vocab", self.vocab_size)),
-                              "merges": len(getattr(self.tokenizer, "merges", None) or []) or None},
+        tokenizer = {"class": type(self.tokenizer).__name__,
+                     "n_vocab": int(getattr(self.tokenizer, "n_vocab", getattr(self.tokenizer, "vocab_size", 0))),
+                     "merge_ranks": look.merge_rank(self.tokenizer, 256) is not None}
+        return {"source": self.source, "model": model, "tokenizer": tokenizer,
                 "limits": self.limits, "chat": self.chat_style,
                 "training": self.run is not None and (self.run / "log.csv").is_file(),
                 "checkpoints": self._checkpoint_names()}

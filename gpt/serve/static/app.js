@@ -173,7 +173,8 @@ function refreshTokens() {
       const span = el("span", { class: `tok${t.special ? " special" : ""}`, "data-id": t.id }, t.piece, el("sub", { text: t.id }));
       span.style.background = tokenColour(i);
       const bytes = t.bytes.map((b) => b.toString(16).padStart(2, "0")).join(" ");
-      const rank = t.special ? "special token" : t.rank === null ? "a single byte (no merge)" : `merge rank ${t.rank}`;
+      const rank = t.special ? "special token" : !state.info.tokenizer.merge_ranks ? ""
+        : t.rank === null ? "a single byte (no merge)" : `merge rank ${t.rank}`;
       span.addEventListener("mousemove", (e) => showTooltip(e, `id ${t.id}\nbytes ${bytes}\n${rank}`));
       span.addEventListener("mouseleave", hideTooltip);
       return span;
