@@ -46,6 +46,14 @@ def test_the_page_shows_what_the_api_says(page, tmp_path):
     # Tokens: one coloured piece per token, with its id
     wait_for(driver, lambda d: [int(s.get_attribute("data-id")) for s in css(d, "#tokens-view .tok")] == ids)
     assert f"{len(ids)} tokens, {len(PROMPT)} characters" in css(driver, "#tokens-count")[0].text
+    # hovering a piece shows its bytes and merge rank
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    first = tokens["tokens"][0]
+    ActionChains(driver).move_to_element(css(driver, "#tokens-view .tok")[0]).perform()
+    tip = wait_for(driver, lambda d: [t.text for t in css(d, "#tooltip:not([hidden])")])[0]
+    assert " ".join(f"{b:02x}" for b in first["bytes"]) in tip
+    assert (f"merge rank {first['rank']}" if first["rank"] is not None else "single byte") in tip
 
     # Next token: the bars' numbers are the API's
     open_panel(driver, "next")
@@ -82,6 +90,15 @@ def test_the_page_shows_what_the_api_says(page, tmp_path):
     assert row == str(len(ids) - 1) and top == f"{max(att['mean'][-1]):.4f}"
     css(driver, '#att-head option[value="0"]')[0].click()
     wait_for(driver, lambda d: css(d, "#att-info")[0].get_attribute("data-top") == f"{max(att['heads'][0][-1]):.4f}")
+    # hovering the first row highlights it: token 1 can only attend to itself
+    canvas = css(driver, "#att-canvas")[0]
+    size = canvas.size
+    cell = max(4, min(28, 560 // len(ids)))
+    scale = size["height"] / (110 + len(ids) * cell + 10)
+    ActionChains(driver).move_to_element_with_offset(
+        canvas, int((110 + cell / 2) * scale - size["width"] / 2), int((110 + cell / 2) * scale - size["height"] / 2)).perform()
+    wait_for(driver, lambda d: css(d, "#att-info")[0].get_attribute("data-row") == "0")
+    assert css(driver, "#att-info")[0].get_attribute("data-top") == "1.0000"
 
     # Logit lens: one row per layer (and the embedding), the most likely tokens as the API says
     open_panel(driver, "lens")
