@@ -240,8 +240,8 @@ class Handler(BaseHTTPRequestHandler):
                 send({"error": "internal error (the server's log has one line about it)"})
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-        except OSError as e:                     # the page stopped reading (closed, or branched)
-            self._failed(e)
+        except OSError as e:                     # the page stopped reading (Stop, a branch, a closed tab)
+            self.server.log(f"{self.command} {self.path}: the client stopped reading ({type(e).__name__})")
             self.close_connection = True
 
 
