@@ -20,7 +20,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def missing() -> str | None:
     """Why the browser test cannot run here (None: it can)."""
     try:
-        import selenium  # noqa: F401
+        import selenium  # noqa: F401 -- only whether it is there
     except ImportError:
         return "selenium is not installed (pip install -e '.[test]')"
     for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):

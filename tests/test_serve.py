@@ -3,12 +3,10 @@ every architecture, and the JSON API over real HTTP on an ephemeral port, refusa
 import concurrent.futures
 import json
 import math
-import os
 import signal
 import struct
 import subprocess
 import sys
-import time
 import urllib.request
 
 import numpy as np
