@@ -142,8 +142,15 @@ function switchPanel(name) {
   refresh();
 }
 
+function describeSettings() {
+  const s = samplingSettings();
+  return s.temperature === 0 ? "greedy (temperature 0)"
+    : `temperature ${s.temperature}, top-k ${s.top_k ?? "off"}, top-p ${s.top_p ?? "off"}`;
+}
+
 function refresh() {
   showStatus("");
+  $("generate-settings").textContent = `${describeSettings()} (set in Next token)`;
   const panels = { tokens: refreshTokens, next: refreshNext, attention: refreshAttention, lens: refreshLens,
                    training: refreshTraining };
   if (panels[state.panel]) panels[state.panel]();
