@@ -154,7 +154,7 @@ def test_chat_panel_for_an_instruction_tuned_checkpoint(tmp_path):
             css(driver, "#chat-send")[0].click()
             answer = wait_for(driver, lambda d: [m.get_attribute("textContent") for m in css(d, '.msg.assistant[data-done="true"]')])
             _, lines = api_lines(server, "/api/chat", {"messages": [{"role": "user", "content": "Reverse the word."}],
-                                                       "temperature": 1.0, "max_new_tokens": 40, "seed": 123})
+                                                       "temperature": 0, "max_new_tokens": 40, "seed": 123})
             assert answer == [lines[-1]["response"]]
             assert [m.text for m in css(driver, ".msg.user")] == ["Reverse the word."]
             assert console_errors(driver) == []

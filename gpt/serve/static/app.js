@@ -485,7 +485,8 @@ async function sendChat() {
   $("chat-log").append(bubble);
   let raw = "";
   try {
-    await stream("/api/chat", { messages: chatMessages, ...samplingSettings(),
+    const sampling = $("chat-greedy").checked ? { temperature: 0 } : samplingSettings();
+    await stream("/api/chat", { messages: chatMessages, ...sampling,
                                 max_new_tokens: parseInt($("max-new-tokens").value, 10), seed: parseInt($("seed").value, 10) },
     (line) => {
       if (line.token) { raw += line.token.text; bubble.textContent = raw; }
