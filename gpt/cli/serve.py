@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import add_model_source, load_model_and_tokenizer, non_negative_int
+from gpt.cli.common import add_model_source, load_model_and_tokenizer, non_negative_int, open_checkpoint
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")   # as gpt.serve.server.LOOPBACK_NAMES (not imported: --help stays instant)
 
@@ -29,20 +28,17 @@ def register(subparsers) -> None:
 
 
 def session_from_args(args: argparse.Namespace):
-    """A :class:`gpt.serve.api.Session` for the model the arguments name."""
+    """A :class:`gpt.serve.api.Session` for the model the arguments name; a checkpoint brings its run
+    (the folder holding its log.csv and the other step folders) and its saved info."""
     from gpt.serve.api import Session
 
-    model, tokenizer = load_model_and_tokenizer(args)
     if getattr(args, "checkpoint", None):
-        from gpt.checkpoint import resolve
+        from gpt.finetune.instruct import load_instruct_checkpoint
 
-        step = resolve(args.checkpoint)
-        run = step.parent if (step.parent / "log.csv").is_file() or (step.parent / "latest").is_file() else None
-        try:
-            info = json.loads((step / "config.json").read_text(encoding="utf-8")).get("info", {})
-        except (OSError, ValueError, AttributeError):
-            info = {}
-        return Session(model, tokenizer, source=f"checkpoint {step}", run=run, checkpoint=step, info=info)
+        ck = open_checkpoint(load_instruct_checkpoint, args.checkpoint, merge=True)
+        run = ck.path.parent if (ck.path.parent / "latest").is_file() or (ck.path.parent / "log.csv").is_file() else None
+        return Session(ck.model, ck.tokenizer, source=f"checkpoint {ck.path}", run=run, checkpoint=ck.path, info=ck.info)
+    model, tokenizer = load_model_and_tokenizer(args)
     if getattr(args, "hf", None):
         return Session(model, tokenizer, source=f"Hugging Face folder {args.hf}", folder=Path(args.hf))
     return Session(model, tokenizer, source=f"GPT-2 weights {args.gpt2}")
