@@ -53,7 +53,8 @@ def main(argv=None) -> int:
             wait_for(driver, lambda d: "parameters" in css(d, "#model-summary")[0].text)
             set_text(driver, args.text)
             done = f"{len(args.text)} characters"
-            wait_for(driver, lambda d: done in css(d, "#tokens-count")[0].text and done in css(d, "#text-count")[0].text)
+            wait_for(driver, lambda d: done in css(d, "#tokens-count")[0].text
+                     and done in css(d, "#text-count")[0].text)
             tabs = css(driver, "#tabs")[0].rect["y"]
             header = shoot(driver, 0, int(tabs))
             tokens = shoot(driver, int(tabs), int(tabs))

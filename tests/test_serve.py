@@ -316,7 +316,8 @@ def test_generate_streams_what_generate_makes(served):
         probs = {a["id"]: a["p_sample"] for a in line["alternatives"]}
         assert len(probs) == LIMITS["alternatives"]
         assert probs.get(line["token"]["id"], 1.0) > 0
-        assert [a["p_model"] for a in line["alternatives"]] == sorted((a["p_model"] for a in line["alternatives"]), reverse=True)
+        p_model = [a["p_model"] for a in line["alternatives"]]
+        assert p_model == sorted(p_model, reverse=True)
     text = "".join(line["token"]["text"] for line in lines[1:-1]) + lines[-1]["tail"]
     assert text == demo_tokenizer().decode(new)
     # branching: continue from given ids (the prompt plus one chosen token)
@@ -504,9 +505,12 @@ def test_ten_concurrent_requests(served):
     jobs += [("/api/attention", {"text": PROMPT, "layer": i % 2}) for i in range(2)]
     jobs += [("/api/lens", {"text": PROMPT}), ("/api/tokenize", {"text": PROMPT})]
     jobs += [("/api/generate", {"text": PROMPT, "max_new_tokens": 8, "temperature": 1.0, "seed": i}) for i in range(2)]
-    alone = [api_lines(server, p, b) if p.endswith("generate") else api(server, p, b) for p, b in jobs]
+    def ask(job):
+        return api_lines(server, *job) if job[0].endswith("generate") else api(server, *job)
+
+    alone = [ask(job) for job in jobs]
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
-        together = list(pool.map(lambda job: api_lines(server, *job) if job[0].endswith("generate") else api(server, *job), jobs))
+        together = list(pool.map(ask, jobs))
     assert [s for s, _ in together] == [200] * 10
     assert together == alone          # the lock: no request saw another's cache or hooks
     alive(server)
@@ -535,7 +539,8 @@ def test_keep_alive_connection_serves_several_requests(served):
     conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
     try:
         for _ in range(3):
-            conn.request("POST", "/api/tokenize", body=json.dumps({"text": "Below"}), headers={"Content-Type": "application/json"})
+            conn.request("POST", "/api/tokenize", body=json.dumps({"text": "Below"}),
+                         headers={"Content-Type": "application/json"})
             r = conn.getresponse()
             assert r.status == 200 and json.loads(r.read())["n_tokens"] >= 1
         conn.request("POST", "/api/generate", body=json.dumps({"text": "Below", "max_new_tokens": 2}),

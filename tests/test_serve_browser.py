@@ -59,7 +59,8 @@ def test_the_page_shows_what_the_api_says(page, tmp_path):
     open_panel(driver, "next")
     wait_for(driver, lambda d: len(css(d, "#next-chart .p-value")) == 20)
     _, nxt = api(server, "/api/next", {"text": PROMPT, "temperature": 1.0})
-    first = wait_for(driver, lambda d: [(int(e.get_attribute("data-id")), e.text) for e in css(d, "#next-chart .p-value")][0])
+    first = wait_for(driver, lambda d: [(int(e.get_attribute("data-id")), e.text)
+                                        for e in css(d, "#next-chart .p-value")][0])
     assert first[0] == nxt["tokens"][0]["id"] and first[1].startswith(f"{nxt['tokens'][0]['p_sample']:.3f}")
 
     # Generate: the streamed tokens are what the API generates with the same settings
@@ -95,8 +96,9 @@ def test_the_page_shows_what_the_api_says(page, tmp_path):
     size = canvas.size
     cell = max(4, min(28, 560 // len(ids)))
     scale = size["height"] / (110 + len(ids) * cell + 10)
+    middle_of_first_cell = (110 + cell / 2) * scale               # the offset is from the canvas's centre
     ActionChains(driver).move_to_element_with_offset(
-        canvas, int((110 + cell / 2) * scale - size["width"] / 2), int((110 + cell / 2) * scale - size["height"] / 2)).perform()
+        canvas, int(middle_of_first_cell - size["width"] / 2), int(middle_of_first_cell - size["height"] / 2)).perform()
     wait_for(driver, lambda d: css(d, "#att-info")[0].get_attribute("data-row") == "0")
     assert css(driver, "#att-info")[0].get_attribute("data-top") == "1.0000"
 
@@ -152,7 +154,8 @@ def test_chat_panel_for_an_instruction_tuned_checkpoint(tmp_path):
             open_panel(driver, "chat")
             css(driver, "#chat-input")[0].send_keys("Reverse the word.")
             css(driver, "#chat-send")[0].click()
-            answer = wait_for(driver, lambda d: [m.get_attribute("textContent") for m in css(d, '.msg.assistant[data-done="true"]')])
+            answer = wait_for(driver, lambda d: [m.get_attribute("textContent")
+                                                 for m in css(d, '.msg.assistant[data-done="true"]')])
             _, lines = api_lines(server, "/api/chat", {"messages": [{"role": "user", "content": "Reverse the word."}],
                                                        "temperature": 0, "max_new_tokens": 40, "seed": 123})
             assert answer == [lines[-1]["response"]]

@@ -36,8 +36,10 @@ def session_from_args(args: argparse.Namespace):
         from gpt.finetune.instruct import load_instruct_checkpoint
 
         ck = open_checkpoint(load_instruct_checkpoint, args.checkpoint, merge=True)
-        run = ck.path.parent if (ck.path.parent / "latest").is_file() or (ck.path.parent / "log.csv").is_file() else None
-        return Session(ck.model, ck.tokenizer, source=f"checkpoint {ck.path}", run=run, checkpoint=ck.path, info=ck.info)
+        folder = ck.path.parent
+        run = folder if (folder / "latest").is_file() or (folder / "log.csv").is_file() else None
+        return Session(ck.model, ck.tokenizer, source=f"checkpoint {ck.path}", run=run, checkpoint=ck.path,
+                       info=ck.info)
     model, tokenizer = load_model_and_tokenizer(args)
     if getattr(args, "hf", None):
         return Session(model, tokenizer, source=f"Hugging Face folder {args.hf}", folder=Path(args.hf))
