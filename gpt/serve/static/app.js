@@ -420,7 +420,7 @@ function refreshLens() {
 
 // ------------------------------------------------------------------ Training
 function lineChart(svg, series, labels, height = 260) {
-  const width = 900, left = 50, bottom = 30, top = 10, right = 120;
+  const width = 900, left = 50, top = 10, right = 120, bottom = labels.ticks ? 80 : 30;
   const xs = series.flatMap((s) => s.x), ys = series.flatMap((s) => s.y).filter((v) => v !== null);
   if (!xs.length || !ys.length) { svg.replaceChildren(); return; }
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [Math.min(...ys), Math.max(...ys)];
@@ -432,8 +432,13 @@ function lineChart(svg, series, labels, height = 260) {
                  el("svg:line", { class: "axis", x1: left, x2: width - right, y1: height - bottom, y2: height - bottom }),
                  el("svg:text", { x: left - 4, y: top + 10, "text-anchor": "end", text: y1.toFixed(2) }),
                  el("svg:text", { x: left - 4, y: height - bottom, "text-anchor": "end", text: y0.toFixed(2) }),
-                 el("svg:text", { x: left, y: height - 10, text: labels.x0 ?? x0 }),
-                 el("svg:text", { x: width - right, y: height - 10, "text-anchor": "end", text: labels.x1 ?? x1 })];
+                 ...(labels.ticks ? [] : [
+                   el("svg:text", { x: left, y: height - 10, text: labels.x0 ?? x0 }),
+                   el("svg:text", { x: width - right, y: height - 10, "text-anchor": "end", text: labels.x1 ?? x1 })])];
+  if (labels.ticks) {   // one label per point, written downwards under the axis
+    labels.ticks.forEach((t, i) => nodes.push(el("svg:text", { class: "tick", "text-anchor": "end",
+      transform: `translate(${sx(series[0].x[i])}, ${height - bottom + 12}) rotate(-60)`, text: t })));
+  }
   series.forEach((s, k) => {
     const points = s.x.map((x, i) => (s.y[i] === null ? null : `${sx(x)},${sy(s.y[i])}`)).filter(Boolean).join(" ");
     nodes.push(el("svg:polyline", { class: s.cls, points }));
@@ -467,7 +472,8 @@ function refreshCompare() {
       `over ${r.a.losses.length} predicted tokens`;
     const x = r.a.losses.map((_, i) => i + 1);
     lineChart($("compare-chart"), [{ name: r.a.name, cls: "a", x, y: r.a.losses }, { name: r.b.name, cls: "b", x, y: r.b.losses }],
-              { x0: "token 2", x1: `token ${r.tokens.length}` }, 220);
+              r.tokens.length <= 80 ? { ticks: r.tokens.slice(1).map((t) => show(t).slice(0, 10)) }
+                                    : { x0: "token 2", x1: `token ${r.tokens.length}` }, 280);
   });
 }
 
