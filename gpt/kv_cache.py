@@ -55,3 +55,11 @@ class KVCache:
     def reset(self) -> None:
         self.length = 0
         self._pending = 0
+
+    def truncate(self, length: int) -> None:
+        """Forget every position from ``length`` on (a chat that keeps the start of a conversation
+        and rewrites the rest); the next tokens are written from there."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot cut the cache to {length} positions; it holds {self.length}")
+        self.length = length
+        self._pending = 0
