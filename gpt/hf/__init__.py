@@ -34,7 +34,7 @@ from gpt.hf.config import HF_ARCH, decoder_fields, hf_config, read_config
 from gpt.hf.files import INDEX, SINGLE, Checkpoint, write_checkpoint
 from gpt.hf.names import FUSED_EXPERTS, name_pairs
 
-__all__ = ["load_model", "save_model", "model_type", "to_hf_tensors", "SUPPORTED"]
+__all__ = ["load_model", "save_model", "model_type", "eos_token_ids", "to_hf_tensors", "SUPPORTED"]
 
 SUPPORTED = ("gpt2", *HF_ARCH)
 
@@ -54,6 +54,26 @@ def _folder(path: str | os.PathLike) -> Path:
 def model_type(path: str | os.PathLike) -> str:
     """The ``model_type`` named by a folder's config.json."""
     return str(read_config(_folder(path)).get("model_type"))
+
+
+def eos_token_ids(path: str | os.PathLike) -> list[int]:
+    """The ids that end a generation: ``eos_token_id`` (one id or a list) of the folder's
+    ``generation_config.json``, else of its ``config.json``; empty when neither names one."""
+    folder = _folder(path)
+    for name in ("generation_config.json", "config.json"):
+        file = folder / name
+        if not file.is_file():
+            continue
+        try:
+            value = json.loads(file.read_text(encoding="utf-8")).get("eos_token_id")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+            raise ValueError(f"{file}: not a JSON object ({e})") from None
+        if value is not None:
+            ids = value if isinstance(value, list) else [value]
+            if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+                raise ValueError(f"{file}: eos_token_id must be a token id or a list of them, got {value!r}")
+            return list(ids)
+    return []
 
 
 def load_model(path: str | os.PathLike, *, context_length: int | None = None):
