@@ -97,7 +97,11 @@ def load_model(path: str | os.PathLike, *, context_length: int | None = None):
 
     from gpt.architectures import build_model, config_from_dict
 
-    model = build_model(config_from_dict(fields))
+    try:
+        cfg = config_from_dict(fields)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    model = build_model(cfg)
     with Checkpoint(folder) as ck:
         _fill(model, ck)
     model.eval()
