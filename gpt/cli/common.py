@@ -154,14 +154,17 @@ def load_hf_folder(folder: str, context_length: int | None = None):
     if not (path / "tokenizer.json").is_file():
         raise CLIError(f"{path}: no tokenizer.json; --hf needs the model's tokenizer beside its weights")
     try:
+        model = hf.load_model(path, context_length=context_length)
+    except (ValueError, OSError) as e:
+        raise CLIError(str(e)) from None
+    try:
         from gpt.tokenizer import HFTokenizer
     except ImportError:
         raise CLIError("this version of gpt has no gpt.tokenizer.HFTokenizer to read tokenizer.json") from None
     try:
-        model = hf.load_model(path, context_length=context_length)
         tokenizer = HFTokenizer.from_file(path)
     except (ValueError, OSError) as e:
-        raise CLIError(str(e)) from None
+        raise CLIError(f"{path / 'tokenizer.json'}: {e}") from None
     return model, tokenizer
 
 
