@@ -300,15 +300,17 @@ class ChatSession:
         return self._cache
 
     def _rewind(self, length: int) -> None:
-        """Keep only the first ``length`` cached positions (all of them gone if the cache cannot
-        be cut, e.g. a sliding-window cache)."""
+        """Keep only the first ``length`` cached positions (none, if the cache cannot be cut there:
+        a sliding-window layer may have let go of keys that position still needs)."""
         cache = self._new_cache()
         if cache.length != length or len(self._cached) != length:
-            if length == 0 or not hasattr(cache, "truncate"):
+            try:
+                if length == 0 or not hasattr(cache, "truncate"):
+                    raise ValueError("start again")
+                cache.truncate(length)
+            except ValueError:
                 cache.reset()
                 length = 0
-            else:
-                cache.truncate(length)
         self._cached = self._cached[:length]
 
     # ------------------------------------------------------------------ one turn
