@@ -59,7 +59,10 @@ class HFTokenizer:
     def _set_added(self, tokens: list[AddedToken]) -> None:
         self.added = AddedVocabulary(tokens, self.normalizer)
         self._id_to_token = {i: t for t, i in self.model.vocab.items()}
-        self._id_to_token.update((t.id, t.content) for t in tokens)
+        # (as in the tokenizers library, a normalized added token reads back in its normalized form)
+        norm = self.normalizer
+        self._id_to_token.update((t.id, norm(t.content) if t.normalized and norm is not None else t.content)
+                                 for t in tokens)
         self._token_to_id = dict(self.model.vocab)
         self._token_to_id.update((t.content, t.id) for t in tokens)
 
