@@ -386,7 +386,8 @@ class Scripted:
 
 
 def prompts_of(session):
-    """The ids the model read before each answer, rebuilt from the session's turns."""
+    """The ids the model read before each answer, rebuilt from the session's turns (with its
+    system message of now)."""
     return [session._conversation_ids(session.turns[:k], session.turns[k].message) for k in range(len(session.turns))]
 
 
@@ -691,7 +692,7 @@ def test_cli_chatml_checkpoint_style_and_thinking_option(tmp_path):
     (["chat", "--checkpoint", "{ck}", "--think", "--prompt", "Hi"], ["--think", "chatml", "alpaca"]),
     (["chat", "--checkpoint", "{ck}", "--style", "gemma", "--input", "x", "--prompt", "Hi"], ["--input", "gemma"]),
     (["chat", "--hf", "{tmp}/nothing"], ["nothing", "no such folder"]),
-    (["chat", "--hf", "{tmp}", "--checkpoint", "{ck}"], ["one model"]),
+    (["chat", "--hf", "{tmp}", "--vocab", "{tmp}"], ["--vocab", "--gpt2"]),
     (["chat", "--checkpoint", "{tmp}/missing", "--prompt", "Hi"], ["missing"]),
 ])
 def test_cli_bad_input_is_a_one_line_error(checkpoint, tmp_path, argv, words):
@@ -715,40 +716,122 @@ def test_cli_trim_and_one_line_helpers():
 
 
 # ==================================================================================================
-# chat --hf (once gpt.hf and HFTokenizer exist)
+# The model families of gpt.architectures, and chat --hf
 # ==================================================================================================
 
 
-def test_cli_hf_folder(tmp_path):
-    hf = pytest.importorskip("gpt.hf")
-    tokenizer_module = pytest.importorskip("gpt.tokenizer")
-    if not hasattr(tokenizer_module, "HFTokenizer"):
-        pytest.skip("gpt.tokenizer.HFTokenizer is not here yet")
-    tokenizers = pytest.importorskip("tokenizers")
-    from gpt.architectures import build_model, config_from_dict
+def family_model(arch, vocab_size, context_length=128):
+    architectures = pytest.importorskip("gpt.architectures")
+    fields = dict(arch=arch, vocab_size=vocab_size, context_length=context_length, emb_dim=32, n_heads=4,
+                  n_kv_heads=2, head_dim=8, n_layers=2, hidden_dim=48, qk_norm=arch != "llama", tie_weights=True)
+    if arch == "gemma3":        # sliding-window layers (window 8) around one global layer
+        fields.update(sliding_window=8, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                      rope_local_theta=10000.0, query_pre_attn_scalar=8, n_layers=3)
+    cfg = architectures.DecoderConfig(**fields)
+    mg.manual_seed(1)
+    return architectures.build_model(cfg)
 
-    # a byte-level BPE tokenizer.json with Qwen's chat markers, trained on a few sentences
-    tk = tokenizers.Tokenizer(tokenizers.models.BPE())
-    tk.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = tokenizers.decoders.ByteLevel()
-    trainer = tokenizers.trainers.BpeTrainer(vocab_size=300, initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
-                                             special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
-    tk.train_from_iterator(["Hello there, how are you?", "Fine, thanks. And you?"] * 20, trainer)
-    folder = tmp_path / "tiny-qwen"
+
+@pytest.mark.parametrize("arch, style, special", [("qwen3", "chatml", CHATML_SPECIAL), ("llama", "llama3", LLAMA_SPECIAL),
+                                                  ("gemma3", "gemma", GEMMA_SPECIAL)])
+def test_the_model_families_chat_with_the_cache_as_without(arch, style, special):
+    tok = chat_tokenizer(special)
+    model = family_model(arch, tok.n_vocab, context_length=256)
+    session = ChatSession(model, tok, style, system="Hi.", max_new_tokens=5, temperature=0.9, seed=2)
+    prompts = []
+    for text in ["one", "two two", "three", "four"]:
+        if text == "four":
+            session.system = "Bye."         # a rewrite far back: the cache is cut, or read again from 0
+        cached = session.cached_tokens
+        "".join(session.send(text))
+        prompts.append(prompts_of(session)[-1])
+        assert session.last_stats.dropped_turns == 0
+        # gemma's sliding layers cannot go back past their window: then everything is read again
+        if text != "four":
+            assert session.last_stats.reused_tokens in ((cached, 0) if arch == "gemma3" else (cached,))
+    rng = np.random.default_rng(2)
+    for prompt, turn in zip(prompts, session.turns):
+        assert reference_answer(model, prompt, session.stop_ids, 5, 0.9, None, rng) == (turn.answer_ids, turn.stop_id)
+
+
+def test_truncating_a_windowed_cache():
+    model = family_model("gemma3", 64)
+    ids = np.random.default_rng(0).integers(0, 64, size=(1, 20))
+    cache = model.new_kv_cache(1)
+    with mg.no_grad():
+        model(ids[:, :6], kv_cache=cache)
+        cache.truncate(4)                    # every key still held: the window (8) is not full yet
+        cut = model(ids[:, 4:9], kv_cache=cache).data
+        whole = model(ids[:, :9]).data[:, 4:]
+        np.testing.assert_allclose(cut, whole, rtol=1e-4, atol=1e-5)
+        model(ids[:, 9:20], kv_cache=cache)  # 20 positions: the sliding layers now hold the last 7
+        for length in (10, 19):              # position 19 attends to 12..19, and 12 is gone
+            with pytest.raises(ValueError, match="sliding-window"):
+                cache.truncate(length)
+        cache.truncate(20)                   # (cutting nothing is always possible) and the cache goes on
+        more = np.concatenate([ids, [[5]]], axis=1)
+        np.testing.assert_allclose(model(more[:, 20:], kv_cache=cache).data, model(more).data[:, 20:],
+                                   rtol=1e-4, atol=1e-5)
+
+
+def hf_folder(tmp_path, template=None):
+    """A tiny random Qwen3 saved by gpt.hf.save_model with a byte-level BPE tokenizer.json (Qwen's chat
+    markers as special tokens) trained here, and a tokenizer_config.json holding ``template``."""
+    hf = pytest.importorskip("gpt.hf")
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    tk = tokenizers.Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(["Hello there, how are you? Fine, thanks. And you? Grüße!"] * 20,
+                           trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                               special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"]))
+    folder = tmp_path / "tiny-qwen3"
     folder.mkdir()
+    hf.save_model(family_model("qwen3", tk.get_vocab_size()), folder)
     tk.save(str(folder / "tokenizer.json"))
-    write_json(folder / "tokenizer_config.json", {"chat_template": JINJA["chatml"]})
-    cfg = config_from_dict({"arch": "qwen3", "vocab_size": tk.get_vocab_size(), "context_length": 128, "emb_dim": 32,
-                            "n_heads": 4, "n_kv_groups": 2, "head_dim": 8, "n_layers": 2, "hidden_dim": 48})
-    mg.manual_seed(0)
-    hf.save_model(build_model(cfg), folder)
-    messages = ["Hello there", "And you?"]
-    result = subprocess.run([sys.executable, "-m", "gpt", "chat", "--hf", str(folder), "--max-new-tokens", "6"],
+    write_json(folder / "tokenizer_config.json", {"chat_template": template or JINJA["chatml"]})
+    write_json(folder / "generation_config.json", {"eos_token_id": [tk.token_to_id("<|im_end|>"),
+                                                                    tk.token_to_id("<|endoftext|>")]})
+    return folder
+
+
+def test_cli_hf_folder(tmp_path):
+    folder = hf_folder(tmp_path)
+    from gpt.hf import load_model
+    from gpt.tokenizer import HFTokenizer
+
+    messages = ["Hello there", "And you? Grüße"]
+    result = subprocess.run([sys.executable, "-m", "gpt", "chat", "--hf", str(folder), "--max-new-tokens", "6",
+                             "--system", "Be nice.", "--no-think", "--stats"],
                             input="\n".join(messages) + "\n", text=True, capture_output=True, timeout=300,
                             env=subprocess_env())
     assert result.returncode == 0, result.stderr
-    model, tok = hf.load_model(folder), tokenizer_module.HFTokenizer.from_file(folder)
-    session = ChatSession(model, tok, "chatml", max_new_tokens=6,
-                          stop_ids=stop_token_ids("chatml", tok, eos_token_ids(folder)))
+    tok = HFTokenizer.from_file(folder)
+    session = ChatSession(load_model(folder), tok, "chatml", system="Be nice.", max_new_tokens=6,
+                          options={"enable_thinking": False})
     expected = ["".join(session.send(m)).strip() for m in messages]
     assert result.stdout == "".join(a.replace("\\", "\\\\").replace("\n", "\\n") + "\n" for a in expected)
+    assert tok.decode(session.conversation_ids()).startswith(
+        "<|im_start|>system\nBe nice.<|im_end|>\n<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n"
+        "<think>\n\n</think>\n\n")
+    stats = [line for line in result.stderr.splitlines() if line.startswith("[prefill")]
+    reused = session.last_stats.reused_tokens                  # the second turn read only its new tokens
+    assert len(stats) == 2 and reused > 0 and f"({reused} cached)" in stats[1]
+
+
+def test_cli_hf_folder_without_a_known_format(tmp_path):
+    hf = pytest.importorskip("gpt.hf")
+    tokenizers = pytest.importorskip("tokenizers")
+    folder = hf_folder(tmp_path)                            # its tokenizer.json, with a GPT-2 model and no template
+    for name in ("config.json", "model.safetensors", "tokenizer_config.json"):
+        (folder / name).unlink()
+    vocab = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab_size()
+    mg.manual_seed(0)
+    hf.save_model(GPTModel(GPTConfig(vocab_size=vocab, context_length=64, emb_dim=16, n_heads=2, n_layers=1,
+                                     qkv_bias=True, tie_weights=True)), folder)
+    code, _, stderr = run_cli("chat", "--hf", folder, "--prompt", "Hi")
+    check_one_line_error(code, stderr, "cannot tell the chat format", "'gpt2'", "--style")
+    code, stdout, stderr = run_cli("chat", "--hf", folder, "--style", "chatml", "--prompt", "Hi", "--max-new-tokens", 3)
+    assert code == 0 and stdout.endswith("\n") and stderr == "", stderr

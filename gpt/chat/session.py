@@ -29,7 +29,7 @@ import numpy as np
 
 import minigrad as mg
 from gpt.chat.templates import ChatStyle, get_style
-from gpt.generate import _encode_takes, encode_as_text, sample_next
+from gpt.generate import _encode_takes, sample_next
 
 __all__ = ["ChatSession", "ContextFullError", "TurnStats", "TextStream", "token_id", "stop_token_ids", "encode_chat"]
 
@@ -48,11 +48,11 @@ def encode_chat(tokenizer, text: str, special_markers: bool = True) -> list[int]
     ``special_markers=False`` every character is ordinary text (the alpaca style).
 
     (As with ``transformers``, a special token written inside a message counts as one too.)"""
-    if not special_markers:
-        return encode_as_text(tokenizer, text)
     options = {}
-    if _encode_takes(tokenizer, "allowed_special"):
+    if special_markers and _encode_takes(tokenizer, "allowed_special"):
         options["allowed_special"] = "all"
+    elif not special_markers and _encode_takes(tokenizer, "disallowed_special"):
+        options["disallowed_special"] = ()
     if _encode_takes(tokenizer, "add_special_tokens"):
         options["add_special_tokens"] = False
     return list(tokenizer.encode(text, **options))

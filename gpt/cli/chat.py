@@ -42,10 +42,8 @@ def register(subparsers) -> None:
                     "finetune-dpo (the book's alpaca prompt, one instruction at a time). On a terminal, type "
                     "/help for commands; from a pipe it answers each line of input with one line of output. "
                     "Temperature 0 (the default) is greedy decoding.")
-    add_model_source(c, required=False, checkpoint_help="a checkpoint written by finetune-instruct or finetune-dpo")
-    if "--hf" not in c._option_string_actions:        # (the shared model options may already offer it)
-        c.add_argument("--hf", metavar="DIR", help="a Hugging Face model folder (config.json, *.safetensors, "
-                                                   "tokenizer.json)")
+    add_model_source(c, required=False, checkpoint_help="a checkpoint written by finetune-instruct or finetune-dpo",
+                     hf=True)
     c.add_argument("--style", choices=STYLE_NAMES,
                    help="the chat format (default: read from the --hf folder's template; alpaca for --checkpoint)")
     c.add_argument("--system", metavar="TEXT", help="a system message (alpaca: replaces the preamble)")
@@ -73,19 +71,15 @@ def _load(args):
     from gpt.chat import detect_chat_style, eos_token_ids, stop_token_ids
 
     if args.hf:
-        if args.checkpoint or args.gpt2:
-            raise CLIError("choose one model: --hf, --checkpoint or --gpt2")
+        from gpt.cli.common import load_hf_folder
+
+        if args.vocab:
+            raise CLIError("--vocab goes with --gpt2; an --hf folder has its own tokenizer.json")
         folder = Path(args.hf)
-        if not folder.is_dir():
-            raise CLIError(f"{folder}: no such folder (--hf takes a Hugging Face model folder)")
-        try:
-            from gpt.hf import load_model
-            from gpt.tokenizer import HFTokenizer
-        except ImportError:
-            raise CLIError("--hf needs gpt.hf.load_model and gpt.tokenizer.HFTokenizer, which this version of the "
-                           "project does not have yet") from None
-        style, options = (args.style, {}) if args.style else detect_chat_style(folder)
-        model, tokenizer = load_model(folder), HFTokenizer.from_file(folder)
+        style, options = args.style, {}
+        if not style and folder.is_dir():        # (before the weights load: a folder that does not tell fails fast)
+            style, options = detect_chat_style(folder)
+        model, tokenizer = load_hf_folder(folder, args.context)
         return model, tokenizer, style, options, stop_token_ids(style, tokenizer, eos_token_ids(folder)), str(folder)
     if args.checkpoint:
         from gpt.cli.common import open_checkpoint
