@@ -835,3 +835,64 @@ def test_cli_hf_folder_without_a_known_format(tmp_path):
     check_one_line_error(code, stderr, "cannot tell the chat format", "'gpt2'", "--style")
     code, stdout, stderr = run_cli("chat", "--hf", folder, "--style", "chatml", "--prompt", "Hi", "--max-new-tokens", 3)
     assert code == 0 and stdout.endswith("\n") and stderr == "", stderr
+
+
+# ==================================================================================================
+# On a terminal: Ctrl-C stops the answer, not the chat
+# ==================================================================================================
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_cli_on_a_terminal_ctrl_c_stops_the_answer_and_twice_at_the_prompt_leaves(tmp_path):
+    import os
+    import pty
+    import select
+    import signal
+    import time
+
+    tok = BPETokenizer([])                                   # no stop token: an answer runs to its end
+    save_instruct_checkpoint(tmp_path / "ck", tiny_model(tok.n_vocab, context_length=4096), tokenizer=tok)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "gpt", "chat", "--checkpoint", str(tmp_path / "ck"),
+                             "--max-new-tokens", "4000", "--context", "4096"],
+                            stdin=slave, stdout=slave, stderr=slave, env=subprocess_env(), cwd=tmp_path)
+    os.close(slave)
+    seen = b""
+
+    def read_until(marker: bytes, timeout=120.0) -> None:
+        nonlocal seen
+        end = time.monotonic() + timeout
+        while marker not in seen:
+            assert time.monotonic() < end, seen.decode(errors="replace")[-500:]
+            if select.select([master], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:                              # the child closed the terminal
+                    break
+
+    try:
+        read_until(b"> ")                                    # the first prompt
+        os.write(master, b"Tell me everything\n")
+        read_until(b"Tell me everything\r\n")
+        mark = len(seen)
+        end = time.monotonic() + 120
+        while len(seen) < mark + 40 and time.monotonic() < end:   # the answer is streaming ...
+            if select.select([master], [], [], 0.5)[0]:
+                seen += os.read(master, 65536)
+        proc.send_signal(signal.SIGINT)                      # ... Ctrl-C
+        read_until(b"(stopped)")
+        read_until(b"> ", timeout=60)
+        assert proc.poll() is None                           # still chatting
+        os.write(master, b"/reset\n")
+        read_until(b"(conversation cleared)")
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)                      # at the prompt: a hint ...
+        read_until(b"Ctrl-C again")
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)                      # ... and the second one leaves
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"Traceback" not in seen

@@ -227,11 +227,14 @@ def run_chat(args: argparse.Namespace) -> int:
         try:
             line = input("> ") if interactive else sys.stdin.readline()
         except KeyboardInterrupt:
-            if pressed:
+            try:
+                if pressed:
+                    raise KeyboardInterrupt
+                pressed = True
+                print("\n(press Ctrl-C again or Ctrl-D to leave)", file=sys.stderr, flush=True)
+            except KeyboardInterrupt:     # the second one, even while the hint is being written
                 print(file=sys.stderr)
                 return 0
-            pressed = True
-            print("\n(press Ctrl-C again or Ctrl-D to leave)", file=sys.stderr, flush=True)
             continue
         except EOFError:
             if interactive:
