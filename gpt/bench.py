@@ -292,8 +292,9 @@ def decoder_speed(layers: int | None = None, prompt: int = 128, new_tokens: int 
     Qwen3 with the same weights runs the same loop, alternating with ours ``repeats`` times (medians).
     ``preset``: another Qwen3 preset of :mod:`gpt.architectures.presets` (the tests use a small one).
 
-    Reports seconds for the prefill, tokens/s for the decode, the ratios (``decode_speedup``: ours
-    over theirs, above 1 is faster; ``prefill_time_ratio``: ours over theirs, below 1 is faster),
+    Reports seconds for the prefill, tokens/s for the decode (medians), the ratios (``decode_speedup``:
+    ours over theirs, above 1 is faster; ``prefill_time_ratio``: ours over theirs, below 1 is faster;
+    each the median of the ratios within a round, whose order alternates),
     whether both produced the same ids, and the KV cache: the bytes of the positions held, against a
     cache with all ``n_heads`` heads (what GPT-2's multi-head attention would keep).
     """
@@ -323,10 +324,13 @@ def decoder_speed(layers: int | None = None, prompt: int = 128, new_tokens: int 
     _ours_prefill_decode(model, ids, 2)                    # warm-up: first-call allocations
     if twin is not None:
         _torch_prefill_decode(twin, ids, 2)
-    for _ in range(repeats):
-        ours_runs.append(_ours_prefill_decode(model, ids, new_tokens))
-        if twin is not None:
-            theirs_runs.append(_torch_prefill_decode(twin, ids, new_tokens))
+    for i in range(repeats):      # alternating, and each side first in every other round: on a shared
+        order = ["ours", "theirs"] if i % 2 == 0 else ["theirs", "ours"]   # machine speed drifts
+        for side in order:
+            if side == "ours":
+                ours_runs.append(_ours_prefill_decode(model, ids, new_tokens))
+            elif twin is not None:
+                theirs_runs.append(_torch_prefill_decode(twin, ids, new_tokens))
     prefill = statistics.median(r[0] for r in ours_runs)
     decode = new_tokens / statistics.median(r[1] for r in ours_runs)
     out.update(prefill_s=round(prefill, 4), decode_tok_s=round(decode, 2))
@@ -341,8 +345,11 @@ def decoder_speed(layers: int | None = None, prompt: int = 128, new_tokens: int 
         t_prefill = statistics.median(r[0] for r in theirs_runs)
         t_decode = new_tokens / statistics.median(r[1] for r in theirs_runs)
         torch_cache = _torch_cache_bytes(theirs_runs[-1][3])
+        # ratios within each round (neighbours in time), then their median
+        decode_speedup = statistics.median(b[1] / a[1] for a, b in zip(ours_runs, theirs_runs))
+        prefill_ratio = statistics.median(a[0] / b[0] for a, b in zip(ours_runs, theirs_runs))
         out.update(torch_prefill_s=round(t_prefill, 4), torch_decode_tok_s=round(t_decode, 2),
-                   decode_speedup=round(decode / t_decode, 2), prefill_time_ratio=round(prefill / t_prefill, 2),
+                   decode_speedup=round(decode_speedup, 2), prefill_time_ratio=round(prefill_ratio, 2),
                    same_ids=all(np.array_equal(a[2], b[2]) for a, b in zip(ours_runs, theirs_runs)))
         if torch_cache is not None:
             out["torch_kv_cache_mb"] = round(torch_cache / 1e6, 2)
