@@ -444,6 +444,12 @@ class safe_open:
             raise ValueError(f"{self.path}: tensor {name!r}: {e}") from None
         finally:
             del stored   # no view may outlive the map, or it cannot be closed
+        # The pages just read are the file's, not this process's: let them go from its resident
+        # memory, so that loading a checkpoint never holds it in memory beside the model.
+        begin = self.header.data_start + info.data_offsets[0]
+        page = begin - begin % _mmap.PAGESIZE
+        if hasattr(self._map, "madvise") and info.nbytes:
+            self._map.madvise(_mmap.MADV_DONTNEED, page, begin + info.nbytes - page)
 
     def keys(self) -> list[str]:
         return sorted(self.header.tensors)

@@ -29,7 +29,6 @@ import math
 
 import numpy as np
 
-import minigrad as mg
 from minigrad import nn
 from minigrad import random as _random
 from minigrad.function import Function
@@ -151,7 +150,7 @@ class MoEFeedForward(nn.Module):
         out = self.fc3(h).reshape(E * capacity, d)                          # (E C, d)
         y = _Combine.apply(out, weights, slots=slots)                       # (N, d)
         self.aux_loss = None
-        if self.compute_aux_loss and self.training and mg.is_grad_enabled():
+        if self.compute_aux_loss and self.training:
             if probs is None:
                 probs = F.softmax(logits, -1)
             fraction = (counts / (b * T)).astype(probs.dtype)               # f_e (sums to k)

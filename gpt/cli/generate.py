@@ -38,7 +38,8 @@ def register(subparsers) -> None:
     source.add_argument("--data", metavar="DIR", help="prepared token files (python -m gpt prepare)")
     e.add_argument("--split", choices=("val", "train"), default="val", help="with --data: which tokens (default: val)")
     e.add_argument("--max-batches", type=positive_int, metavar="N", help="evaluate only N batches (default: all): the first N, or with --data N spread over the split")
-    e.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="default: 8")
+    e.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="windows per batch (default: 8; 1 with --hf, whose models have large vocabularies)")
     add_length_options(e)
     e.set_defaults(func=run_evaluate)
 
@@ -112,7 +113,7 @@ def _generate_hf(args: argparse.Namespace) -> int:
     return 0
 
 
-HF_EVAL_WINDOW = 2048   # evaluate --hf: window length unless --context says otherwise
+HF_EVAL_WINDOW = 1024   # evaluate --hf: window length unless --context says otherwise
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -122,6 +123,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if getattr(args, "hf", None) and args.data:
         raise CLIError("--data holds tokens made by this project's BPE tokenizers; with --hf give --text")
+    if args.batch_size is None:   # a batch of 1024 positions x 151,936 logits is already 620 MB
+        args.batch_size = 1 if getattr(args, "hf", None) else 8
     model, tokenizer = load_model_and_tokenizer(args)
     if args.data:
         ids = _prepared_tokens(args.data, args.split, tokenizer)

@@ -93,7 +93,9 @@ def decoder_fields(config: dict, where: str = "config.json") -> dict:
     model_type = config.get("model_type")
     if model_type not in HF_ARCH:
         known = ", ".join(["gpt2", *HF_ARCH])
-        raise ValueError(f"{where}: model_type {model_type!r} is not supported (supported: {known})")
+        hint = ("; this is the multimodal Gemma 3 (4B and larger, text and images): use a text-only "
+                "checkpoint such as gemma-3-270m or gemma-3-1b-it") if model_type == "gemma3" else ""
+        raise ValueError(f"{where}: model_type {model_type!r} is not supported (supported: {known}){hint}")
     arch = HF_ARCH[model_type]
 
     def need(key: str):
