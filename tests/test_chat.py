@@ -155,7 +155,8 @@ JINJA = {
         "{%- set reasoning = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}"
         "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
         "{%- if loop.index0 > ns.last_query and (loop.last or reasoning) %}"
-        "{{- '<|im_start|>assistant\\n<think>\\n' + reasoning.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}"
+        "{{- '<|im_start|>assistant\\n<think>\\n' + reasoning.strip('\\n') + '\\n</think>\\n\\n' + "
+        "content.lstrip('\\n') }}"
         "{%- else %}{{- '<|im_start|>assistant\\n' + content }}{%- endif %}{{- '<|im_end|>\\n' }}"
         "{%- endif %}{%- endfor %}"
         "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
@@ -278,7 +279,8 @@ def test_other_places_a_template_is_kept(tmp_path):
 
 
 @pytest.mark.parametrize("config, style", [
-    ({"model_type": "qwen3"}, "chatml"), ({"model_type": "qwen3_moe"}, "chatml"), ({"model_type": "gemma3_text"}, "gemma"),
+    ({"model_type": "qwen3"}, "chatml"), ({"model_type": "qwen3_moe"}, "chatml"),
+    ({"model_type": "gemma3_text"}, "gemma"),
     ({"model_type": "llama", "vocab_size": 128256}, "llama3"),
 ])
 def test_style_from_config_json_without_a_template(tmp_path, config, style):
@@ -659,7 +661,8 @@ def test_cli_one_prompt(checkpoint):
 
 def test_cli_commands_and_their_errors_in_pipe_mode(checkpoint):
     code, stdout, stderr = run_cli("chat", "--checkpoint", checkpoint, "--max-new-tokens", 3,
-                                   stdin="/help\n/temperature -1\n/what\n/system Be kind.\n/system\n/quit\nnever read\n")
+                                   stdin="/help\n/temperature -1\n/what\n/system Be kind.\n/system\n/quit\n"
+                                         "never read\n")
     assert code == 0 and stdout == ""
     assert "/reset" in stderr and "expected a number >= 0" in stderr and "unknown command /what" in stderr
     assert "(system message: 'Be kind.')" in stderr and "(no system message)" in stderr
@@ -732,7 +735,8 @@ def family_model(arch, vocab_size, context_length=128):
     return architectures.build_model(cfg)
 
 
-@pytest.mark.parametrize("arch, style, special", [("qwen3", "chatml", CHATML_SPECIAL), ("llama", "llama3", LLAMA_SPECIAL),
+@pytest.mark.parametrize("arch, style, special", [("qwen3", "chatml", CHATML_SPECIAL),
+                                                  ("llama", "llama3", LLAMA_SPECIAL),
                                                   ("gemma3", "gemma", GEMMA_SPECIAL)])
 def test_the_model_families_chat_with_the_cache_as_without(arch, style, special):
     tok = chat_tokenizer(special)

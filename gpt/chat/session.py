@@ -287,9 +287,9 @@ class ChatSession:
                 break
             dropped += 1
         if len(ids) >= self.context_length:
-            raise ContextFullError(
-                f"the message takes {len(ids)} tokens with the template{' and the system message' if self.system else ''}"
-                f", and the context holds {self.context_length}; send a shorter one")
+            system = " and the system message" if self.system else ""
+            raise ContextFullError(f"the message takes {len(ids)} tokens with the template{system}, and the context "
+                                   f"holds {self.context_length}; send a shorter one")
         return ids, dropped
 
     # ------------------------------------------------------------------ the cache

@@ -235,7 +235,8 @@ class Alpaca(ChatStyle):
         system = None
         if msgs[0]["role"] == "system":
             system, msgs = msgs[0]["content"], msgs[1:]
-        if not msgs or msgs[0]["role"] != "user" or len(msgs) > 2 or (len(msgs) == 2 and msgs[1]["role"] != "assistant"):
+        roles = [m["role"] for m in msgs]
+        if roles not in (["user"], ["user", "assistant"]):
             raise ValueError("the alpaca style holds one instruction: an optional system message, a user message "
                              "and at most its answer")
         user = msgs[0]

@@ -52,7 +52,8 @@ def register(subparsers) -> None:
     c.add_argument("--prompt", metavar="TEXT", help="answer this one message and exit")
     c.add_argument("--input", metavar="TEXT", default="",
                    help="alpaca: the optional input part of the prompt, for --prompt and every line")
-    c.add_argument("--max-new-tokens", type=positive_int, default=256, metavar="N", help="longest answer (default: 256)")
+    c.add_argument("--max-new-tokens", type=positive_int, default=256, metavar="N",
+                   help="longest answer (default: 256)")
     c.add_argument("--temperature", type=non_negative_float, default=0.0, metavar="T",
                    help="0 = greedy (the default); higher = more random")
     c.add_argument("--top-k", type=positive_int, metavar="K", help="sample among the K most likely tokens")
@@ -219,7 +220,7 @@ def run_chat(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty()
     if interactive:
         with contextlib.suppress(ImportError):
-            import readline  # noqa: F401  (line editing and history for input())
+            import readline  # noqa: F401  (importing it gives input() line editing and history)
         print(f"chat with {source} ({session.style.name} style, up to {session.context_length} tokens of "
               "conversation); /help for commands, Ctrl-D to leave", file=sys.stderr)
     pressed = False                       # Ctrl-C once at the prompt
