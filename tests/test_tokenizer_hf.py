@@ -568,3 +568,23 @@ def test_vocabulary_lookups_and_save_round_trip(wordpiece_style, tmp_path):
     again = HFTokenizer.from_file(tmp_path / "tokenizer.json")
     for text in random_texts(200, seed=12):
         assert again.encode(text, allowed_special="all") == ours.encode(text, allowed_special="all")
+
+
+def test_lone_surrogates_encode_as_replacement_character(gpt2_style):
+    ours, _ = gpt2_style
+    assert ours.encode("a\ud800b") == ours.encode("a\ufffdb")
+
+
+def test_speed_benchmark_runs_and_checks_ids():
+    """The bench's tokenizer.json section on a few documents (the ratio itself is measured by
+    `python -m gpt bench`, never asserted)."""
+    from gpt.corpus import default_corpus
+    from gpt.tokenizer.bench import hf_benchmark
+
+    documents = random_texts(50, seed=13) + ["Hello world, it's 2024.\n\n" * 20]
+    documents += default_corpus(max_chars=20_000).split("\n\n")
+    r = hf_benchmark(documents=documents, repeats=1)
+    assert r is not None and r.documents == len(documents)
+    assert r.text_bytes == sum(len(d.encode("utf-8")) for d in documents)
+    assert r.tokens > len(documents) and r.ours_total_s >= r.ours_load_s > 0 and r.ratio > 0
+    assert "ours / tokenizers" in r.summary()

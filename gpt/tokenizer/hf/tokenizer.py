@@ -28,6 +28,7 @@ from typing import Collection, Iterable, Literal
 from gpt.atomic import write_text_atomic
 from gpt.tokenizer.hf import decoders, models, normalizers, post_processors, pre_tokenizers
 from gpt.tokenizer.hf.added_tokens import AddedToken, AddedVocabulary
+from gpt.tokenizer.pretokenize import replace_lone_surrogates
 
 FILE_NAME = "tokenizer.json"
 
@@ -192,7 +193,8 @@ class HFTokenizer:
             disallowed = frozenset(self.added.special) - allowed
         else:
             disallowed = self._special_set(disallowed_special, "disallowed_special")
-        texts = [text] if pair is None else [text, pair]
+        # Lone surrogates (not encodable as UTF-8; the library refuses them) become U+FFFD, as in BPETokenizer.
+        texts = [replace_lone_surrogates(t) for t in ([text] if pair is None else [text, pair])]
         if disallowed:
             for t in texts:
                 found = [(t.find(s), s) for s in disallowed if s in t]
