@@ -296,6 +296,36 @@ def test_metaspace_first_prepends_only_at_the_start_of_the_text(sentencepiece_mo
         assert ours.encode(text, allowed_special="all") == theirs.encode(text).ids
 
 
+@pytest.mark.parametrize("options", [dict(continuing_subword_prefix="##"), dict(end_of_word_suffix="</w>"),
+                                     dict(continuing_subword_prefix="##", end_of_word_suffix="</w>")],
+                         ids=["prefix", "suffix", "both"])
+def test_bpe_with_subword_prefix_or_word_suffix(options, training_text, tmp_path):
+    tok = Tokenizer(models.BPE(unk_token="<unk>", **options))
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.BPEDecoder() if "end_of_word_suffix" in options else decoders.WordPiece(cleanup=False)
+    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=["<unk>"], show_progress=False, limit_alphabet=100,
+                                  **options)
+    tok.train_from_iterator(training_text, trainer)
+    ours = ours_of(tok, tmp_path)
+    ids = assert_same_ids(ours, tok, random_texts(N_FUZZ, seed=14, extra=["<unk>"]))
+    assert_same_decode(ours, tok, ids[:500])
+    assert any(ours.token_to_id("<unk>") in e for e in ids)  # characters outside the trained alphabet
+
+
+@pytest.mark.parametrize("fuse_unk", [False, True])
+def test_bpe_unknown_characters_without_byte_tokens(fuse_unk, sentencepiece_model, tmp_path):
+    """byte_fallback on but no <0xNN> in the vocabulary: the unknown token (fused or not)."""
+    spec = dict(sentencepiece_model, **SENTENCEPIECE_VARIANTS["llama2"])
+    model = dict(spec["model"], fuse_unk=fuse_unk)
+    model["vocab"] = {t: i for t, i in model["vocab"].items() if t not in BYTE_TOKENS}
+    ours, theirs = reload(dict(spec, model=model), tmp_path)
+    ids = assert_same_ids(ours, theirs, random_texts(N_FUZZ, seed=15))
+    assert_same_decode(ours, theirs, ids[:500])
+    unk = ours.token_to_id("<unk>")
+    assert any(e.count(unk) > 1 for e in ids)
+
+
 # ----------------------------------------------------------------------------- WordPiece
 @pytest.fixture(scope="module", params=["uncased-template", "cased-bert-processing"])
 def wordpiece_style(request, training_text, tmp_path_factory):
@@ -518,6 +548,34 @@ def test_decoders_equal_the_library(theirs):
     lists = TOKEN_LISTS + [[rng.choice(sum(TOKEN_LISTS, [])) for _ in range(rng.randint(0, 8))] for _ in range(300)]
     for tokens in lists:
         assert "".join(ours.decode_chain(list(tokens))) == theirs.decode(tokens), tokens
+
+
+POST_PROCESSORS = [
+    processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                  special_tokens=[("[CLS]", 1), ("[SEP]", 2)]),
+    processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)]),
+    processors.BertProcessing(("[SEP]", 2), ("[CLS]", 1)), processors.RobertaProcessing(("</s>", 2), ("<s>", 1)),
+    processors.ByteLevel(),
+    processors.Sequence([processors.ByteLevel(), processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> $B </s>", special_tokens=[("<s>", 1), ("</s>", 2)])]),
+]
+
+
+@pytest.mark.parametrize("processor", POST_PROCESSORS, ids=lambda p: type(p).__name__)
+def test_post_processors_equal_the_library(processor, tmp_path):
+    vocab = {"[UNK]": 0, "<s>": 1, "</s>": 2, "a": 3, "b": 4, "c": 5}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processor
+    ours = ours_of(tok, tmp_path)
+    for a, b in [("a b", None), ("c", "a a"), ("", "b"), ("a x", "")]:
+        pair_ok = b is None or json.loads(tok.to_str())["post_processor"].get("pair", True) is not None
+        if not pair_ok:
+            continue
+        expected = tok.encode(a, b).ids if b is not None else tok.encode(a).ids
+        assert ours.encode(a, pair=b) == expected
+        assert ours.encode(a, False, pair=b) == (tok.encode(a, b, add_special_tokens=False).ids if b is not None
+                                                 else tok.encode(a, add_special_tokens=False).ids)
 
 
 # ----------------------------------------------------------------------------- refusing what is not supported
