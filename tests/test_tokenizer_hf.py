@@ -272,6 +272,7 @@ def sentencepiece_style(request, sentencepiece_model, tmp_path_factory):
 
 def test_sentencepiece_ids_equal_the_library_on_thousands_of_strings(sentencepiece_style):
     name, ours, theirs = sentencepiece_style
+    assert ours.model._subsplit is None  # trained line by line, merges join words: one long merge per text
     texts = random_texts(N_FUZZ, seed=3, extra=["<s>", "</s>", "<0x41>", "▁"])
     ids = assert_same_ids(ours, theirs, texts)
     assert_same_decode(ours, theirs, ids[:800])
@@ -288,6 +289,24 @@ def test_sentencepiece_ids_equal_the_library(sentencepiece_style, data):
     _, ours, theirs = sentencepiece_style
     text = data.draw(text_strategy(["<s>", "</s>", "▁"]))
     assert_same_decode(ours, theirs, assert_same_ids(ours, theirs, [text]))
+
+
+def test_sentencepiece_vocabulary_without_merges_across_spaces_is_split_safely(training_text, tmp_path):
+    """Trained as SentencePiece does (no merge joins a character to a following '▁'), a Llama-2-shaped
+    file lets the model encode a text's '▁word' parts separately (cache, NumPy batch) with the same ids."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always", split=True)
+    tok.train_from_iterator(training_text, trainers.BpeTrainer(
+        vocab_size=800, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False, limit_alphabet=120))
+    spec = json.loads(tok.to_str())
+    for t in BYTE_TOKENS:
+        spec["model"]["vocab"].setdefault(t, len(spec["model"]["vocab"]))
+    ours, theirs = reload(dict(spec, **SENTENCEPIECE_VARIANTS["llama2"]), tmp_path)
+    assert ours.model._subsplit is not None
+    from gpt.corpus import default_corpus
+
+    texts = random_texts(N_FUZZ, seed=16, extra=["▁", "▁▁", "<s>"]) + default_corpus(max_chars=100_000).split("\n\n")
+    assert_same_decode(ours, theirs, assert_same_ids(ours, theirs, texts)[:500])
 
 
 def test_metaspace_first_prepends_only_at_the_start_of_the_text(sentencepiece_model, tmp_path):
