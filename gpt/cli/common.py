@@ -141,8 +141,9 @@ def run_folder(args) -> Path:
 
 
 def load_hf_folder(folder: str, context_length: int | None = None):
-    """(model, tokenizer) of a Hugging Face model folder; a missing folder, config.json, weights or
-    tokenizer.json, or an unsupported model, is a one-line CLIError."""
+    """(model, tokenizer) of a Hugging Face model folder (``context_length``: see gpt.hf.load_model);
+    a missing folder, config.json, weights or tokenizer.json, or an unsupported model, is a one-line
+    CLIError. For every command with ``--hf`` (generate, evaluate, chat, serve)."""
     from gpt import hf
 
     path = Path(folder)
@@ -175,7 +176,7 @@ def load_model_and_tokenizer(args):
     if getattr(args, "hf", None):
         if getattr(args, "vocab", None):
             raise CLIError("--vocab goes with --gpt2; an --hf folder has its own tokenizer.json")
-        return load_hf_folder(args.hf, getattr(args, "hf_context", None))
+        return load_hf_folder(args.hf)
     if args.checkpoint:
         # any language-model checkpoint: pretrained, or instruction-tuned (LoRA layers merged back)
         from gpt.finetune.instruct import load_instruct_checkpoint
