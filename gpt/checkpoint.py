@@ -5,7 +5,8 @@ Layout of a checkpoint directory ``DIR``::
     DIR/latest                     name of the newest complete checkpoint, e.g. "step-000500"
     DIR/step-000500/
         model.safetensors          the weights, under the model's state_dict names
-        config.json                the GPTConfig, plus free-form "info" (how it was trained)
+        config.json                the model's config (a GPTConfig, or a DecoderConfig whose "arch" names
+                                   the family), plus free-form "info" (how it was trained)
         tokenizer.txt              the tokenizer (BPETokenizer.save format), if one was given,
           or tokenizer.json        or, for an HFTokenizer, its tokenizer.json
         optimizer.safetensors      the optimizer's arrays (moments), if training state is saved
@@ -32,6 +33,17 @@ from gpt import safetensors
 from gpt.atomic import default_mode, write_text_atomic
 from gpt.model import GPTConfig, GPTModel
 
+
+def _config_and_class(d: dict):
+    """(config, model class) for a saved config dict: a DecoderConfig when it names an ``arch``
+    (Llama 3, Qwen3, Gemma 3), else the book's GPTConfig (every checkpoint from before)."""
+    if "arch" in d:
+        from gpt.architectures import config_from_dict, model_class
+
+        cfg = config_from_dict(d)
+        return cfg, model_class(cfg.arch)
+    return GPTConfig.from_dict(d), GPTModel
+
 LATEST = "latest"
 TOKENIZER_FILE = "tokenizer.txt"
 HF_TOKENIZER_FILE = "tokenizer.json"
@@ -51,8 +63,8 @@ class CheckpointError(ValueError):
 @dataclass
 class Checkpoint:
     path: Path                       # the step-NNNNNN directory that was read
-    model: GPTModel
-    config: GPTConfig
+    model: GPTModel                  # or a gpt.architectures model (Llama3Model, Qwen3Model, Gemma3Model)
+    config: GPTConfig                # or a DecoderConfig
     tokenizer: object | None
     info: dict
     optimizer_state: dict | None
@@ -195,7 +207,7 @@ def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None
     config_file = path / "config.json"
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
-        cfg = GPTConfig.from_dict(config["model"])
+        cfg, model_cls = _config_and_class(config["model"])
     except FileNotFoundError:
         raise CheckpointError(f"{config_file}: missing") from None
     except (ValueError, KeyError, TypeError) as e:
@@ -204,7 +216,7 @@ def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None
         weights = safetensors.load_file(path / "model.safetensors")
     except (ValueError, OSError) as e:
         raise CheckpointError(f"{path / 'model.safetensors'}: {e}") from None
-    model = GPTModel(cfg)
+    model = model_cls(cfg)
     if config.get("tied") and not cfg.tie_weights:
         model.out_head.weight = model.tok_emb.weight
     if prepare is not None:

@@ -9,7 +9,10 @@ from minigrad.ops import (  # noqa: F401
     log_softmax,
     masked_softmax,
     relu,
+    rms_norm,
     sigmoid,
+    silu,
     softmax,
+    swiglu,
     tanh,
 )

@@ -1,6 +1,6 @@
 """Every differentiable operation of minigrad, one concept per module.
 
-Plain ops compose; the fused ones (softmax, log_softmax, cross_entropy, layer_norm, gelu,
+Plain ops compose; the fused ones (softmax, log_softmax, cross_entropy, layer_norm, rms_norm, gelu, silu, swiglu,
 embedding, linear, a recurrent cell's step and a whole recurrence) are single graph nodes with
 hand-derived backward passes.
 """
@@ -13,9 +13,11 @@ from minigrad.ops.indexing import cat, chunk, concat, getitem, masked_fill, spli
 from minigrad.ops.layer_norm import layer_norm
 from minigrad.ops.matmul import linear, matmul
 from minigrad.ops.recurrent import recurrence, rnn_cell
+from minigrad.ops.rms_norm import rms_norm
 from minigrad.ops.reduce import max, mean, sum, var
 from minigrad.ops.shape import flatten, permute, reshape, squeeze, swapaxes, transpose, unsqueeze
 from minigrad.ops.softmax import log_softmax, masked_softmax, softmax
+from minigrad.ops.silu import silu, swiglu
 from minigrad.ops.unary import abs, astype, exp, log, relu, sigmoid, sqrt, tanh
 
 __all__ = [
@@ -25,5 +27,6 @@ __all__ = [
     "reshape", "flatten", "unsqueeze", "squeeze", "permute", "transpose", "swapaxes",
     "getitem", "concat", "cat", "stack", "split", "chunk", "where", "masked_fill",
     "softmax", "log_softmax", "masked_softmax", "cross_entropy", "layer_norm", "embedding", "dropout",
+    "rms_norm", "silu", "swiglu",
     "rnn_cell", "recurrence",
 ]
