@@ -10,36 +10,11 @@ import minigrad as mg
 from gpt import hf
 from gpt.architectures import DecoderConfig, build_model
 from gpt.generate import generate
+from gpt.tokenizer import HFTokenizer
 from tests.cli_helpers import check_one_line_error, run_cli
 
 TEXT = ("the cat sat on a mat and the dog ran to the red door while a bird sang in the old tree "
         "near my house by the river. ") * 20
-
-
-def tokenizer_class():
-    """gpt.tokenizer.HFTokenizer when this checkout has it; else a stand-in over the ``tokenizers``
-    library with the same methods (what the CLI calls), so that the CLI wiring is tested either way."""
-    import gpt.tokenizer
-
-    if hasattr(gpt.tokenizer, "HFTokenizer"):
-        return None
-    tokenizers = pytest.importorskip("tokenizers")
-
-    class StandIn:
-        def __init__(self, tok):
-            self.tok = tok
-
-        @classmethod
-        def from_file(cls, path):
-            return cls(tokenizers.Tokenizer.from_file(str(path) + "/tokenizer.json"))
-
-        def encode(self, text, add_special_tokens=True):
-            return self.tok.encode(text, add_special_tokens=add_special_tokens).ids
-
-        def decode(self, ids, skip_special_tokens=False):
-            return self.tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
-
-    return StandIn
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +38,8 @@ def folder(tmp_path_factory):
 
 
 @pytest.fixture
-def tokenizer(monkeypatch, folder):
-    import gpt.tokenizer
-
-    stand_in = tokenizer_class()
-    if stand_in is not None:
-        monkeypatch.setattr(gpt.tokenizer, "HFTokenizer", stand_in, raising=False)
-    return gpt.tokenizer.HFTokenizer.from_file(folder)
+def tokenizer(folder):
+    return HFTokenizer.from_file(folder)
 
 
 def test_generate_hf_prints_the_prompt_and_the_greedy_continuation(folder, tokenizer):

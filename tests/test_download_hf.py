@@ -167,3 +167,14 @@ def test_cli_gated_refusal_is_one_line(hub, tmp_path, capsys):
     assert main(["download", "gemma3-270m", "--dir", str(tmp_path / "g"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "accept its licence" in err and "HF_TOKEN" in err
+
+
+def test_a_mirror_serves_hugging_face_files_under_its_host_name(server, tmp_path, monkeypatch):
+    monkeypatch.delenv(dl.HF_ENDPOINT_ENV, raising=False)
+    monkeypatch.delenv(dl.HF_TOKEN_ENV, raising=False)
+    weights = weights_bytes(8)
+    for name, data in {**small_files(), "model.safetensors": weights}.items():
+        server.files[f"/huggingface.co/{REPO}/resolve/main/{name}"] = data
+    dl.download("qwen3-0.6b", tmp_path, mirror=server.url, **FAST)
+    assert (tmp_path / "model.safetensors").read_bytes() == weights
+    assert all(path.startswith("/huggingface.co/") for path, _ in server.log)

@@ -272,6 +272,7 @@ def sentencepiece_style(request, sentencepiece_model, tmp_path_factory):
 
 def test_sentencepiece_ids_equal_the_library_on_thousands_of_strings(sentencepiece_style):
     name, ours, theirs = sentencepiece_style
+    assert ours.model._subsplit is None  # trained line by line, merges join words: one long merge per text
     texts = random_texts(N_FUZZ, seed=3, extra=["<s>", "</s>", "<0x41>", "▁"])
     ids = assert_same_ids(ours, theirs, texts)
     assert_same_decode(ours, theirs, ids[:800])
@@ -290,10 +291,58 @@ def test_sentencepiece_ids_equal_the_library(sentencepiece_style, data):
     assert_same_decode(ours, theirs, assert_same_ids(ours, theirs, [text]))
 
 
+def test_sentencepiece_vocabulary_without_merges_across_spaces_is_split_safely(training_text, tmp_path):
+    """Trained as SentencePiece does (no merge joins a character to a following '▁'), a Llama-2-shaped
+    file lets the model encode a text's '▁word' parts separately (cache, NumPy batch) with the same ids."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always", split=True)
+    tok.train_from_iterator(training_text, trainers.BpeTrainer(
+        vocab_size=800, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False, limit_alphabet=120))
+    spec = json.loads(tok.to_str())
+    for t in BYTE_TOKENS:
+        spec["model"]["vocab"].setdefault(t, len(spec["model"]["vocab"]))
+    ours, theirs = reload(dict(spec, **SENTENCEPIECE_VARIANTS["llama2"]), tmp_path)
+    assert ours.model._subsplit is not None
+    from gpt.corpus import default_corpus
+
+    texts = random_texts(N_FUZZ, seed=16, extra=["▁", "▁▁", "<s>"]) + default_corpus(max_chars=100_000).split("\n\n")
+    assert_same_decode(ours, theirs, assert_same_ids(ours, theirs, texts)[:500])
+
+
 def test_metaspace_first_prepends_only_at_the_start_of_the_text(sentencepiece_model, tmp_path):
     ours, theirs = reload(dict(sentencepiece_model, **SENTENCEPIECE_VARIANTS["metaspace-first"]), tmp_path)
     for text in ["<s>hello", "hello<s>hello", " hello", "hello world<s> x"]:
         assert ours.encode(text, allowed_special="all") == theirs.encode(text).ids
+
+
+@pytest.mark.parametrize("options", [dict(continuing_subword_prefix="##"), dict(end_of_word_suffix="</w>"),
+                                     dict(continuing_subword_prefix="##", end_of_word_suffix="</w>")],
+                         ids=["prefix", "suffix", "both"])
+def test_bpe_with_subword_prefix_or_word_suffix(options, training_text, tmp_path):
+    tok = Tokenizer(models.BPE(unk_token="<unk>", **options))
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.BPEDecoder() if "end_of_word_suffix" in options else decoders.WordPiece(cleanup=False)
+    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=["<unk>"], show_progress=False, limit_alphabet=100,
+                                  **options)
+    tok.train_from_iterator(training_text, trainer)
+    ours = ours_of(tok, tmp_path)
+    ids = assert_same_ids(ours, tok, random_texts(N_FUZZ, seed=14, extra=["<unk>"]))
+    assert_same_decode(ours, tok, ids[:500])
+    assert any(ours.token_to_id("<unk>") in e for e in ids)  # characters outside the trained alphabet
+
+
+@pytest.mark.parametrize("fuse_unk", [False, True])
+def test_bpe_unknown_characters_without_byte_tokens(fuse_unk, sentencepiece_model, tmp_path):
+    """byte_fallback on but no <0xNN> in the vocabulary: the unknown token (fused or not)."""
+    spec = dict(sentencepiece_model, **SENTENCEPIECE_VARIANTS["llama2"])
+    model = dict(spec["model"], fuse_unk=fuse_unk)
+    model["vocab"] = {t: i for t, i in model["vocab"].items() if t not in BYTE_TOKENS}
+    ours, theirs = reload(dict(spec, model=model), tmp_path)
+    ids = assert_same_ids(ours, theirs, random_texts(N_FUZZ, seed=15))
+    assert_same_decode(ours, theirs, ids[:500])
+    unk = ours.token_to_id("<unk>")
+    assert any(e.count(unk) > 1 for e in ids)
 
 
 # ----------------------------------------------------------------------------- WordPiece
@@ -520,6 +569,34 @@ def test_decoders_equal_the_library(theirs):
         assert "".join(ours.decode_chain(list(tokens))) == theirs.decode(tokens), tokens
 
 
+POST_PROCESSORS = [
+    processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                  special_tokens=[("[CLS]", 1), ("[SEP]", 2)]),
+    processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)]),
+    processors.BertProcessing(("[SEP]", 2), ("[CLS]", 1)), processors.RobertaProcessing(("</s>", 2), ("<s>", 1)),
+    processors.ByteLevel(),
+    processors.Sequence([processors.ByteLevel(), processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> $B </s>", special_tokens=[("<s>", 1), ("</s>", 2)])]),
+]
+
+
+@pytest.mark.parametrize("processor", POST_PROCESSORS, ids=lambda p: type(p).__name__)
+def test_post_processors_equal_the_library(processor, tmp_path):
+    vocab = {"[UNK]": 0, "<s>": 1, "</s>": 2, "a": 3, "b": 4, "c": 5}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processor
+    ours = ours_of(tok, tmp_path)
+    for a, b in [("a b", None), ("c", "a a"), ("", "b"), ("a x", "")]:
+        pair_ok = b is None or json.loads(tok.to_str())["post_processor"].get("pair", True) is not None
+        if not pair_ok:
+            continue
+        expected = tok.encode(a, b).ids if b is not None else tok.encode(a).ids
+        assert ours.encode(a, pair=b) == expected
+        assert ours.encode(a, False, pair=b) == (tok.encode(a, b, add_special_tokens=False).ids if b is not None
+                                                 else tok.encode(a, add_special_tokens=False).ids)
+
+
 # ----------------------------------------------------------------------------- refusing what is not supported
 @pytest.mark.parametrize("stage,spec,name", [
     ("pre_tokenizer", {"type": "UnicodeScripts"}, "UnicodeScripts"),
@@ -568,3 +645,43 @@ def test_vocabulary_lookups_and_save_round_trip(wordpiece_style, tmp_path):
     again = HFTokenizer.from_file(tmp_path / "tokenizer.json")
     for text in random_texts(200, seed=12):
         assert again.encode(text, allowed_special="all") == ours.encode(text, allowed_special="all")
+
+
+def test_lone_surrogates_encode_as_replacement_character(gpt2_style):
+    ours, _ = gpt2_style
+    assert ours.encode("a\ud800b") == ours.encode("a\ufffdb")
+
+
+def test_speed_benchmark_runs_and_checks_ids():
+    """The bench's tokenizer.json section on a few documents (the ratio itself is measured by
+    `python -m gpt bench`, never asserted)."""
+    from gpt.corpus import default_corpus
+    from gpt.tokenizer.bench import hf_benchmark
+
+    documents = random_texts(50, seed=13) + ["Hello world, it's 2024.\n\n" * 20]
+    documents += default_corpus(max_chars=20_000).split("\n\n")
+    r = hf_benchmark(documents=documents, repeats=1)
+    assert r is not None and r.documents == len(documents)
+    assert r.text_bytes == sum(len(d.encode("utf-8")) for d in documents)
+    assert r.tokens > len(documents) and r.ours_total_s >= r.ours_load_s > 0 and r.ratio > 0
+    assert "ours / tokenizers" in r.summary()
+
+
+def test_tokenize_command_reads_a_tokenizer_json(wordpiece_style, tmp_path):
+    from tests.cli_helpers import check_one_line_error, run_cli
+
+    ours, theirs = wordpiece_style
+    theirs.save(str(tmp_path / "tokenizer.json"))
+    text = "Tokenizers, today!"
+    for where in (tmp_path, tmp_path / "tokenizer.json"):  # a model folder, or the file itself
+        code, out, err = run_cli("tokenize", "--tokenizer", str(where), "--ids-only", text)
+        assert code == 0, err
+        assert [int(x) for x in out.split()] == theirs.encode(text).ids
+    code, out, err = run_cli("tokenize", "--tokenizer", str(tmp_path), text)
+    assert code == 0 and f"{len(theirs.encode(text).ids)} tokens" in out
+    assert all(f'"{t}"' in out for t in theirs.encode(text).tokens)
+    code, _, err = run_cli("tokenize", "--tokenizer", str(tmp_path), "--merges", "3")
+    check_one_line_error(code, err, "--merges")
+    (tmp_path / "bad.json").write_text('{"model": {"type": "Unigram"}}', encoding="utf-8")
+    code, _, err = run_cli("tokenize", "--tokenizer", str(tmp_path / "bad.json"), "x")
+    check_one_line_error(code, err, "Unigram", "bad.json")

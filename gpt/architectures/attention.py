@@ -59,8 +59,9 @@ class GroupedQueryAttention(nn.Module):
     """x (b, T, d_in) -> (b, T, d_in). Parameter names as the shared contract: ``W_query`` (H*hd, d),
     ``W_key``/``W_value`` (H_kv*hd, d), ``out_proj`` (d, H*hd), and ``q_norm``/``k_norm`` (hd,).
 
-    ``keep_attention = True`` keeps the last softmax weights (b, H, T, S) in ``last_attn_weights``
-    (a NumPy array) for looking inside; off by default, and then it costs nothing.
+    ``keep_attention = True`` keeps a copy of the last softmax weights (b, H, T, S), before dropout,
+    in ``last_attn_weights`` (a NumPy array; query head h's row is h's, whichever key/value head it
+    shares) for looking inside; off by default, and then it costs nothing.
     """
 
     def __init__(self, d_in: int, num_heads: int, num_kv_heads: int, head_dim: int, *, qk_norm: bool = False,
@@ -104,8 +105,8 @@ class GroupedQueryAttention(nn.Module):
             queries = queries.reshape(b, KV, self.group * T, hd)
         scores = queries @ keys.transpose(2, 3)                              # (b, H_kv, group * T, S)
         weights = F.masked_softmax(scores, mask, scale=self.scale)
-        if self.keep_attention:
-            self.last_attn_weights = weights.data.reshape(b, H, T, S)
+        if self.keep_attention:    # a copy, before dropout: nothing later may write into it
+            self.last_attn_weights = weights.data.reshape(b, H, T, S).copy()
         weights = self.dropout(weights)
         context = weights @ values                                           # (b, H_kv, group * T, hd)
         context = context.reshape(b, H, T, hd).transpose(1, 2).reshape(b, T, H * hd)

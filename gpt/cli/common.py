@@ -106,7 +106,7 @@ def open_checkpoint(load, path, **options):
     except CheckpointError as e:
         raise CLIError(str(e)) from None
     if ck.tokenizer is None:
-        raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
+        raise CLIError(f"{ck.path}: the checkpoint has no tokenizer (tokenizer.txt or tokenizer.json)")
     return ck
 
 
@@ -141,9 +141,11 @@ def run_folder(args) -> Path:
 
 
 def load_hf_folder(folder: str, context_length: int | None = None):
-    """(model, tokenizer) of a Hugging Face model folder; a missing folder, config.json, weights or
-    tokenizer.json, or an unsupported model, is a one-line CLIError."""
+    """(model, tokenizer) of a Hugging Face model folder (``context_length``: see gpt.hf.load_model);
+    a missing folder, config.json, weights or tokenizer.json, or an unsupported model, is a one-line
+    CLIError. For every command with ``--hf`` (generate, evaluate, chat, serve)."""
     from gpt import hf
+    from gpt.tokenizer import HFTokenizer
 
     path = Path(folder)
     if not path.is_dir():
@@ -158,10 +160,6 @@ def load_hf_folder(folder: str, context_length: int | None = None):
     except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
     try:
-        from gpt.tokenizer import HFTokenizer
-    except ImportError:
-        raise CLIError("this version of gpt has no gpt.tokenizer.HFTokenizer to read tokenizer.json") from None
-    try:
         tokenizer = HFTokenizer.from_file(path)
     except (ValueError, OSError) as e:
         raise CLIError(f"{path / 'tokenizer.json'}: {e}") from None
@@ -175,7 +173,7 @@ def load_model_and_tokenizer(args):
     if getattr(args, "hf", None):
         if getattr(args, "vocab", None):
             raise CLIError("--vocab goes with --gpt2; an --hf folder has its own tokenizer.json")
-        return load_hf_folder(args.hf, getattr(args, "hf_context", None))
+        return load_hf_folder(args.hf)
     if args.checkpoint:
         # any language-model checkpoint: pretrained, or instruction-tuned (LoRA layers merged back)
         from gpt.finetune.instruct import load_instruct_checkpoint

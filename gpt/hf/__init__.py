@@ -5,20 +5,17 @@ A model folder on the Hugging Face hub holds ``config.json`` (the architecture),
 (``tokenizer.json``, read by :class:`gpt.tokenizer.HFTokenizer`). This package reads and writes the
 first two for GPT-2 and for the families of :mod:`gpt.architectures`:
 
-============  ======================  =========================================================
-model_type    returns                 how
-============  ======================  =========================================================
-gpt2          :class:`gpt.model.GPTModel`   :func:`gpt.weights.load_gpt2` (fused qkv split, Conv1D transposed)
-llama         Llama3Model             :mod:`gpt.hf.names` tables: tensors copied as they are
-qwen3         Qwen3Model              same, plus QK-norm weights
-qwen3_moe     Qwen3Model (MoE)        per-expert tensors stacked into (E, out, in) parameters
-gemma3_text   Gemma3Model             same names as Qwen3's attention, four norms per block
-============  ======================  =========================================================
+    model_type    model                      how the tensors map
+    gpt2          gpt.model.GPTModel         gpt.weights.load_gpt2 (fused qkv split, Conv1D transposed)
+    llama         Llama3Model                gpt.hf.names tables: tensors copied as they are
+    qwen3         Qwen3Model                 the same, plus the QK-norm weights
+    qwen3_moe     Qwen3Model (experts)       per-expert tensors stacked into (E, out, in) parameters
+    gemma3_text   Gemma3Model                Qwen3's attention names, four norms per block
 
 :func:`load_model` builds the model from ``config.json`` (:mod:`gpt.hf.config`) and fills each
 parameter in place from a memory map of the weights (:mod:`gpt.hf.files`), converting BF16/F16 to
-float32 tensor by tensor: the process holds the float32 model and nothing else of the size of the
-weights. :func:`save_model` writes a folder that ``transformers.AutoModelForCausalLM.from_pretrained``
+float32 tensor by tensor, each straight into its parameter: besides the float32 model the process
+holds at most one tensor's stored bytes (each tensor's mapped pages are released once read). :func:`save_model` writes a folder that ``transformers.AutoModelForCausalLM.from_pretrained``
 loads as the same model.
 """
 from __future__ import annotations

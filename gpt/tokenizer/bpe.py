@@ -76,6 +76,8 @@ class BPETokenizer:
         pattern: the pre-split regex (``regex`` syntax).
         byte_ids: ``byte_ids[b]`` is the id of the single byte ``b`` (a permutation of 0..255;
             default: the byte value itself). GPT-2 orders its byte tokens differently.
+        added_tokens: ordinary (not special) tokens added after training, string -> id: each is
+            always cut out of the text whole, before the pre-split (see :meth:`add_tokens`).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class BPETokenizer:
         special_tokens: dict[str, int] | None = None,
         pattern: str = GPT2_PATTERN,
         byte_ids: list[int] | None = None,
+        added_tokens: dict[str, int] | None = None,
     ) -> None:
         byte_ids = list(range(256)) if byte_ids is None else [int(i) for i in byte_ids]
         if sorted(byte_ids) != list(range(256)):
@@ -119,6 +122,18 @@ class BPETokenizer:
         self._special = special_tokens
         self._decoder: dict[int, bytes] = dict(enumerate(vocab))
         self._decoder.update((i, s.encode("utf-8")) for s, i in special_tokens.items())
+        self._added: dict[str, int] = {}
+        for s, i in (added_tokens or {}).items():
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"added tokens must be non-empty strings, got {s!r}")
+            if s in special_tokens:
+                raise ValueError(f"{s!r} is both a special and an added token")
+            known = self._ranks.get(s.encode("utf-8"))
+            if not isinstance(i, int) or (i != known and (i < len(vocab) or i in self._decoder)):
+                raise ValueError(f"added token {s!r} has id {i}; it must be its own token's id or a new id >= {len(vocab)}")
+            self._added[s] = i
+            self._decoder[i] = s.encode("utf-8")
+        self._added_regex = self._alternation(self._added)
         self._byte_ids = byte_ids
         self.pattern = pattern
         self._splitter = Splitter(pattern)
@@ -139,8 +154,8 @@ class BPETokenizer:
     # ------------------------------------------------------------------ properties
     @property
     def n_vocab(self) -> int:
-        """Number of ids (largest id + 1), special tokens included."""
-        return max(len(self._vocab) - 1, *self._special.values()) + 1 if self._special else len(self._vocab)
+        """Number of ids (largest id + 1), special and added tokens included."""
+        return max([len(self._vocab) - 1, *self._special.values(), *self._added.values()]) + 1
 
     @property
     def eot_token(self) -> int:
@@ -177,8 +192,65 @@ class BPETokenizer:
         """Encode ``text`` with no special-token handling: ``"<|endoftext|>"`` is just seven pieces of text.
 
         Lone surrogates (not encodable as UTF-8) are replaced by U+FFFD first, as tiktoken does.
+        Added (non-special) tokens are cut out first: they are ordinary vocabulary.
         """
-        return self._encode_pieces(self._splitter.split(replace_lone_surrogates(text)))
+        text = replace_lone_surrogates(text)
+        if self._added_regex is None or not any(s in text for s in self._added):
+            return self._encode_pieces(self._splitter.split(text))
+        ids: list[int] = []
+        start = 0
+        for m in self._added_regex.finditer(text):
+            ids += self._encode_pieces(self._splitter.split(text[start : m.start()]))
+            ids.append(self._added[m.group()])
+            start = m.end()
+        ids += self._encode_pieces(self._splitter.split(text[start:]))
+        return ids
+
+    # ------------------------------------------------------------------ extending (book chapter 5's bonus)
+    def add_tokens(self, tokens: Iterable[str], special: bool = False) -> list[int]:
+        """Add tokens to the vocabulary (in place) and return their ids.
+
+        A new string gets the next free id (``n_vocab``), so a model needs
+        :func:`gpt.tokenizer.extend.resize_token_embeddings` to match. ``special=True`` adds special
+        tokens (``<|user|>``), which :meth:`encode` matches only when allowed; ordinary added tokens
+        are always cut out of the text whole, before the pre-split (a string that already is one
+        token keeps that id and is then always encoded as that one token). A string already added
+        keeps its id.
+        """
+        ids = []
+        for s in tokens:
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"added tokens must be non-empty strings, got {s!r}")
+            if s in self._special or s in self._added:
+                ids.append(self._special.get(s, self._added.get(s)))
+                continue
+            known = self._ranks.get(s.encode("utf-8"))
+            token_id = known if known is not None and not special else self.n_vocab
+            if special:
+                self._special[s] = token_id
+            else:
+                self._added[s] = token_id
+            self._decoder[token_id] = s.encode("utf-8")
+            ids.append(token_id)
+        self._added_regex = self._alternation(self._added)
+        self._special_regex_cache.clear()
+        return ids
+
+    def add_special_tokens(self, tokens: Iterable[str]) -> list[int]:
+        """``add_tokens(tokens, special=True)``."""
+        return self.add_tokens(tokens, special=True)
+
+    @property
+    def added_tokens(self) -> dict[str, int]:
+        """Ordinary tokens added after training, string -> id (a copy)."""
+        return dict(self._added)
+
+    @staticmethod
+    def _alternation(tokens) -> regex.Pattern | None:
+        """A regex that finds the leftmost of ``tokens``, the longest one where several start there."""
+        if not tokens:
+            return None
+        return regex.compile("|".join(regex.escape(s) for s in sorted(tokens, key=lambda s: (-len(s), s))))
 
     def encode(
         self,
@@ -223,11 +295,12 @@ class BPETokenizer:
         """Encode raw bytes that need not be valid UTF-8; ``decode_bytes`` gives them back exactly.
 
         Valid UTF-8 encodes exactly as ``encode_ordinary(data.decode())``. For pre-splitting, each
-        invalid byte counts as one symbol character (it is decoded with ``surrogateescape``).
+        invalid byte counts as one symbol character (it is decoded with ``surrogateescape``); in
+        such data, added tokens (:meth:`add_tokens`) are not looked for.
         """
         data = bytes(data)
         try:
-            return self._encode_pieces(self._splitter.split(data.decode("utf-8")))
+            return self.encode_ordinary(data.decode("utf-8"))
         except UnicodeDecodeError:
             pass
         text = data.decode("utf-8", "surrogateescape")
@@ -292,8 +365,7 @@ class BPETokenizer:
     def _special_regex(self, tokens: frozenset) -> regex.Pattern:
         pat = self._special_regex_cache.get(tokens)
         if pat is None:
-            # Longest first, so that a special token containing another one wins.
-            pat = regex.compile("|".join(regex.escape(s) for s in sorted(tokens, key=lambda s: (-len(s), s))))
+            pat = self._alternation(tokens)  # longest first: a special token containing another one wins
             self._special_regex_cache[tokens] = pat
         return pat
 
@@ -386,6 +458,7 @@ class BPETokenizer:
             f"pattern {json.dumps(self.pattern)}",
         ]
         lines += [f"special {json.dumps(s)} {i}" for s, i in sorted(self._special.items(), key=lambda kv: kv[1])]
+        lines += [f"added {json.dumps(s)} {i}" for s, i in sorted(self._added.items(), key=lambda kv: kv[1])]
         if self._byte_ids != list(range(256)):
             lines.append("bytes " + " ".join(map(str, self._byte_ids)))
         lines.append(f"merges {len(self._merges)}")
@@ -402,6 +475,7 @@ class BPETokenizer:
             gpt-bpe v1
             pattern "<the pre-split regex, as a JSON string>"
             special "<|endoftext|>" 4095          (zero or more: a JSON string and its id)
+            added "<|tool|>" 4096                  (zero or more: ordinary added tokens, see add_tokens)
             bytes 0 1 2 ...                        (optional: the ids of bytes 0..255; default 0..255)
             merges 3839
             32 116	# 256 " t"                     (one merge per line: left id, right id;
@@ -413,7 +487,7 @@ class BPETokenizer:
         lines = path.read_text(encoding="utf-8").split("\n")
         if not lines or lines[0].strip() != FORMAT_HEADER:
             raise ValueError(f"{path} is not a tokenizer file saved by BPETokenizer.save (first line should be {FORMAT_HEADER!r})")
-        pattern, specials, byte_ids, merges = GPT2_PATTERN, {}, None, None
+        pattern, specials, added, byte_ids, merges = GPT2_PATTERN, {}, {}, None, None
         decoder = json.JSONDecoder()
         for lineno, line in enumerate(lines[1:], start=2):
             try:
@@ -427,9 +501,9 @@ class BPETokenizer:
                 key, _, rest = line.strip().partition(" ")
                 if key == "pattern":
                     pattern = json.loads(rest)
-                elif key == "special":
+                elif key in ("special", "added"):
                     name, end = decoder.raw_decode(rest)
-                    specials[name] = int(rest[end:])
+                    (specials if key == "special" else added)[name] = int(rest[end:])
                 elif key == "bytes":
                     byte_ids = [int(x) for x in rest.split()]
                 elif key == "merges":
@@ -443,7 +517,10 @@ class BPETokenizer:
             raise ValueError(f"{path} has no 'merges' line; the file is incomplete")
         if len(merges) != expected:
             raise ValueError(f"{path} announces {expected} merges but has {len(merges)}; the file is truncated")
-        return cls(merges, specials, pattern=pattern, byte_ids=byte_ids)
+        try:
+            return cls(merges, specials, pattern=pattern, byte_ids=byte_ids, added_tokens=added)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
     @classmethod
     def from_gpt2_files(

@@ -15,6 +15,7 @@ with ``fuse_unk``), else it is dropped, as the ``tokenizers`` library does.
 from __future__ import annotations
 
 import numpy as np
+import regex
 
 from gpt.tokenizer.gpt2 import bytes_to_unicode
 from gpt.tokenizer.merge import MergeRules, PieceCache, pack_ids
@@ -69,7 +70,24 @@ class BPE(Model):
         self._simple_bytes = byte_level and not self.prefix and not self.suffix and None not in byte_ids
         self._byte_id_array = np.array([-1 if i is None else i for i in byte_ids], dtype=np.int64)
         self._byte_ids = byte_ids
+        self._subsplit = self._sentencepiece_subsplit(merges)
         self.clear_cache()
+
+    def _sentencepiece_subsplit(self, merges) -> "regex.Pattern | None":
+        """A split of SentencePiece-style words that changes no id, or None.
+
+        Without a pre-tokenizer (Llama 2, Gemma) a whole text is one word, merged as one long
+        sequence. If no merge ever makes a token with "▁" right after another character, no merge
+        can join the end of a word part to a following "▁...": the parts ``▁*[^▁]+`` merge
+        independently, and the piece cache and the NumPy batch merge apply to them.
+        """
+        if self.byte_level or self.prefix or self.suffix or "\u2581" not in self.vocab:
+            return None
+        names = {i: t for t, i in self.vocab.items()}
+        crossing = regex.compile("[^\u2581]\u2581")
+        if any(crossing.search(names[c]) for _, _, c in merges):
+            return None
+        return regex.compile("\u2581*[^\u2581]+|\u2581+")
 
     # A piece's starting symbols: the tokenizers library's BPE "merge_word", character by character.
     def _symbols(self, piece: str) -> list[str]:
@@ -142,6 +160,8 @@ class BPE(Model):
         self._cache = PieceCache(known, self.rules, self._start, self._start_many if self._simple_bytes else None)
 
     def encode(self, pieces: list[str]) -> list[int]:
+        if self._subsplit is not None:
+            pieces = [part for p in pieces for part in self._subsplit.findall(p)]
         cache = self._cache
         ids = cache.encode(pieces)
         if cache.full():

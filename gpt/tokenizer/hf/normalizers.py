@@ -95,7 +95,9 @@ class Prepend(Normalizer):
 
 
 def _is_control(c: str) -> bool:
-    return c not in "\t\n\r" and unicodedata.category(c)[0] == "C"
+    """BERT's "control" characters: categories Cc, Cf, Co, Cs but not tab/newline/return (and not
+    unassigned code points, which the tokenizers library keeps)."""
+    return c not in "\t\n\r" and unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs")
 
 
 def _is_chinese(cp: int) -> bool:
