@@ -67,52 +67,62 @@ def register(subparsers) -> None:
 
 
 # ---------------------------------------------------------------------- loading
-def _load(args):
-    """(model, tokenizer, style, template options, stop ids, what it is) from the options."""
-    from gpt.chat import detect_chat_style, eos_token_ids, stop_token_ids
+def _style(args) -> tuple[str, dict]:
+    """The chat style and its template options, known before any weights load: --style, else the
+    --hf folder's template (or config.json), else alpaca; --think and --input checked against it."""
+    from gpt.chat import detect_chat_style
 
-    if args.hf:
-        from gpt.cli.common import load_hf_folder
-
-        if args.vocab:
-            raise CLIError("--vocab goes with --gpt2; an --hf folder has its own tokenizer.json")
-        folder = Path(args.hf)
-        style, options = args.style, {}
-        if not style and folder.is_dir():        # (before the weights load: a folder that does not tell fails fast)
-            style, options = detect_chat_style(folder)
-        model, tokenizer = load_hf_folder(folder, args.context)
-        return model, tokenizer, style, options, stop_token_ids(style, tokenizer, eos_token_ids(folder)), str(folder)
-    if args.checkpoint:
-        from gpt.cli.common import open_checkpoint
-        from gpt.finetune.instruct import load_instruct_checkpoint
-
-        ck = open_checkpoint(load_instruct_checkpoint, args.checkpoint)   # LoRA layers as they were trained
-        model, tokenizer, source = ck.model, ck.tokenizer, str(ck.path)
-    elif args.gpt2:
-        from gpt.cli.common import load_model_and_tokenizer
-
-        model, tokenizer = load_model_and_tokenizer(args)
-        source = args.gpt2
-    else:
-        raise CLIError("say which model to talk to: --hf DIR (a Hugging Face folder), --checkpoint DIR (from "
-                       "finetune-instruct) or --gpt2 model.safetensors")
-    style = args.style or "alpaca"
-    return model, tokenizer, style, {}, stop_token_ids(style, tokenizer), source
-
-
-def _session(args):
-    from gpt.chat import ChatSession
-
-    model, tokenizer, style, options, stop_ids, source = _load(args)
+    style, options = args.style, {}
+    if not style and args.hf:
+        if not Path(args.hf).is_dir():
+            return None, {}                # (loading says what is wrong with the folder)
+        style, options = detect_chat_style(args.hf)
+    elif not style:
+        style = "alpaca"
     if args.think is not None:
         if style != "chatml":
             raise CLIError(f"--think/--no-think is for the chatml style (Qwen3), not {style}")
         options["enable_thinking"] = args.think
     if args.input and style != "alpaca":
         raise CLIError(f"--input is the alpaca prompt's input part; the {style} style has none")
+    return style, options
+
+
+def _load(args):
+    """(model, tokenizer, end ids the folder declares, what it is) from the options."""
+    from gpt.chat import eos_token_ids
+
+    if args.hf:
+        from gpt.cli.common import load_hf_folder
+
+        model, tokenizer = load_hf_folder(args.hf, args.context)
+        return model, tokenizer, eos_token_ids(args.hf), str(args.hf)
+    if args.checkpoint:
+        from gpt.cli.common import open_checkpoint
+        from gpt.finetune.instruct import load_instruct_checkpoint
+
+        ck = open_checkpoint(load_instruct_checkpoint, args.checkpoint)   # LoRA layers as they were trained
+        return ck.model, ck.tokenizer, [], str(ck.path)
+    from gpt.cli.common import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(args)
+    return model, tokenizer, [], args.gpt2
+
+
+def _session(args):
+    from gpt.chat import ChatSession, stop_token_ids
+
+    if not (args.hf or args.checkpoint or args.gpt2):
+        raise CLIError("say which model to talk to: --hf DIR (a Hugging Face folder), --checkpoint DIR (from "
+                       "finetune-instruct) or --gpt2 model.safetensors")
+    if args.hf and args.vocab:
+        raise CLIError("--vocab goes with --gpt2; an --hf folder has its own tokenizer.json")
+    style, options = _style(args)
+    model, tokenizer, eos_ids, source = _load(args)
     session = ChatSession(model, tokenizer, style, options=options, system=args.system,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                          max_new_tokens=args.max_new_tokens, stop_ids=stop_ids, context_length=args.context)
+                          max_new_tokens=args.max_new_tokens, stop_ids=stop_token_ids(style, tokenizer, eos_ids),
+                          context_length=args.context)
     return session, source
 
 
