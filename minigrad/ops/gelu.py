@@ -1,4 +1,4 @@
-"""GELU in GPT-2's tanh form, fused into one node.
+"""GELU, fused into one node: GPT-2's tanh form, and the exact erf form BERT uses.
 
     gelu(x) = 0.5 x (1 + tanh(u)),   u = sqrt(2/pi) (x + 0.044715 x^3)
 
@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from minigrad.function import Function
+from minigrad.ops.erf import erf_array
 
 _C = math.sqrt(2.0 / math.pi)
 _A = 0.044715
@@ -53,3 +54,38 @@ class GELU(Function):
 def gelu(x):
     """GPT-2's GELU (tanh approximation), one graph node with a hand-written backward."""
     return GELU.apply(x)
+
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+class GELUErf(Function):
+    """The exact GELU, gelu(x) = x Phi(x) with the standard normal CDF Phi(x) = (1 + erf(x / sqrt 2)) / 2,
+    as BERT's ``hidden_act: "gelu"`` (and PyTorch's ``gelu(approximate="none")``) computes it."""
+
+    def forward(self, x):
+        phi = erf_array(x * x.dtype.type(_INV_SQRT2))
+        phi += 1
+        phi *= 0.5                                    # phi = Phi(x)
+        if not any(self.needs_input_grad):
+            return np.multiply(x, phi, out=phi)
+        self.save_for_backward(x, phi)
+        return x * phi
+
+    def backward(self, grad):
+        # d/dx x Phi(x) = Phi(x) + x Phi'(x),  Phi'(x) = exp(-x^2 / 2) / sqrt(2 pi)
+        x, phi = self.saved_tensors
+        g = np.asarray(x * x)
+        g *= -0.5
+        np.exp(g, out=g)
+        g *= x.dtype.type(_INV_SQRT_2PI)
+        g *= x
+        g += phi
+        g *= grad
+        return g
+
+
+def gelu_erf(x):
+    """The exact GELU, x (1 + erf(x / sqrt 2)) / 2 (BERT's), one graph node with a hand-written backward."""
+    return GELUErf.apply(x)
