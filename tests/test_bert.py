@@ -124,7 +124,9 @@ def test_pooling_modes_are_the_sentence_transformers_formulas():
     np.testing.assert_allclose(pool(t, mask, "cls").data, h[:, 0])
     np.testing.assert_allclose(pool(t, mask, "mean").data, [h[0, :3].mean(0), h[1, 0]])
     np.testing.assert_allclose(pool(t, mask, "max").data, [h[0, :3].max(0), h[1, 0]])
-    np.testing.assert_allclose(pool(t, mask, "mean_sqrt_len").data, [h[0, :3].sum(0) / math.sqrt(3), h[1, 0]])
+    np.testing.assert_allclose(pool(t, mask, "mean_sqrt_len_tokens").data, [h[0, :3].sum(0) / math.sqrt(3), h[1, 0]])
+    np.testing.assert_allclose(pool(t, mask, "weightedmean").data, [(h[0, :3] * [[1], [2], [3]]).sum(0) / 6, h[1, 0]])
+    np.testing.assert_allclose(pool(t, mask, "lasttoken").data, [h[0, 2], h[1, 0]])
     both = pool(t, mask, ("cls", "mean")).data
     assert both.shape == (2, 6)
     np.testing.assert_allclose(both[:, 3:], pool(t, mask, "mean").data)

@@ -50,7 +50,7 @@ from minigrad import nn
 from minigrad.nn import functional as F
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
-POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len")
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")   # sentence-transformers' names
 
 
 @dataclass
@@ -332,13 +332,18 @@ def init_bert_weights(module: nn.Module, std: float = 0.02) -> None:
                 m.bias.data[...] = 0
 
 
-def pool(hidden, attention_mask=None, mode: str = "mean"):
+def pool(hidden, attention_mask=None, mode="mean"):
     """A sentence vector from the token vectors, as sentence-transformers' ``Pooling`` module does.
 
-    hidden: (b, T, d) Tensor; attention_mask: (b, T), 1 for tokens, 0 for padding (None: all tokens).
-    mode: "cls" (the first token), "mean" (mean over the tokens), "max" (element-wise max over the
-    tokens), "mean_sqrt_len" (the sum over the tokens divided by sqrt(number of tokens)); a tuple
-    of modes concatenates them in that order (as sentence-transformers does). -> (b, d * len(modes)).
+    hidden: (b, T, d) Tensor; attention_mask: (b, T), 1 for tokens, 0 for padding (None: all tokens;
+    padding on the right). mode, under sentence-transformers' names:
+      "cls"                   the first token's vector
+      "mean"                  the mean over the tokens
+      "max"                   the element-wise maximum over the tokens
+      "mean_sqrt_len_tokens"  the sum over the tokens divided by sqrt(number of tokens)
+      "weightedmean"          the mean weighted by position 1, 2, ..., T (later tokens count more)
+      "lasttoken"             the last token's vector
+    A tuple of modes concatenates the vectors in that order. -> (b, d * number of modes).
     """
     modes = (mode,) if isinstance(mode, str) else tuple(mode)
     b, t, _ = hidden.shape
@@ -351,10 +356,15 @@ def pool(hidden, attention_mask=None, mode: str = "mean"):
             out.append(hidden[:, 0])
         elif one == "mean":
             out.append((hidden * weights).sum(axis=1) / counts)
-        elif one == "mean_sqrt_len":
+        elif one == "mean_sqrt_len_tokens":
             out.append((hidden * weights).sum(axis=1) / np.sqrt(counts))
+        elif one == "weightedmean":
+            by_position = weights * np.arange(1, t + 1, dtype=hidden.dtype)[None, :, None]
+            out.append((hidden * by_position).sum(axis=1) / by_position.sum(axis=1))
         elif one == "max":
             out.append(hidden.masked_fill(~m[:, :, None], -1e9).max(axis=1))
+        elif one == "lasttoken":
+            out.append(hidden[np.arange(b), m.sum(axis=1) - 1])
         else:
             raise ValueError(f"unknown pooling mode {one!r}; choose from {', '.join(POOLING_MODES)}")
     return out[0] if len(out) == 1 else mg.concat(out, axis=-1)
