@@ -67,6 +67,14 @@ def test_gelu_erf_float32_is_accurate_everywhere_and_differs_from_the_tanh_form(
     assert mg.gelu(mg.tensor(np.array(1.0))).item() == pytest.approx(0.8411919906, abs=1e-9)
 
 
+def test_gelu_erf_float32_is_accurate_in_relative_terms_for_negative_inputs():
+    """float32 computes Phi(-|x|) as exp(-y^2) R(y) / 2 (no 1 + erf cancellation), so even tiny values of
+    gelu(x) for x << 0 keep their leading digits (float64's 1 + erf form only has them to ~1e-16 absolute)."""
+    x = np.linspace(-5.5, 0, 20_001)[:-1].astype(np.float32)
+    want = x * 0.5 * np.vectorize(math.erfc)(-x.astype(np.float64) / math.sqrt(2))
+    np.testing.assert_allclose(mg.gelu_erf(mg.tensor(x)).data, want, rtol=3e-6, atol=0)
+
+
 @given(data=st.data(), seed=seeds)
 def test_gelu_erf_gradient(data, seed):
     x = data.draw(tensors(SMALL, min_value=-6.0, max_value=6.0), label="x")
