@@ -8,7 +8,9 @@ What is measured (after a warm-up, the median of ``repeats`` runs):
   the default pretraining model; seconds, tokens/s, achieved GFLOP/s and its share of the peak.
 * ``forward``: a no-grad forward pass of the same shapes.
 * ``generate``: greedy tokens/s with and without the KV cache (4-token prompt).
-* ``tokenizer``: BPE encoding MB/s and the time to train a 4,096-token vocabulary.
+* ``tokenizer``: BPE encoding MB/s and the time to train a 4,096-token vocabulary; and (when the
+  ``tokenizers`` library is installed) reading a ``tokenizer.json`` and encoding the default corpus
+  with :class:`~gpt.tokenizer.HFTokenizer` against the library, one thread, one ``encode`` per document.
 * ``breakdown``: where one forward pass and one training step of each model spend their time, per
   op (:func:`minigrad.profile`), in milliseconds: one profiled call after two warm-up calls.
 * peak resident memory of the process after each section, and the setup (NumPy version, cores,
@@ -195,6 +197,20 @@ def tokenizer_speed(gpt2_dir: str | None = None) -> dict:
     return out
 
 
+def hf_tokenizer_speed(gpt2_dir: str | None = None, repeats: int = 3) -> dict | None:
+    """tokenizer.json load + encode of the default corpus, ours vs the ``tokenizers`` library (None
+    without it)."""
+    from gpt.tokenizer.bench import hf_benchmark
+
+    r = hf_benchmark(gpt2_dir=gpt2_dir, repeats=repeats)
+    if r is None:
+        return None
+    return {"vocabulary": r.vocabulary, "documents": r.documents, "text_mb": round(r.text_bytes / 1e6, 2),
+            "ours_s": round(r.ours_total_s, 2), "ours_load_s": round(r.ours_load_s, 2),
+            "tokenizers_s": round(r.theirs_total_s, 2), "tokenizers_load_s": round(r.theirs_load_s, 2),
+            "speed_vs_tokenizers": round(r.ratio, 2), "method": "encode per document, 1 thread"}
+
+
 def torch_reference(script: str, gen: int = 30, steps: int = 3) -> dict:
     """Run ``shared/bench/torch_ref.py`` (PyTorch, same architecture) and parse its key=value line."""
     cmd = [sys.executable, script, "--cfg", "124M", "--batch", "2", "--ctx", "256", "--steps", str(steps),
@@ -249,6 +265,9 @@ def run_benchmarks(sections=SECTIONS, repeats: int = 3, models=tuple(MODELS), gp
         done("matmul", r)
     if "tokenizer" in sections:
         done("tokenizer", tokenizer_speed(gpt2_dir))
+        hf = hf_tokenizer_speed(gpt2_dir, max(repeats, 3))
+        if hf is not None:
+            done("tokenizer/tokenizer.json", hf)
     if "breakdown" in sections:
         for m in models:
             done(f"breakdown/forward/{m}", op_breakdown(_forward_pass(m)[0]))

@@ -6,7 +6,8 @@ Layout of a checkpoint directory ``DIR``::
     DIR/step-000500/
         model.safetensors          the weights, under the model's state_dict names
         config.json                the GPTConfig, plus free-form "info" (how it was trained)
-        tokenizer.txt              the tokenizer (BPETokenizer.save format), if one was given
+        tokenizer.txt              the tokenizer (BPETokenizer.save format), if one was given,
+          or tokenizer.json        or, for an HFTokenizer, its tokenizer.json
         optimizer.safetensors      the optimizer's arrays (moments), if training state is saved
         trainer.json               step, loss history, data position, random generators and the
                                    optimizer's scalar state
@@ -33,6 +34,14 @@ from gpt.model import GPTConfig, GPTModel
 
 LATEST = "latest"
 TOKENIZER_FILE = "tokenizer.txt"
+HF_TOKENIZER_FILE = "tokenizer.json"
+
+
+def tokenizer_file_name(tokenizer) -> str:
+    """The file a checkpoint keeps ``tokenizer`` in: tokenizer.json for an HFTokenizer, else tokenizer.txt."""
+    from gpt.tokenizer import HFTokenizer
+
+    return HF_TOKENIZER_FILE if isinstance(tokenizer, HFTokenizer) else TOKENIZER_FILE
 
 
 class CheckpointError(ValueError):
@@ -106,7 +115,7 @@ def save_checkpoint(directory, model: GPTModel, *, tokenizer=None, optimizer=Non
                   "info": info or {}}
         write_text_atomic(tmp / "config.json", json.dumps(config, indent=2) + "\n")
         if tokenizer is not None:
-            tokenizer.save(tmp / TOKENIZER_FILE)
+            tokenizer.save(tmp / tokenizer_file_name(tokenizer))
         if optimizer is not None or trainer_state is not None:
             arrays: dict[str, np.ndarray] = {}
             opt = _split_arrays(optimizer.state_dict(), "optimizer", arrays) if optimizer is not None else None
@@ -205,12 +214,14 @@ def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None
     except ValueError as e:
         raise CheckpointError(f"{path / 'model.safetensors'}: {e}") from None
     tokenizer = None
-    if (path / TOKENIZER_FILE).is_file():
-        from gpt.tokenizer import BPETokenizer
-        try:
-            tokenizer = BPETokenizer.load(path / TOKENIZER_FILE)
-        except (ValueError, OSError) as e:
-            raise CheckpointError(f"{path / TOKENIZER_FILE}: {e}") from None
+    for name in (HF_TOKENIZER_FILE, TOKENIZER_FILE):
+        if (path / name).is_file():
+            from gpt.tokenizer import BPETokenizer, HFTokenizer
+            try:
+                tokenizer = (HFTokenizer.from_file if name == HF_TOKENIZER_FILE else BPETokenizer.load)(path / name)
+            except (ValueError, OSError) as e:
+                raise CheckpointError(f"{path / name}: {e}") from None
+            break
     optimizer_state = trainer_state = None
     if load_training_state and (path / "trainer.json").is_file():
         trainer_file = path / "trainer.json"

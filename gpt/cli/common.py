@@ -99,7 +99,7 @@ def open_checkpoint(load, path, **options):
     except CheckpointError as e:
         raise CLIError(str(e)) from None
     if ck.tokenizer is None:
-        raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
+        raise CLIError(f"{ck.path}: the checkpoint has no tokenizer (tokenizer.txt or tokenizer.json)")
     return ck
 
 
