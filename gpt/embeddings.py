@@ -20,6 +20,7 @@ the padding mask makes a text's vector independent of what it was batched with.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -77,19 +78,21 @@ def read_modules(folder: Path) -> list[tuple[str, Path]]:
 
 
 def _load_tokenizer(folder: Path):
-    try:
-        from gpt.tokenizer import HFTokenizer
-    except ImportError as err:   # before the tokenizer.json reader lands; pass tokenizer= meanwhile
-        raise ImportError("reading tokenizer.json needs gpt.tokenizer.HFTokenizer; pass tokenizer= to "
-                          "SentenceEncoder.from_pretrained") from err
-    return HFTokenizer.from_file(folder / "tokenizer.json")
+    from gpt.tokenizer import HFTokenizer
+
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the encoder's folder needs its tokenizer.json "
+                                "(or pass tokenizer= to SentenceEncoder.from_pretrained)")
+    return HFTokenizer.from_file(path)
 
 
 class SentenceEncoder:
     """Texts -> unit (or raw) vectors through a BERT encoder, a pooling and an optional normalisation.
 
     ``tokenizer`` needs ``encode(text) -> list of ids`` with the special tokens added ([CLS] ... [SEP])
-    and ``token_to_id(token)`` (``gpt.tokenizer.HFTokenizer`` has both).
+    and ``token_to_id(token)``: ``gpt.tokenizer.HFTokenizer`` (what :meth:`from_pretrained` reads from
+    the folder's tokenizer.json) has both.
     """
 
     def __init__(self, model: BertModel, tokenizer, pooling: Sequence[str] = ("mean",), normalize: bool = True,
@@ -101,6 +104,9 @@ class SentenceEncoder:
         self.max_seq_length = min(max_seq_length or model.cfg.context_length, model.cfg.context_length)
         pad = tokenizer.token_to_id("[PAD]") if hasattr(tokenizer, "token_to_id") else None
         self.pad_id = model.cfg.pad_token_id if pad is None else pad
+        # special tokens written in a text ("[SEP]") act as special tokens, as in sentence-transformers
+        takes = inspect.signature(tokenizer.encode).parameters
+        self._encode_options = {"allowed_special": "all"} if "allowed_special" in takes else {}
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, tokenizer=None) -> "SentenceEncoder":
@@ -146,7 +152,7 @@ class SentenceEncoder:
     def _ids(self, text: str) -> list[int]:
         if not isinstance(text, str):
             raise TypeError(f"encode takes a list of strings, got a {type(text).__name__}")
-        ids = list(self.tokenizer.encode(text))
+        ids = list(self.tokenizer.encode(text, **self._encode_options))
         if len(ids) > self.max_seq_length:
             ids = ids[:self.max_seq_length - 1] + ids[-1:]
         return ids

@@ -23,6 +23,7 @@ SENTENCES = [
     "A man is eating food.",
     "A man is eating a piece of bread.",
     "A monkey is playing drums.",
+    "Fill in the [MASK]: a [SEP] inside a text is a special token.",
     "Python's list is mutable; a tuple is not. " * 40,     # longer than max_seq_length: truncated
 ]
 
@@ -54,11 +55,16 @@ def minilm_dir(reference_data):
 
 @pytest.fixture(scope="module")
 def minilm(minilm_dir):
-    try:
-        from gpt.tokenizer import HFTokenizer  # noqa: F401
-        return SentenceEncoder.from_pretrained(minilm_dir)
-    except ImportError:     # before gpt.tokenizer.HFTokenizer exists: the tokenizers library's ids
-        return SentenceEncoder.from_pretrained(minilm_dir, tokenizer=TokenizersAdapter(minilm_dir / "tokenizer.json"))
+    return SentenceEncoder.from_pretrained(minilm_dir)      # its tokenizer.json through gpt.tokenizer.HFTokenizer
+
+
+def test_minilm_token_ids_are_the_tokenizers_librarys(minilm, minilm_dir):
+    ids, mask = minilm.tokenize(SENTENCES)
+    theirs = TokenizersAdapter(minilm_dir / "tokenizer.json")
+    for row, m, text in zip(ids, mask, SENTENCES):
+        want = theirs.encode(text)
+        want = want[:255] + want[-1:] if len(want) > 256 else want
+        assert row[m == 1].tolist() == want
 
 
 @pytest.fixture(scope="module")
