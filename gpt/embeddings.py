@@ -157,6 +157,10 @@ class SentenceEncoder:
             ids = ids[:self.max_seq_length - 1] + ids[-1:]
         return ids
 
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes, without the special tokens the encoder adds."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False, **self._encode_options))
+
     def embed_batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """(b, T) ids and mask -> (b, dim) float32 vectors (pooled, normalised if the model says so)."""
         with mg.no_grad():

@@ -133,8 +133,9 @@ def test_minilm_puts_similar_meanings_close(minilm_vectors):
 class CharTokenizer:
     """[CLS]=1, [SEP]=2, [PAD]=0, and one id per character (3 + ord % 20)."""
 
-    def encode(self, text):
-        return [1] + [3 + ord(c) % 20 for c in text] + [2]
+    def encode(self, text, add_special_tokens=True):
+        ids = [3 + ord(c) % 20 for c in text]
+        return [1] + ids + [2] if add_special_tokens else ids
 
     def token_to_id(self, token):
         return {"[PAD]": 0, "[CLS]": 1, "[SEP]": 2}.get(token)
