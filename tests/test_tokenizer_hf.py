@@ -665,3 +665,23 @@ def test_speed_benchmark_runs_and_checks_ids():
     assert r.text_bytes == sum(len(d.encode("utf-8")) for d in documents)
     assert r.tokens > len(documents) and r.ours_total_s >= r.ours_load_s > 0 and r.ratio > 0
     assert "ours / tokenizers" in r.summary()
+
+
+def test_tokenize_command_reads_a_tokenizer_json(wordpiece_style, tmp_path):
+    from tests.cli_helpers import check_one_line_error, run_cli
+
+    ours, theirs = wordpiece_style
+    theirs.save(str(tmp_path / "tokenizer.json"))
+    text = "Tokenizers, today!"
+    for where in (tmp_path, tmp_path / "tokenizer.json"):  # a model folder, or the file itself
+        code, out, err = run_cli("tokenize", "--tokenizer", str(where), "--ids-only", text)
+        assert code == 0, err
+        assert [int(x) for x in out.split()] == theirs.encode(text).ids
+    code, out, err = run_cli("tokenize", "--tokenizer", str(tmp_path), text)
+    assert code == 0 and f"{len(theirs.encode(text).ids)} tokens" in out
+    assert all(f'"{t}"' in out for t in theirs.encode(text).tokens)
+    code, _, err = run_cli("tokenize", "--tokenizer", str(tmp_path), "--merges", "3")
+    check_one_line_error(code, err, "--merges")
+    (tmp_path / "bad.json").write_text('{"model": {"type": "Unigram"}}', encoding="utf-8")
+    code, _, err = run_cli("tokenize", "--tokenizer", str(tmp_path / "bad.json"), "x")
+    check_one_line_error(code, err, "Unigram", "bad.json")

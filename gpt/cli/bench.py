@@ -20,7 +20,8 @@ def register(subparsers) -> None:
         description="Median timings after a warm-up: float32 matmul peak, an AdamW training step and a "
                     "forward pass (gpt2-small shape at batch 2 x 256, and the default pretraining "
                     "model), greedy generation with and without the KV cache, BPE encoding and "
-                    "training, peak memory, and the time per op of a forward pass and a training "
+                    "training, a tokenizer.json loaded and encoding the default corpus against the "
+                    "tokenizers library (when installed), peak memory, and the time per op of a forward pass and a training "
                     "step. Give --torch PATH/torch_ref.py to run the PyTorch reference in the same "
                     "session and print the ratios.")
     p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",

@@ -154,8 +154,8 @@ class BPETokenizer:
     # ------------------------------------------------------------------ properties
     @property
     def n_vocab(self) -> int:
-        """Number of ids (largest id + 1), special tokens included."""
-        return max(len(self._vocab) - 1, *self._special.values(), *self._added.values()) + 1
+        """Number of ids (largest id + 1), special and added tokens included."""
+        return max([len(self._vocab) - 1, *self._special.values(), *self._added.values()]) + 1
 
     @property
     def eot_token(self) -> int:

@@ -17,6 +17,15 @@ naming the component and the file, so a tokenizer that loads encodes exactly as 
 The file's ``truncation`` and ``padding`` settings are run-time options of the ``tokenizers``
 library, not part of tokenization: :meth:`HFTokenizer.encode` neither cuts nor pads (cut to the
 model's context length yourself).
+
+Where the ids can still differ: character classes come from Python's and ``regex``'s Unicode
+tables, which are newer than those compiled into ``tokenizers`` (its BERT punctuation and control
+classes are about Unicode 9). Measured on every code point below U+30000 with all-MiniLM-L6-v2's
+file: 540 characters assigned or re-classified since then (none in the scripts such a vocabulary
+covers) are treated differently; byte-level files agreed on all of 20,000 random strings over the
+whole code space. Metaspace's ``prepend_scheme: "first"`` asks whether a piece starts at offset 0
+of the original text; here that is the text's first stretch, unless the normalizer removed its
+first character (as ``Strip`` does), which covers the pipelines models ship.
 """
 from __future__ import annotations
 
