@@ -242,3 +242,39 @@ def test_unknown_tensor_names_are_refused():
     with pytest.raises(ValueError, match="unexpected tensor 'encoder.layer.0.attention.self.rotary.weight'"):
         bert_from_hf(BertConfig(**TINY).to_hf(), tensors)
     assert len([k for k in HF_NAMES if "{i}" in k]) == 16     # 8 linear or norm layers per block, weight and bias
+
+
+def test_lora_on_the_encoder_trains_only_the_low_rank_matrices_and_merges_back():
+    from gpt.finetune.lora import LoRALayer, add_lora, merge_lora
+
+    model = tiny(2)
+    ids, mask = batch(np.random.default_rng(2), [6, 3], 6)
+    with mg.no_grad():
+        before = pool(model(ids, mask), mask).data
+    frozen = {name: p.data.copy() for name, p in model.named_parameters()}
+    add_lora(model, rank=2, alpha=4)
+    with mg.no_grad():
+        np.testing.assert_array_equal(pool(model(ids, mask), mask).data, before)   # B starts at 0
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable and all(any(p is q for m in model.modules() if isinstance(m, LoRALayer)
+                                 for q in m.parameters()) for p in trainable)
+    optimizer = mg.optim.SGD(trainable, lr=0.5)
+    for _ in range(3):
+        loss = (pool(model(ids, mask), mask) ** 2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with mg.no_grad():
+        tuned = pool(model(ids, mask), mask).data
+    assert np.abs(tuned - before).max() > 1e-3
+    checked = 0
+    for name, p in model.named_parameters():        # every original weight unchanged
+        original = name.replace(".linear.", ".")
+        if original in frozen:
+            np.testing.assert_array_equal(p.data, frozen[original], err_msg=name)
+            checked += 1
+    assert checked == len(frozen)
+    merge_lora(model)
+    assert not any(isinstance(m, LoRALayer) for m in model.modules())
+    with mg.no_grad():
+        np.testing.assert_allclose(pool(model(ids, mask), mask).data, tuned, rtol=1e-5, atol=1e-6)
