@@ -1,6 +1,7 @@
 """Retrieval (gpt/retrieval.py) and ``python -m gpt index`` / ``search``: chunks of at most N tokens
 that overlap as asked and cover every word, exact top-k search, an index folder that round-trips
 (memory-mapped), and the commands end to end with the real all-MiniLM-L6-v2 (skipped when absent)."""
+import csv
 import json
 
 import numpy as np
@@ -143,3 +144,49 @@ def test_index_and_search_find_the_passage_about_the_question(tmp_path, minilm_d
         first = out.splitlines()[0]
         assert first.startswith("1. ") and source in first, out
         assert len([line for line in out.splitlines() if line[:2] in ("1.", "2.")]) == 2
+
+
+# ---------------------------------------------------------------------- the retrieval experiment
+def test_questions_are_held_out_prose_sentences():
+    from gpt.experiments.retrieval import make_questions, topic_documents
+
+    documents = topic_documents(limit=6)
+    assert all(name.startswith("topic:") for name, _ in documents) and len(documents) == 6
+    questions, remaining = make_questions(documents, seed=0)
+    assert len(questions) >= 4 and set(remaining) == {name for name, _ in documents}
+    for q in questions:
+        original = dict(documents)[q.topic]
+        assert 10 <= len(q.text.split()) <= 40 and "::=" not in q.text
+        assert q.text in " ".join(original.split()) and q.text not in " ".join(remaining[q.topic].split())
+    assert [q.text for q in make_questions(documents, seed=0)[0]] == [q.text for q in questions]
+
+
+def test_topic_ranks_and_bag_of_words():
+    from gpt.experiments.retrieval import Question, bag_of_words_scores, summary, topic_ranks
+
+    chunks = [Chunk("a", 0, 1, "red apples and green pears"), Chunk("a", 1, 2, "fruit from the orchard"),
+              Chunk("b", 0, 1, "trains run on rails"), Chunk("c", 0, 1, "ships sail on the sea")]
+    questions = [Question("green pears", "a"), Question("rails for trains", "b"), Question("the sea", "b")]
+    scores = bag_of_words_scores(chunks, questions)
+    assert scores.shape == (3, 4)
+    ranks = topic_ranks(scores, chunks, questions)
+    assert ranks[:2] == [1, 1] and ranks[2] > 1          # "the sea" is topic c's, so b ranks lower
+    assert summary([1, 2, 10]) == {"recall@1": 1 / 3, "recall@5": 2 / 3, "mrr": (1 + 0.5 + 0.1) / 3}
+
+
+def test_experiment_retrieval_fast_without_an_encoder(tmp_path):
+    code, out, err = run_cli("experiment", "retrieval", "--fast", "--out", tmp_path / "exp")
+    assert code == 0, err
+    assert "bag of words (TF-IDF)" in out and (tmp_path / "exp" / "results.csv").is_file()
+    code, _, err = run_cli("experiment", "retrieval", "--fast", "--encoder", tmp_path / "nothing", "--out", tmp_path / "x")
+    check_one_line_error(code, err, "encoder folder not found")
+
+
+def test_experiment_retrieval_fast_with_minilm(tmp_path, minilm_dir):
+    code, out, err = run_cli("experiment", "retrieval", "--fast", "--encoder", minilm_dir, "--out", tmp_path / "exp")
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "exp" / "results.csv").open(encoding="utf-8")))
+    assert [r["method"] for r in rows] == ["encoder all-MiniLM-L6-v2", "bag of words (TF-IDF)"]
+    for r in rows:
+        assert 0 <= float(r["recall@1"]) <= float(r["recall@5"]) <= 1 and 0 < float(r["mrr"]) <= 1
+    assert float(rows[0]["mrr"]) > 0.5                     # far above chance (1/12 topics: MRR ~0.26)
