@@ -213,11 +213,9 @@ class BidirectionalAttention(nn.Module):
         keys = self._heads(self.W_key(x), b, num_tokens)
         values = self._heads(self.W_value(x), b, num_tokens)
         attn_scores = queries @ keys.transpose(2, 3)                           # (b, H, T, T)
-        scale = 1.0 / math.sqrt(self.head_dim)
-        if mask is None:
-            attn_weights = F.softmax(attn_scores * scale, -1)
-        else:
-            attn_weights = F.masked_softmax(attn_scores, mask, scale=scale)
+        # softmax(scores / sqrt(hd)) with padded keys at -inf, one fused pass (no padding: nothing hidden)
+        hidden = np.False_ if mask is None else mask
+        attn_weights = F.masked_softmax(attn_scores, hidden, scale=1.0 / math.sqrt(self.head_dim))
         if self.keep_attention:
             self.last_attn_weights = attn_weights.data
         attn_weights = self.dropout(attn_weights)
@@ -400,8 +398,7 @@ class BertForMaskedLM(nn.Module):
         self.cfg = cfg
         self.bert = BertModel(cfg)
         self.mlm_head = MaskedLMHead(cfg, self.bert.tok_emb)
-        init_bert_weights(self.mlm_head, cfg.initializer_range)
-        self.mlm_head.decoder.bias.data[...] = 0
+        init_bert_weights(self.mlm_head.transform, cfg.initializer_range)
 
     def forward(self, in_idx, attention_mask=None, token_type_ids=None):
         return self.mlm_head(self.bert(in_idx, attention_mask, token_type_ids))
