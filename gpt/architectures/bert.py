@@ -446,7 +446,7 @@ def _our_name(hf_name: str) -> str | None:
     return HF_NAMES.get(name)
 
 
-def bert_state_from_hf(tensors: dict, cfg: BertConfig) -> tuple[dict, bool]:
+def bert_state_from_hf(tensors: dict) -> tuple[dict, bool]:
     """Rename a Hugging Face BERT checkpoint's tensors (name -> array) to this module's names.
 
     Returns (state dict, has_mlm_head). With the head (BertForMaskedLM), the encoder's names get
@@ -474,7 +474,7 @@ def bert_from_hf(hf_config: dict, tensors: dict):
     cfg = BertConfig.from_hf(hf_config)
     has_pooler = any(k.endswith("pooler.dense.weight") for k in tensors)
     cfg = dataclasses.replace(cfg, add_pooler=has_pooler)
-    state, has_head = bert_state_from_hf(tensors, cfg)
+    state, has_head = bert_state_from_hf(tensors)
     model = BertForMaskedLM(cfg) if has_head else BertModel(cfg)
     model.load_state_dict(state)
     return model.eval()
