@@ -11,6 +11,7 @@ first two for GPT-2 and for the families of :mod:`gpt.architectures`:
     qwen3         Qwen3Model                 the same, plus the QK-norm weights
     qwen3_moe     Qwen3Model (experts)       per-expert tensors stacked into (E, out, in) parameters
     gemma3_text   Gemma3Model                Qwen3's attention names, four norms per block
+    bert          BertModel (encoder)        gpt.architectures.bert.HF_NAMES (load only)
 
 :func:`load_model` builds the model from ``config.json`` (:mod:`gpt.hf.config`) and fills each
 parameter in place from a memory map of the weights (:mod:`gpt.hf.files`), converting BF16/F16 to
@@ -33,7 +34,7 @@ from gpt.hf.names import FUSED_EXPERTS, name_pairs
 
 __all__ = ["load_model", "save_model", "model_type", "eos_token_ids", "to_hf_tensors", "SUPPORTED"]
 
-SUPPORTED = ("gpt2", *HF_ARCH)
+SUPPORTED = ("gpt2", *HF_ARCH, "bert")
 
 # tensors some checkpoints carry that no model needs (precomputed RoPE frequencies)
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
@@ -86,6 +87,9 @@ def load_model(path: str | os.PathLike, *, context_length: int | None = None):
     where = str(folder / "config.json")
     if config.get("model_type") == "gpt2":
         return _load_gpt2(folder, config, context_length)
+    if config.get("model_type") == "bert":          # an encoder (gpt/architectures/bert.py)
+        from gpt.architectures.bert import load_hf_bert
+        return load_hf_bert(folder)
     fields = decoder_fields(config, where)
     if context_length is not None:
         if not isinstance(context_length, int) or context_length < 1:

@@ -1,14 +1,15 @@
 """Every differentiable operation of minigrad, one concept per module.
 
-Plain ops compose; the fused ones (softmax, log_softmax, cross_entropy, layer_norm, rms_norm, gelu, silu, swiglu,
-embedding, linear, a recurrent cell's step and a whole recurrence) are single graph nodes with
+Plain ops compose; the fused ones (softmax, log_softmax, cross_entropy, layer_norm, rms_norm, gelu, gelu_erf,
+silu, swiglu, embedding, linear, a recurrent cell's step and a whole recurrence) are single graph nodes with
 hand-derived backward passes.
 """
 from minigrad.ops.arithmetic import add, div, mul, neg, pow, sub
 from minigrad.ops.cross_entropy import cross_entropy
 from minigrad.ops.dropout import dropout
 from minigrad.ops.embedding import embedding
-from minigrad.ops.gelu import gelu
+from minigrad.ops.erf import erf
+from minigrad.ops.gelu import gelu, gelu_erf
 from minigrad.ops.indexing import cat, chunk, concat, getitem, masked_fill, split, stack, where
 from minigrad.ops.layer_norm import layer_norm
 from minigrad.ops.matmul import linear, matmul
@@ -22,7 +23,7 @@ from minigrad.ops.unary import abs, astype, exp, log, relu, sigmoid, sqrt, tanh
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "matmul", "linear",
-    "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu", "abs", "astype",
+    "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu", "gelu_erf", "erf", "abs", "astype",
     "sum", "mean", "max", "var",
     "reshape", "flatten", "unsqueeze", "squeeze", "permute", "transpose", "swapaxes",
     "getitem", "concat", "cat", "stack", "split", "chunk", "where", "masked_fill",
