@@ -8,9 +8,15 @@ What is measured (after a warm-up, the median of ``repeats`` runs):
   the default pretraining model; seconds, tokens/s, achieved GFLOP/s and its share of the peak.
 * ``forward``: a no-grad forward pass of the same shapes.
 * ``generate``: greedy tokens/s with and without the KV cache (4-token prompt).
-* ``tokenizer``: BPE encoding MB/s and the time to train a 4,096-token vocabulary.
+* ``tokenizer``: BPE encoding MB/s and the time to train a 4,096-token vocabulary; and (when the
+  ``tokenizers`` library is installed) reading a ``tokenizer.json`` and encoding the default corpus
+  with :class:`~gpt.tokenizer.HFTokenizer` against the library, one thread, one ``encode`` per document.
 * ``breakdown``: where one forward pass and one training step of each model spend their time, per
   op (:func:`minigrad.profile`), in milliseconds: one profiled call after two warm-up calls.
+* ``decoder``: prefill time and decode tokens/s of a Qwen3-0.6B-shaped model with random weights
+  (``decoder_layers`` of its 28 layers; the shape used is reported), and its grouped-query KV cache's
+  memory against a full-head cache; side by side with ``transformers``' eager Qwen3 on the CPU with
+  the same weights and thread count when torch and transformers are installed, as ratios.
 * peak resident memory of the process after each section, and the setup (NumPy version, cores,
   whether :mod:`minigrad.allocator` keeps freed memory).
 
@@ -28,7 +34,7 @@ from typing import Callable
 
 import numpy as np
 
-SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer", "breakdown")
+SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer", "breakdown", "decoder")
 MODELS = {
     "gpt2-small": dict(preset="gpt2-small", context_length=256, batch=2, drop_rate=0.1),
     "pretrain-default": dict(preset="mini", context_length=128, batch=16, drop_rate=0.1, vocab_size=4096),
@@ -195,6 +201,177 @@ def tokenizer_speed(gpt2_dir: str | None = None) -> dict:
     return out
 
 
+def hf_tokenizer_speed(gpt2_dir: str | None = None, repeats: int = 3) -> dict | None:
+    """tokenizer.json load + encode of the default corpus, ours vs the ``tokenizers`` library (None
+    without it)."""
+    from gpt.tokenizer.bench import hf_benchmark
+
+    r = hf_benchmark(gpt2_dir=gpt2_dir, repeats=repeats)
+    if r is None:
+        return None
+    return {"vocabulary": r.vocabulary, "documents": r.documents, "text_mb": round(r.text_bytes / 1e6, 2),
+            "ours_s": round(r.ours_total_s, 2), "ours_load_s": round(r.ours_load_s, 2),
+            "tokenizers_s": round(r.theirs_total_s, 2), "tokenizers_load_s": round(r.theirs_load_s, 2),
+            "speed_vs_tokenizers": round(r.ratio, 2), "method": "encode per document, 1 thread"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Today's decoders: a Qwen3-0.6B-shaped model, ours against transformers' eager implementation
+
+DECODER_PRESET = "qwen3-0.6b"
+
+
+def _blas_threads() -> int:
+    """The thread count NumPy's BLAS was started with (from the usual variables; else every core)."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+def _ours_prefill_decode(model, ids: np.ndarray, new_tokens: int):
+    """Greedy: one forward pass over the prompt (prefill), then ``new_tokens`` steps that each pick
+    the next token and run it through the model with the KV cache (decode).
+    -> (prefill seconds, decode seconds, the new ids (b, new_tokens), cache)."""
+    import minigrad as mg
+
+    with mg.no_grad():
+        cache = model.new_kv_cache(ids.shape[0])
+        t0 = time.perf_counter()
+        logits = model(ids, kv_cache=cache, last_only=True)
+        t1 = time.perf_counter()
+        out = []
+        for _ in range(new_tokens):
+            nxt = logits.data[:, -1].argmax(-1)[:, None]
+            out.append(nxt)
+            logits = model(nxt, kv_cache=cache, last_only=True)
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, np.concatenate(out, axis=1), cache
+
+
+def _torch_prefill_decode(model, ids: np.ndarray, new_tokens: int):
+    """The same loop for a transformers model (its DynamicCache). -> (prefill s, decode s, ids, cache)."""
+    import inspect
+
+    import torch
+
+    # transformers 5.2x names the cache argument ``cache``; earlier versions ``past_key_values``
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    with torch.no_grad():
+        x = torch.as_tensor(ids)
+        t0 = time.perf_counter()
+        o = model(x, use_cache=True, logits_to_keep=1)
+        t1 = time.perf_counter()
+        out = []
+        for _ in range(new_tokens):
+            nxt = o.logits[:, -1].argmax(-1)[:, None]
+            out.append(nxt.numpy())
+            o = model(nxt, use_cache=True, logits_to_keep=1, **{name: o[name]})
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, np.concatenate(out, axis=1), o[name]
+
+
+def _torch_cache_bytes(cache) -> int | None:
+    """Bytes of a transformers DynamicCache's key and value tensors (None if its layout is unknown)."""
+    try:
+        return sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+    except AttributeError:
+        return None
+
+
+def _torch_twin(model):
+    """transformers' Qwen3ForCausalLM (eager attention, float32) with ``model``'s weights, or None
+    when torch or transformers is missing."""
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        return None
+    from gpt.hf import to_hf_tensors
+    from gpt.hf.config import hf_config
+
+    config = transformers.Qwen3Config.from_dict(hf_config(model.cfg), attn_implementation="eager")
+    twin = transformers.Qwen3ForCausalLM(config).float().eval()
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in to_hf_tensors(model).items()}
+    missing = set(twin.load_state_dict(state, strict=False).missing_keys)
+    if missing - {"lm_head.weight"}:
+        raise RuntimeError(f"transformers' Qwen3 has parameters gpt.hf does not name: {sorted(missing)[:3]}")
+    twin.tie_weights()
+    return twin
+
+
+def decoder_speed(layers: int | None = None, prompt: int = 128, new_tokens: int = 16, repeats: int = 3,
+                  compare: bool = True, preset: str = DECODER_PRESET) -> dict:
+    """Prefill and decode speed of a Qwen3-0.6B-shaped model (random weights, ``layers`` of its 28),
+    batch 1, greedy, ``prompt`` tokens then ``new_tokens``; with ``compare``, transformers' eager
+    Qwen3 with the same weights runs the same loop, alternating with ours ``repeats`` times (medians).
+    ``preset``: another Qwen3 preset of :mod:`gpt.architectures.presets` (the tests use a small one).
+
+    Reports seconds for the prefill, tokens/s for the decode (medians), the ratios (``decode_speedup``:
+    ours over theirs, above 1 is faster; ``prefill_time_ratio``: ours over theirs, below 1 is faster;
+    each the median of the ratios within a round, whose order alternates),
+    whether both produced the same ids, and the KV cache: the bytes of the positions held, against a
+    cache with all ``n_heads`` heads (what GPT-2's multi-head attention would keep).
+    """
+    import minigrad as mg
+    from gpt.architectures import DecoderConfig, build_model
+
+    base = DecoderConfig.from_preset(preset)
+    if base.arch != "qwen3":
+        raise ValueError(f"the decoder bench compares Qwen3 models; {preset!r} is {base.arch}")
+    layers = layers or base.n_layers
+    cfg = DecoderConfig.from_preset(preset, n_layers=layers)
+    mg.manual_seed(0)
+    model = build_model(cfg)
+    model.eval()
+    threads = _blas_threads()
+    twin = _torch_twin(model) if compare else None
+    if twin is not None:
+        import torch
+        torch.set_num_threads(threads)
+    ids = np.random.default_rng(0).integers(0, cfg.vocab_size, (1, prompt))
+
+    out = {"shape": f"{preset} with {layers} of {base.n_layers} layers (emb {cfg.emb_dim}, "
+                    f"{cfg.n_heads} query / {cfg.n_kv_heads} kv heads of {cfg.head_dim}, ffn {cfg.hidden_dim}, "
+                    f"vocab {cfg.vocab_size})",
+           "prompt_tokens": prompt, "new_tokens": new_tokens, "threads": threads}
+    ours_runs, theirs_runs = [], []
+    _ours_prefill_decode(model, ids, 2)                    # warm-up: first-call allocations
+    if twin is not None:
+        _torch_prefill_decode(twin, ids, 2)
+    for i in range(repeats):      # alternating, and each side first in every other round: on a shared
+        order = ["ours", "theirs"] if i % 2 == 0 else ["theirs", "ours"]   # machine speed drifts
+        for side in order:
+            if side == "ours":
+                ours_runs.append(_ours_prefill_decode(model, ids, new_tokens))
+            elif twin is not None:
+                theirs_runs.append(_torch_prefill_decode(twin, ids, new_tokens))
+    prefill = statistics.median(r[0] for r in ours_runs)
+    decode = new_tokens / statistics.median(r[1] for r in ours_runs)
+    out.update(prefill_s=round(prefill, 4), decode_tok_s=round(decode, 2))
+
+    cache = ours_runs[-1][3]
+    positions = prompt + new_tokens                        # each of the new tokens is fed back once
+    per_head = 2 * layers * positions * cfg.head_dim * np.dtype(np.float32).itemsize
+    out.update(kv_cache_mb=round(per_head * cfg.n_kv_heads / 1e6, 2),
+               full_head_cache_mb=round(per_head * cfg.n_heads / 1e6, 2),
+               kv_cache_allocated_mb=round(cache.nbytes / 1e6, 2))
+    if twin is not None:
+        t_prefill = statistics.median(r[0] for r in theirs_runs)
+        t_decode = new_tokens / statistics.median(r[1] for r in theirs_runs)
+        torch_cache = _torch_cache_bytes(theirs_runs[-1][3])
+        # ratios within each round (neighbours in time), then their median
+        decode_speedup = statistics.median(b[1] / a[1] for a, b in zip(ours_runs, theirs_runs))
+        prefill_ratio = statistics.median(a[0] / b[0] for a, b in zip(ours_runs, theirs_runs))
+        out.update(torch_prefill_s=round(t_prefill, 4), torch_decode_tok_s=round(t_decode, 2),
+                   decode_speedup=round(decode_speedup, 2), prefill_time_ratio=round(prefill_ratio, 2),
+                   same_ids=all(np.array_equal(a[2], b[2]) for a, b in zip(ours_runs, theirs_runs)))
+        if torch_cache is not None:
+            out["torch_kv_cache_mb"] = round(torch_cache / 1e6, 2)
+    return out
+
+
 def torch_reference(script: str, gen: int = 30, steps: int = 3) -> dict:
     """Run ``shared/bench/torch_ref.py`` (PyTorch, same architecture) and parse its key=value line."""
     cmd = [sys.executable, script, "--cfg", "124M", "--batch", "2", "--ctx", "256", "--steps", str(steps),
@@ -223,7 +400,7 @@ def _ratios(results: dict, ref: dict) -> dict:
 
 def run_benchmarks(sections=SECTIONS, repeats: int = 3, models=tuple(MODELS), gpt2_dir: str | None = None,
                    torch_script: str | None = None, rounds: int = 1,
-                   report: Callable[[str, dict], None] | None = None) -> dict:
+                   report: Callable[[str, dict], None] | None = None, decoder_layers: int | None = None) -> dict:
     """Run the chosen sections; returns {section: result}. ``report(section, result)`` is called as
     each finishes (for live printing).
 
@@ -232,6 +409,7 @@ def run_benchmarks(sections=SECTIONS, repeats: int = 3, models=tuple(MODELS), gp
     and the reference alternate that many times (on a shared machine the speed drifts within
     minutes, so a ratio is only fair between neighbours); ``results["rounds"]`` lists each round's
     ratios and ``results["median_ratios"]`` their medians. The other sections run once.
+    ``decoder_layers``: how many of Qwen3-0.6B's 28 layers the ``decoder`` section builds (default: all).
     """
     results: dict = {}
 
@@ -249,6 +427,9 @@ def run_benchmarks(sections=SECTIONS, repeats: int = 3, models=tuple(MODELS), gp
         done("matmul", r)
     if "tokenizer" in sections:
         done("tokenizer", tokenizer_speed(gpt2_dir))
+        hf = hf_tokenizer_speed(gpt2_dir, max(repeats, 3))
+        if hf is not None:
+            done("tokenizer/tokenizer.json", hf)
     if "breakdown" in sections:
         for m in models:
             done(f"breakdown/forward/{m}", op_breakdown(_forward_pass(m)[0]))
@@ -273,6 +454,8 @@ def run_benchmarks(sections=SECTIONS, repeats: int = 3, models=tuple(MODELS), gp
                 report("torch", ref)
             if "error" in ref:
                 break
+    if "decoder" in sections:
+        done(f"decoder/{DECODER_PRESET}", decoder_speed(decoder_layers, repeats=repeats))
     if per_round and rounds > 1:   # (a reference that failed in a later round keeps the earlier ones)
         results["rounds"] = per_round
         results["median_ratios"] = {k: round(statistics.median(r[k] for r in per_round), 2) for k in per_round[0]}

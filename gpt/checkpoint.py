@@ -5,8 +5,10 @@ Layout of a checkpoint directory ``DIR``::
     DIR/latest                     name of the newest complete checkpoint, e.g. "step-000500"
     DIR/step-000500/
         model.safetensors          the weights, under the model's state_dict names
-        config.json                the GPTConfig, plus free-form "info" (how it was trained)
-        tokenizer.txt              the tokenizer (BPETokenizer.save format), if one was given
+        config.json                the model's config (a GPTConfig, or a DecoderConfig whose "arch" names
+                                   the family), plus free-form "info" (how it was trained)
+        tokenizer.txt              the tokenizer (BPETokenizer.save format), if one was given,
+          or tokenizer.json        or, for an HFTokenizer, its tokenizer.json
         optimizer.safetensors      the optimizer's arrays (moments), if training state is saved
         trainer.json               step, loss history, data position, random generators and the
                                    optimizer's scalar state
@@ -31,8 +33,27 @@ from gpt import safetensors
 from gpt.atomic import default_mode, write_text_atomic
 from gpt.model import GPTConfig, GPTModel
 
+
+def _config_and_class(d: dict):
+    """(config, model class) for a saved config dict: a DecoderConfig when it names an ``arch``
+    (Llama 3, Qwen3, Gemma 3), else the book's GPTConfig (every checkpoint from before)."""
+    if "arch" in d:
+        from gpt.architectures import config_from_dict, model_class
+
+        cfg = config_from_dict(d)
+        return cfg, model_class(cfg.arch)
+    return GPTConfig.from_dict(d), GPTModel
+
 LATEST = "latest"
 TOKENIZER_FILE = "tokenizer.txt"
+HF_TOKENIZER_FILE = "tokenizer.json"
+
+
+def tokenizer_file_name(tokenizer) -> str:
+    """The file a checkpoint keeps ``tokenizer`` in: tokenizer.json for an HFTokenizer, else tokenizer.txt."""
+    from gpt.tokenizer import HFTokenizer
+
+    return HF_TOKENIZER_FILE if isinstance(tokenizer, HFTokenizer) else TOKENIZER_FILE
 
 
 class CheckpointError(ValueError):
@@ -42,8 +63,8 @@ class CheckpointError(ValueError):
 @dataclass
 class Checkpoint:
     path: Path                       # the step-NNNNNN directory that was read
-    model: GPTModel
-    config: GPTConfig
+    model: GPTModel                  # or a gpt.architectures model (Llama3Model, Qwen3Model, Gemma3Model)
+    config: GPTConfig                # or a DecoderConfig
     tokenizer: object | None
     info: dict
     optimizer_state: dict | None
@@ -106,7 +127,7 @@ def save_checkpoint(directory, model: GPTModel, *, tokenizer=None, optimizer=Non
                   "info": info or {}}
         write_text_atomic(tmp / "config.json", json.dumps(config, indent=2) + "\n")
         if tokenizer is not None:
-            tokenizer.save(tmp / TOKENIZER_FILE)
+            tokenizer.save(tmp / tokenizer_file_name(tokenizer))
         if optimizer is not None or trainer_state is not None:
             arrays: dict[str, np.ndarray] = {}
             opt = _split_arrays(optimizer.state_dict(), "optimizer", arrays) if optimizer is not None else None
@@ -186,7 +207,7 @@ def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None
     config_file = path / "config.json"
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
-        cfg = GPTConfig.from_dict(config["model"])
+        cfg, model_cls = _config_and_class(config["model"])
     except FileNotFoundError:
         raise CheckpointError(f"{config_file}: missing") from None
     except (ValueError, KeyError, TypeError) as e:
@@ -195,7 +216,7 @@ def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None
         weights = safetensors.load_file(path / "model.safetensors")
     except (ValueError, OSError) as e:
         raise CheckpointError(f"{path / 'model.safetensors'}: {e}") from None
-    model = GPTModel(cfg)
+    model = model_cls(cfg)
     if config.get("tied") and not cfg.tie_weights:
         model.out_head.weight = model.tok_emb.weight
     if prepare is not None:
@@ -205,12 +226,14 @@ def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None
     except ValueError as e:
         raise CheckpointError(f"{path / 'model.safetensors'}: {e}") from None
     tokenizer = None
-    if (path / TOKENIZER_FILE).is_file():
-        from gpt.tokenizer import BPETokenizer
-        try:
-            tokenizer = BPETokenizer.load(path / TOKENIZER_FILE)
-        except (ValueError, OSError) as e:
-            raise CheckpointError(f"{path / TOKENIZER_FILE}: {e}") from None
+    for name in (HF_TOKENIZER_FILE, TOKENIZER_FILE):
+        if (path / name).is_file():
+            from gpt.tokenizer import BPETokenizer, HFTokenizer
+            try:
+                tokenizer = (HFTokenizer.from_file if name == HF_TOKENIZER_FILE else BPETokenizer.load)(path / name)
+            except (ValueError, OSError) as e:
+                raise CheckpointError(f"{path / name}: {e}") from None
+            break
     optimizer_state = trainer_state = None
     if load_training_state and (path / "trainer.json").is_file():
         trainer_file = path / "trainer.json"

@@ -19,6 +19,11 @@ same downloads safe to interrupt and repeat:
 ``<mirror>/<host>/<path>`` - the tree ``wget -x`` creates - so an offline machine can fetch from a
 folder served with ``python -m http.server`` or read it straight from ``file:///...``.
 
+Hugging Face model repositories (``qwen3-0.6b``, ``llama3.2-1b``, ``gemma3-270m``, ...) are fetched
+from ``$HF_ENDPOINT`` (default https://huggingface.co) with ``$HF_TOKEN`` as a bearer token when set
+(needed for gated repositories such as Llama 3.2 and Gemma 3; a refusal says how to get access); the
+weights are one ``model.safetensors`` or the shards named by ``model.safetensors.index.json``.
+
 Entry points: :func:`download` (a named item of :data:`CATALOG` into a folder) and :func:`fetch`
 (one URL to one file). :func:`reference_data_dir` says where the book's reference files are (the
 folder ``download("book-data")`` fills, or ``GPT_REFERENCE_DATA``), for the tests and examples.
@@ -45,7 +50,8 @@ from typing import Callable, TextIO
 
 from gpt.atomic import fsync_dir, write_bytes_atomic
 
-__all__ = ["DownloadError", "ChecksumError", "RemoteFile", "Item", "CATALOG", "MIRROR_ENV", "REFERENCE_ENV",
+__all__ = ["DownloadError", "ChecksumError", "NotFoundError", "AccessError", "RemoteFile", "Item", "HFRepo",
+           "CATALOG", "HF_ENDPOINT_ENV", "HF_TOKEN_ENV", "MIRROR_ENV", "REFERENCE_ENV",
            "BOOK_DATA", "download", "fetch", "mirror_url", "default_directory", "reference_data_dir"]
 
 MIRROR_ENV = "GPT_DOWNLOAD_MIRROR"
@@ -66,6 +72,14 @@ class ChecksumError(DownloadError):
     """The bytes received do not match the published sha256 (or size); they have been deleted."""
 
 
+class NotFoundError(DownloadError):
+    """HTTP 404: the server has no such file."""
+
+
+class AccessError(DownloadError):
+    """HTTP 401 or 403: the server wants credentials, or refused the ones sent."""
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     """One file to fetch: where from, its path in the target folder, and what is known about it.
@@ -79,6 +93,7 @@ class RemoteFile:
     sha256: str | None = None
     size: int | None = None
     check: Callable[[Path], None] | None = field(default=None, compare=False)  # raises ValueError
+    optional: bool = False  # a 404 skips the file instead of failing the download
 
     def __post_init__(self) -> None:
         path = PurePosixPath(self.filename)
@@ -96,6 +111,7 @@ class Item:
     files: tuple[RemoteFile, ...]
     finish: Callable[[Path, bool], list[Path]] | None = field(default=None, compare=False)
     folder: str | None = None  # the default folder's name under data/, when it is not ``name``
+    hf: "HFRepo | None" = None  # a Hugging Face model repository: weights found at download time
 
     def outputs(self, directory: Path) -> list[Path]:
         return [directory / f.filename for f in self.files]
@@ -197,6 +213,72 @@ _BOOK_FILES = (
 )
 
 
+# ------------------------------------------------------------------------------------------------
+# Hugging Face model repositories (today's decoders, loaded by gpt.hf.load_model)
+
+HF_ENDPOINT_ENV = "HF_ENDPOINT"  # another hub (or a test server) instead of https://huggingface.co
+HF_TOKEN_ENV = "HF_TOKEN"        # sent as "Authorization: Bearer ..." for gated repositories
+HF_DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+@dataclass(frozen=True)
+class HFRepo:
+    """A model repository on the Hugging Face hub: ``owner/name``, the revision (branch, tag or
+    commit) and whether it is gated (its licence must be accepted on the model page first)."""
+
+    repo: str
+    revision: str = "main"
+    gated: bool = False
+
+    def url(self, filename: str, endpoint: str = HF_DEFAULT_ENDPOINT) -> str:
+        return f"{endpoint.rstrip('/')}/{self.repo}/resolve/{self.revision}/{filename}"
+
+
+def _json_object(path: Path, must_have: str | None = None) -> dict:
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON file ({e})") from None
+    if not isinstance(value, dict) or (must_have is not None and must_have not in value):
+        raise ValueError(f"{path}: expected a JSON object" + (f" with {must_have!r}" if must_have else ""))
+    return value
+
+
+def _check_hf_config(path: Path) -> None:
+    _json_object(path, "model_type")
+
+
+def _check_tokenizer_json(path: Path) -> None:
+    _json_object(path, "model")
+
+
+def _check_json(path: Path) -> None:
+    _json_object(path)
+
+
+def _check_index(path: Path) -> None:
+    from gpt.hf.files import read_index
+
+    read_index(path)
+
+
+_HF_WEIGHTS, _HF_INDEX = "model.safetensors", "model.safetensors.index.json"
+
+
+def _hf(name: str, repo: str, description: str, gated: bool = False) -> Item:
+    """An item for a Hugging Face repository: its config, tokenizer and weights (a single
+    ``model.safetensors`` or the shards its index names, decided when downloading)."""
+    r = HFRepo(repo, gated=gated)
+    files = (
+        RemoteFile(r.url("config.json"), "config.json", check=_check_hf_config),
+        RemoteFile(r.url("generation_config.json"), "generation_config.json", check=_check_json, optional=True),
+        RemoteFile(r.url("tokenizer.json"), "tokenizer.json", check=_check_tokenizer_json),
+        RemoteFile(r.url("tokenizer_config.json"), "tokenizer_config.json", check=_check_json, optional=True),
+    )
+    gate = "; gated: accept the licence on its page, set HF_TOKEN" if gated else ""
+    return Item(name, f"{description} (huggingface.co/{repo}{gate})", files, hf=r)
+
+
 def _gpt2(name: str, repo: str, params: str, size: str) -> Item:
     weights = RemoteFile(f"https://huggingface.co/openai-community/{repo}/resolve/main/model.safetensors",
                          "model.safetensors", check=_check_safetensors)
@@ -218,6 +300,14 @@ CATALOG: dict[str, Item] = {item.name: item for item in (
          "DPO bonus)", (_PREFERENCE_DATA,)),
     Item(BOOK_DATA, "the book's files the tests and examples read (the-verdict.txt, GPT-2's BPE "
          "vocabulary, the instruction data), into data/book", _BOOK_FILES, folder="book"),
+    _hf("qwen3-0.6b", "Qwen/Qwen3-0.6B", "Qwen3 0.6B, BF16, about 1.5 GB"),
+    _hf("qwen3-1.7b", "Qwen/Qwen3-1.7B", "Qwen3 1.7B, BF16, about 4 GB"),
+    _hf("llama3.2-1b", "meta-llama/Llama-3.2-1B", "Llama 3.2 1B base, BF16, about 2.5 GB", gated=True),
+    _hf("llama3.2-1b-instruct", "meta-llama/Llama-3.2-1B-Instruct", "Llama 3.2 1B instruct, about 2.5 GB",
+        gated=True),
+    _hf("gemma3-270m", "google/gemma-3-270m", "Gemma 3 270M base, about 540 MB", gated=True),
+    _hf("gemma3-270m-it", "google/gemma-3-270m-it", "Gemma 3 270M instruct, about 540 MB", gated=True),
+    _hf("gemma3-1b-it", "google/gemma-3-1b-it", "Gemma 3 1B instruct, about 2 GB", gated=True),
 )}
 
 
@@ -322,7 +412,11 @@ class _RecordRedirects(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         self.headers.append(headers)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        # a token is for the host it was given to, not for the storage host a file redirects to
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
 
 
 class _Retry(Exception):
@@ -387,7 +481,8 @@ def _describe_network_error(e: BaseException) -> str:
 
 def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, size: int | None = None,
           check: Callable[[Path], None] | None = None, progress: bool | ProgressFn = True,
-          retries: int = 4, timeout: float = 30.0, backoff: float = 1.0, force: bool = False) -> Path:
+          retries: int = 4, timeout: float = 30.0, backoff: float = 1.0, force: bool = False,
+          headers: dict[str, str] | None = None) -> Path:
     """Download ``url`` to ``dest`` (resuming ``dest.part`` if present) and return ``dest``.
 
     ``sha256`` / ``size``: expected values; when absent, those the server publishes (Hugging Face's
@@ -398,10 +493,12 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, size:
     ``timeout``: seconds to connect and for each read. ``backoff``: first pause between attempts,
     doubling, at most 30 s. ``progress``: show progress on stderr, or a callback
     ``fn(bytes_so_far, total_or_None)``. An existing ``dest`` is kept (re-checked against
-    ``sha256`` when given) unless ``force``.
+    ``sha256`` when given) unless ``force``. ``headers``: extra request headers (e.g. an
+    ``Authorization`` token, which is not sent on to another host a redirect points at).
 
     Raises :class:`DownloadError` (one-line message) for HTTP errors, unreachable hosts and content
-    that fails ``check``; :class:`ChecksumError` when size or sha256 disagree (the bytes are deleted).
+    that fails ``check`` (:class:`NotFoundError` for 404, :class:`AccessError` for 401/403);
+    :class:`ChecksumError` when size or sha256 disagree (the bytes are deleted).
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
@@ -423,7 +520,7 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, size:
         made += 1
         have = part.stat().st_size if part.exists() else 0
         try:
-            done = _attempt(opener, recorder, url, part, have, size, timeout, show)
+            done = _attempt(opener, recorder, url, part, have, size, timeout, show, headers)
         except _Retry as e:
             last_error = str(e)
             now = part.stat().st_size if part.exists() else 0
@@ -456,12 +553,13 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, size:
 
 
 def _attempt(opener, recorder, url: str, part: Path, have: int, size: int | None, timeout: float,
-             show: _Progress):
+             show: _Progress, headers: dict[str, str] | None = None):
     """One request: resume or restart ``part``, stream the body into it. -> sha256 of the whole part.
 
     Raises _Retry for failures worth another attempt, DownloadError/ChecksumError for the rest.
     """
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
+                                                   **(headers or {})})
     if have:
         request.add_header("Range", f"bytes={have}-")
     recorder.headers.clear()
@@ -481,7 +579,10 @@ def _attempt(opener, recorder, url: str, part: Path, have: int, size: int | None
             raise _Retry(f"HTTP {e.code} {e.reason}") from None
         hint = {404: "no such file there (check the name or the mirror)",
                 401: "the server wants credentials", 403: "access denied"}.get(e.code, "")
-        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}" + (f": {hint}" if hint else "")) from None
+        kind = NotFoundError if e.code == 404 else AccessError if e.code in (401, 403) else DownloadError
+        error = kind(f"{url}: HTTP {e.code} {e.reason}" + (f": {hint}" if hint else ""))
+        error.status = e.code
+        raise error from None
     except urllib.error.URLError as e:
         if isinstance(e.reason, (FileNotFoundError, NotADirectoryError, PermissionError)):
             raise DownloadError(f"{url}: {e.reason.strerror or e.reason}") from None
@@ -576,10 +677,69 @@ def download(name: str, directory: str | os.PathLike | None = None, *, mirror: s
     folder = Path(directory) if directory is not None else default_directory(name)
     if mirror is None:
         mirror = os.environ.get(MIRROR_ENV) or None
+    options = dict(progress=progress, retries=retries, timeout=timeout, backoff=backoff, force=force)
+    if item.hf is not None:
+        return _download_hf(item, folder, mirror, options)
     paths = [fetch(mirror_url(f.url, mirror), folder / f.filename, sha256=f.sha256, size=f.size,
-                   check=f.check, progress=progress, retries=retries, timeout=timeout,
-                   backoff=backoff, force=force)
+                   check=f.check, **options)
              for f in item.files]
     if item.finish is not None:
         paths += item.finish(folder, force)
     return paths
+
+
+def _download_hf(item: Item, folder: Path, mirror: str | None, options: dict) -> list[Path]:
+    """The files of a Hugging Face repository: config, tokenizer, then the weights.
+
+    URLs are ``{HF_ENDPOINT or https://huggingface.co}/{repo}/resolve/{revision}/{file}``. The
+    weights are one ``model.safetensors``, or the shards ``model.safetensors.index.json`` names
+    (fetched first when the repository has one). Large files are checked against the sha256 and size
+    the hub publishes with them (``X-Linked-Etag`` / ``X-Linked-Size``), small ones against their
+    ``Content-Length`` and their content. ``HF_TOKEN`` is sent as a bearer token; a refusal (401/403)
+    becomes a one-line :class:`AccessError` that says how to get access.
+    """
+    repo = item.hf
+    endpoint = os.environ.get(HF_ENDPOINT_ENV) or HF_DEFAULT_ENDPOINT
+    token = (os.environ.get(HF_TOKEN_ENV) or "").strip()
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+
+    def get(filename: str, check, optional: bool = False) -> Path | None:
+        url = repo.url(filename, endpoint)
+        if endpoint == HF_DEFAULT_ENDPOINT:
+            url = mirror_url(url, mirror)
+        try:
+            return fetch(url, folder / filename, check=check, headers=headers, **options)
+        except NotFoundError:
+            if optional:
+                return None
+            raise
+        except AccessError as e:
+            raise AccessError(_access_hint(repo, e.status, bool(token))) from None
+
+    paths = [p for f in item.files if (p := get(f.filename, f.check, f.optional)) is not None]
+    force = options["force"]
+    if (folder / _HF_WEIGHTS).is_file() and not (folder / _HF_INDEX).exists() and not force:
+        index = None                                  # downloaded before as a single file
+    else:
+        index = get(_HF_INDEX, _check_index, optional=True)
+    if index is None:
+        paths.append(get(_HF_WEIGHTS, _check_safetensors))
+        return paths
+    from gpt.hf.files import read_index
+
+    paths.append(index)
+    for shard in sorted(set(read_index(index).values())):
+        paths.append(get(shard, _check_safetensors))
+    return paths
+
+
+def _access_hint(repo: HFRepo, status: int, sent_token: bool) -> str:
+    page = f"{HF_DEFAULT_ENDPOINT}/{repo.repo}"
+    if sent_token:
+        return (f"{repo.repo}: HTTP {status}, the token in {HF_TOKEN_ENV} was refused; accept the licence "
+                f"at {page} with the account the token belongs to (approval can take a while), or "
+                f"create a new read token at {HF_DEFAULT_ENDPOINT}/settings/tokens")
+    why = "the repository is gated" if repo.gated else "the hub wants a token for it (private, or gated)"
+    return (f"{repo.repo}: HTTP {status}, {why}; accept its licence at {page}, create "
+            f"a read token at {HF_DEFAULT_ENDPOINT}/settings/tokens and set {HF_TOKEN_ENV}=hf_... before "
+            "downloading")

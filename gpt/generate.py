@@ -149,7 +149,7 @@ def sample_next(logits: np.ndarray, temperature: float = 0.0, top_k: int | None 
 
 
 def generate(model, idx, max_new_tokens: int, context_size: int | None = None, temperature: float = 0.0,
-             top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+             top_k: int | None = None, top_p: float | None = None, eos_id: int | Sequence[int] | None = None,
              rng: np.random.Generator | Sequence[np.random.Generator] | int | None = None,
              use_cache: bool = True, on_token: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
     """Generate up to ``max_new_tokens`` tokens after each prompt row of ``idx`` (b, T).
@@ -158,9 +158,11 @@ def generate(model, idx, max_new_tokens: int, context_size: int | None = None, t
         temperature: 0 for greedy decoding; otherwise logits are divided by it before sampling.
         top_k: sample only among each row's k most likely tokens.
         top_p: nucleus sampling, among the most likely tokens whose probabilities sum to top_p.
-        eos_id: a row stops when it produces this id. Rows that stopped are padded with ``eos_id``
-            while the others go on; when every row has stopped, generation ends. (As in the book,
-            the eos token that ends the last running rows is not appended.)
+        eos_id: a row stops when it produces this id (or any of several, as today's chat models
+            have: Llama 3.2 Instruct ends a turn with either of three). Rows that stopped are padded
+            with ``eos_id`` (the first of several) while the others go on; when every row has
+            stopped, generation ends. (As in the book, the eos token that ends the last running
+            rows is not appended.)
         rng: a seed, a Generator, or one Generator per row. With one Generator per row, each row
             samples exactly what it would sample alone.
         context_size: how many of the last tokens the model sees (default and maximum: its context
@@ -198,6 +200,7 @@ def generate(model, idx, max_new_tokens: int, context_size: int | None = None, t
     was_training = model.training
     model.eval()
     finished = np.zeros(batch, dtype=bool)
+    eos_ids = None if eos_id is None else np.atleast_1d(np.asarray(eos_id, dtype=np.int64))
     cache = None
     if use_cache and hasattr(model, "new_kv_cache"):
         longer = model_ctx and context_size > model_ctx      # a model that extrapolates, asked to look further back
@@ -214,11 +217,11 @@ def generate(model, idx, max_new_tokens: int, context_size: int | None = None, t
                         pending = idx[:, -context_size:]
                     logits = model(pending, kv_cache=cache, last_only=True)
                 next_ids = sample_next(logits.data[:, -1, :], temperature, top_k, top_p, rngs)
-                if eos_id is not None:
-                    hit = next_ids == eos_id
+                if eos_ids is not None:
+                    hit = np.isin(next_ids, eos_ids)
                     if np.all(finished | hit):
                         break
-                    next_ids = np.where(finished, eos_id, next_ids)
+                    next_ids = np.where(finished, eos_ids[0], next_ids)
                     finished |= hit
                 next_ids = next_ids.astype(np.int64)
                 idx = np.concatenate([idx, next_ids[:, None]], axis=1)

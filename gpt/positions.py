@@ -30,7 +30,7 @@ import numpy as np
 from minigrad import nn
 from minigrad.function import Function
 
-__all__ = ["RotaryEmbedding", "check_rope_scaling", "rope_scaling_from_string", "alibi_slopes", "alibi_bias", "ALiBi",
+__all__ = ["RotaryEmbedding", "check_rope_scaling", "llama3_inv_freq", "rope_scaling_from_string", "alibi_slopes", "alibi_bias", "ALiBi",
            "relative_position_bucket", "T5RelativeBias", "EXTRAPOLATING"]
 
 #: the schemes with no table indexed by position: they run past the training context length
@@ -68,12 +68,36 @@ class _Rotate(Function):
 
 
 ROPE_SCALINGS = ("linear", "ntk")
+LLAMA3_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+
+def _as_type_key(scaling):
+    """transformers writes the kind under ``rope_type``; this module under ``type``: accept both."""
+    if isinstance(scaling, dict) and "rope_type" in scaling and "type" not in scaling:
+        scaling = {"type": scaling["rope_type"], **{k: v for k, v in scaling.items() if k != "rope_type"}}
+    return scaling
 
 
 def check_rope_scaling(scaling) -> tuple[str | None, float]:
-    """(kind, factor) of a ``rope_scaling`` setting; (None, 1.0) for None; ValueError if malformed."""
+    """(kind, factor) of a ``rope_scaling`` setting; (None, 1.0) for None; ValueError if malformed.
+
+    Besides ``{"type": "linear" | "ntk", "factor": s}``, Llama 3's ``{"type": "llama3", "factor": s,
+    "low_freq_factor": l, "high_freq_factor": h, "original_max_position_embeddings": L}`` (the type
+    may also sit under transformers' key ``rope_type``)."""
     if scaling is None:
         return None, 1.0
+    scaling = _as_type_key(scaling)
+    if isinstance(scaling, dict) and scaling.get("type") == "llama3":
+        if set(scaling) != {"type", *LLAMA3_KEYS}:
+            raise ValueError(f"llama3 rope_scaling needs exactly the keys {', '.join(LLAMA3_KEYS)}, got {scaling!r}")
+        for key in LLAMA3_KEYS:
+            v = scaling[key]
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < v < math.inf:
+                raise ValueError(f"llama3 rope_scaling {key} must be a positive finite number, got {v!r}")
+        if not scaling["high_freq_factor"] > scaling["low_freq_factor"]:
+            raise ValueError("llama3 rope_scaling high_freq_factor must exceed low_freq_factor, got "
+                             f"{scaling['high_freq_factor']} and {scaling['low_freq_factor']}")
+        return "llama3", float(scaling["factor"])
     if not isinstance(scaling, dict) or set(scaling) != {"type", "factor"}:
         raise ValueError(f"rope_scaling must be None or {{'type': 'linear' or 'ntk', 'factor': s}}, got {scaling!r}")
     kind, factor = scaling["type"], scaling["factor"]
@@ -82,6 +106,25 @@ def check_rope_scaling(scaling) -> tuple[str | None, float]:
     if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 1.0 <= factor < math.inf:
         raise ValueError(f"rope_scaling factor must be a finite number >= 1, got {factor!r}")
     return kind, float(factor)
+
+
+def llama3_inv_freq(inv_freq: np.ndarray, factor: float, low_freq_factor: float, high_freq_factor: float,
+                    original_max_position_embeddings: float) -> np.ndarray:
+    """Llama 3's frequency scaling (transformers' "llama3" rope type), by wavelength 2 pi / theta_i:
+
+    * wavelengths shorter than L / high_freq_factor (fast, local frequencies): unchanged;
+    * longer than L / low_freq_factor (slow, long-range ones): divided by ``factor``, as linear scaling;
+    * in between: a blend, theta' = (1 - a) theta / factor + a theta with a = (L / wavelength - low)
+      / (high - low), which runs from 0 at the long end to 1 at the short end.
+
+    L = original_max_position_embeddings (8192 for Llama 3.1 and 3.2)."""
+    old = float(original_max_position_embeddings)
+    wavelen = 2 * math.pi / inv_freq
+    smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    blended = (1 - smooth) * inv_freq / factor + smooth * inv_freq
+    out = np.where(wavelen > old / low_freq_factor, inv_freq / factor, inv_freq)
+    medium = (wavelen >= old / high_freq_factor) & (wavelen <= old / low_freq_factor)
+    return np.where(medium, blended, out)
 
 
 def rope_scaling_from_string(text: str) -> dict | None:
@@ -114,17 +157,25 @@ class RotaryEmbedding:
     * ``{"type": "ntk", "factor": s}``: "NTK-aware" scaling (bloc97, 2023): a larger base,
       base' = base * s^(hd / (hd - 2)), so the slowest frequency is slowed by exactly s while the
       fastest (theta_0 = 1) is unchanged: nearby tokens keep their resolution.
+    * ``{"type": "llama3", "factor": s, "low_freq_factor": ..., ...}``: Llama 3's by-wavelength blend
+      of the two (:func:`llama3_inv_freq`), which the published Llama 3.1/3.2 weights were trained with.
+
+    ``base`` is the config's ``rope_theta`` (10,000 in the RoPE paper, 500,000 for Llama 3,
+    1,000,000 for Qwen3 and Gemma 3's global layers).
     """
 
     def __init__(self, head_dim: int, context_length: int, base: float = 10000.0, scaling: dict | None = None):
         if head_dim % 2:
             raise ValueError(f"RoPE needs an even head dimension, got {head_dim}")
+        scaling = _as_type_key(scaling)
         kind, factor = check_rope_scaling(scaling)
         if kind == "ntk" and head_dim > 2:
             base = base * factor ** (head_dim / (head_dim - 2))
         inv_freq = base ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)   # (hd/2,)
         if kind == "linear":
             inv_freq = inv_freq / factor
+        elif kind == "llama3":
+            inv_freq = llama3_inv_freq(inv_freq, *(scaling[k] for k in LLAMA3_KEYS))
         self.inv_freq, self.scaling = inv_freq, scaling
         self.head_dim, self.context_length = head_dim, context_length
         self._extend(context_length)

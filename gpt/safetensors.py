@@ -23,7 +23,8 @@ floating arrays by rounding to the nearest bfloat16, ties to even (``save_file(.
 
 API: :func:`save_file` / :func:`load_file` for files, :func:`save` / :func:`load` for bytes,
 :func:`read_header` and :func:`load_metadata` to inspect a file without reading its tensors, and
-:class:`safe_open` to read tensors one at a time (for checkpoints larger than memory).
+:class:`safe_open` to read tensors one at a time (for checkpoints larger than memory), also straight
+into an existing array (:meth:`safe_open.read_into`, converting BF16/F16 on the way).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ from gpt.atomic import atomic_write
 
 __all__ = [
     "SafetensorsError", "TensorInfo", "Header", "DTYPES", "save_file", "load_file", "save", "load",
-    "read_header", "load_metadata", "safe_open", "float32_to_bfloat16_bits", "bfloat16_bits_to_float32",
+    "read_header", "load_metadata", "safe_open", "read_float_into", "float32_to_bfloat16_bits", "bfloat16_bits_to_float32",
 ]
 
 # Safetensors dtype name -> how its elements are stored (little-endian NumPy dtype).
@@ -386,17 +387,69 @@ def load_file(path: str | os.PathLike, *, mmap: bool = False) -> dict[str, np.nd
     return load(buf, where=where)
 
 
+def read_float_into(stored: np.ndarray, dtype: str, out: np.ndarray) -> None:
+    """Convert a tensor's stored elements (``dtype`` one of F16, BF16, F32, F64) into the floating
+    array ``out`` of the same shape, with no temporary of the tensor's size.
+
+    BF16 -> float32 is a widening of each 16-bit pattern into the top half of a 32-bit one, which
+    ``np.left_shift(..., out=out.view(uint32))`` does element by element straight into ``out``.
+    """
+    if dtype not in ("F16", "BF16", "F32", "F64"):
+        raise ValueError(f"a {dtype} tensor holds no floating-point numbers to convert")
+    if stored.shape != out.shape:
+        raise ValueError(f"a tensor of shape {stored.shape} does not fit an array of shape {out.shape}")
+    if dtype == "BF16" and out.dtype == np.float32:
+        np.left_shift(stored, 16, out=out.view(np.uint32), dtype=np.uint32)
+    elif dtype == "BF16":
+        np.copyto(out, bfloat16_bits_to_float32(stored))
+    else:
+        np.copyto(out, stored, casting="same_kind")
+
+
 class safe_open:
     """Lazy access to a file's tensors, one at a time (the reference library's ``safe_open``).
 
     ``with safe_open(path) as f: w = f.get_tensor("wte.weight")`` reads only that tensor's bytes.
-    Each ``get_tensor`` returns a new writable array.
+    Each ``get_tensor`` returns a new writable array. ``f.read_into(name, out)`` converts a floating
+    tensor straight from a memory map of the file into an existing array (a model's parameter), so a
+    checkpoint stored in BF16 or F16 becomes float32 without a second copy of it in memory.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
         self.header = read_header(path)
         self._file = open(path, "rb")
+        self._map = None   # mapped on the first read_into
+
+    def info(self, name: str) -> TensorInfo:
+        """The header entry (dtype, shape, byte range) of tensor ``name``."""
+        if name not in self.header.tensors:
+            raise KeyError(f"{self.path} has no tensor {name!r} ({len(self.header.tensors)} tensors; "
+                           "see keys())")
+        return self.header.tensors[name]
+
+    def read_into(self, name: str, out: np.ndarray) -> None:
+        """Write tensor ``name`` (F16, BF16, F32 or F64) into the floating array ``out`` of its shape."""
+        info = self.info(name)
+        if tuple(out.shape) != info.shape:
+            raise ValueError(f"{self.path}: tensor {name!r} has shape {list(info.shape)} but the array "
+                             f"it should fill has shape {list(out.shape)}")
+        if self._map is None:
+            self._map = _mmap.mmap(self._file.fileno(), 0, access=_mmap.ACCESS_READ)
+        stored = np.frombuffer(self._map, dtype=_STORAGE[info.dtype], count=prod(info.shape),
+                               offset=self.header.data_start + info.data_offsets[0]).reshape(info.shape)
+        try:
+            read_float_into(stored, info.dtype, out)
+        except ValueError as e:
+            raise ValueError(f"{self.path}: tensor {name!r}: {e}") from None
+        finally:
+            del stored   # no view may outlive the map, or it cannot be closed
+        # The pages just read are the file's, not this process's: let them go from its resident
+        # memory, so that loading a checkpoint never holds it in memory beside the model.
+        begin = self.header.data_start + info.data_offsets[0]
+        page = begin - begin % _mmap.PAGESIZE
+        if hasattr(self._map, "madvise") and info.nbytes:
+            self._map.madvise(_mmap.MADV_DONTNEED, page, begin + info.nbytes - page)
 
     def keys(self) -> list[str]:
         return sorted(self.header.tensors)
@@ -405,10 +458,7 @@ class safe_open:
         return dict(self.header.metadata)
 
     def get_tensor(self, name: str) -> np.ndarray:
-        if name not in self.header.tensors:
-            raise KeyError(f"{self.path} has no tensor {name!r} ({len(self.header.tensors)} tensors; "
-                           "see keys())")
-        info = self.header.tensors[name]
+        info = self.info(name)
         self._file.seek(self.header.data_start + info.data_offsets[0])
         buf = bytearray(info.nbytes)
         if self._file.readinto(buf) != info.nbytes:
@@ -416,6 +466,9 @@ class safe_open:
         return _to_array(self.path, name, info, buf, 0)
 
     def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
         self._file.close()
 
     def __enter__(self) -> "safe_open":

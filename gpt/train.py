@@ -33,9 +33,14 @@ from gpt.generate import generate_text_simple, text_to_token_ids, token_ids_to_t
 
 
 def calc_loss_batch(input_batch, target_batch, model):
-    """Mean cross-entropy of ``model``'s next-token logits. inputs, targets: (b, T) int arrays."""
+    """Mean cross-entropy of ``model``'s next-token logits. inputs, targets: (b, T) int arrays.
+
+    A model that sets ``aux_loss`` in a training forward pass (the mixture-of-experts router's
+    load-balancing loss, already weighted by its coefficient) has it added (beyond the book)."""
     logits = model(input_batch)                                  # (b, T, vocab)
-    return F.cross_entropy(logits.flatten(0, 1), np.asarray(target_batch).reshape(-1))
+    loss = F.cross_entropy(logits.flatten(0, 1), np.asarray(target_batch).reshape(-1))
+    aux = getattr(model, "aux_loss", None)
+    return loss if aux is None else loss + aux
 
 
 def calc_loss_loader(data_loader, model, num_batches: int | None = None, loss_batch=None) -> float:

@@ -77,3 +77,17 @@ def interrupt_at(monkeypatch, step, trainer_class=Trainer):
         return loss
 
     monkeypatch.setattr(trainer_class, "train_step", train_step)
+
+
+def alpaca_chat_answer(model, tokenizer, entry: dict, max_new_tokens: int) -> str:
+    """What ``python -m gpt chat --checkpoint`` prints for one instruction entry: the greedy
+    continuation of chapter 7's prompt and its ``### Response:`` header until <|endoftext|>, with
+    the surrounding whitespace stripped."""
+    import numpy as np
+
+    from gpt.finetune.instruct import RESPONSE_HEADER, format_input
+    from gpt.generate import encode_as_text, generate
+
+    prompt = encode_as_text(tokenizer, format_input(entry) + RESPONSE_HEADER)
+    out = generate(model, np.asarray([prompt]), max_new_tokens, temperature=0.0, eos_id=tokenizer.eot_token)
+    return tokenizer.decode(out[0, len(prompt):].tolist()).strip()

@@ -161,3 +161,23 @@ def test_the_command_line_knows_the_bench_sections_and_models():
 
     assert cli_bench.SECTIONS == bench.SECTIONS
     assert cli_bench.MODELS == tuple(bench.MODELS)
+
+
+def test_decoder_section_reports_speeds_ratios_and_the_gqa_cache():
+    from gpt.architectures import DecoderConfig
+
+    r = bench.decoder_speed(layers=2, prompt=8, new_tokens=4, repeats=1, preset="qwen3-mini")
+    cfg = DecoderConfig.from_preset("qwen3-mini")
+    assert r["shape"].startswith("qwen3-mini with 2 of 4 layers") and r["threads"] >= 1
+    assert r["prefill_s"] > 0 and r["decode_tok_s"] > 0
+    # the cache holds n_kv_heads heads for 8 + 4 positions in each of 2 layers, keys and values
+    per_head = 2 * 2 * (8 + 4) * cfg.head_dim * 4 / 1e6
+    assert r["kv_cache_mb"] == pytest.approx(per_head * cfg.n_kv_heads, abs=0.01)
+    assert r["full_head_cache_mb"] == pytest.approx(per_head * cfg.n_heads, abs=0.01)
+    assert r["kv_cache_allocated_mb"] >= r["kv_cache_mb"]
+    if "torch_decode_tok_s" in r:                           # transformers installed: the same model ran
+        assert r["same_ids"] is True
+        # one round: the medians are that round's figures, and the ratios theirs
+        assert r["decode_speedup"] == pytest.approx(r["decode_tok_s"] / r["torch_decode_tok_s"], rel=0.02, abs=0.01)
+        assert r["prefill_time_ratio"] == pytest.approx(r["prefill_s"] / r["torch_prefill_s"], rel=0.02, abs=0.01)
+        assert r["torch_kv_cache_mb"] == pytest.approx(r["kv_cache_mb"], abs=0.01)

@@ -34,6 +34,8 @@ class FixtureServer:
         self.statuses: list[int] = []     # per request: an error status to answer instead
         self.redirects: dict[str, tuple[str, dict[str, str]]] = {}  # path -> (target, extra headers)
         self.log: list[tuple[str, str | None]] = []                 # (path, Range header) per request
+        self.auth: list[tuple[str, str | None]] = []                # (path, Authorization header) per request
+        self.protected: dict[str, str] = {}  # path prefix -> the bearer token it needs (401 without, 403 wrong)
         self.body_bytes = 0
         self.release = threading.Event()  # set at teardown: stalled handlers return
         self.lock = threading.Lock()
@@ -71,6 +73,14 @@ class FixtureServer:
             def do_GET(self):
                 with srv.lock:
                     srv.log.append((self.path, self.headers.get("Range")))
+                    srv.auth.append((self.path, self.headers.get("Authorization")))
+                    token = next((t for prefix, t in srv.protected.items() if self.path.startswith(prefix)), None)
+                if token is not None and self.headers.get("Authorization") != f"Bearer {token}":
+                    self.send_response(403 if self.headers.get("Authorization") else 401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                with srv.lock:
                     status = srv.statuses.pop(0) if srv.statuses else None
                     drop = srv.drops.pop(0) if srv.drops else None
                     stall = srv.stalls.pop(0) if srv.stalls else None

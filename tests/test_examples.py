@@ -110,6 +110,17 @@ def test_ch02_tokenizers(reference_dir):
         assert numbers_after(out, "second batch:") == [367, 2885, 1464, 1807, 2885, 1464, 1807, 3619]
 
 
+def test_ch02_word2vec_trains_and_measures_neighbours():
+    out = check_ok(run_example("ch02_word2vec.py"))
+    before, after = numbers_after(out, "Rank of 'tuple' among the neighbours of 'list': before")
+    assert after < before / 10          # from a random rank to one of the nearest words
+    random_median, skipgram_median, cbow_median, gpt_median = numbers_after(out, "Median rank:")
+    assert skipgram_median < random_median / 5 and cbow_median < random_median / 5
+    assert gpt_median > 0               # measured and printed (a 60-step GPT need not beat Word2Vec)
+    first, *_, last = [numbers(line)[-1] for line in out.splitlines() if line.startswith("  skip-gram epoch")]
+    assert last < first
+
+
 def test_ch03_attention_reproduces_the_books_figures():
     out = check_ok(run_example("ch03_attention.py"))
     assert numbers_after(out, "Attention scores:") == pytest.approx([0.9544, 1.4950, 1.4754, 0.8434, 0.7070, 1.0865], abs=1e-4)

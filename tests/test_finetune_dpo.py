@@ -41,7 +41,7 @@ from gpt.finetune.instruct import (
     load_instruct_checkpoint,
 )
 from gpt.model import GPTConfig, GPTModel
-from tests.cli_helpers import check_one_line_error, interrupt_at, run_cli, run_subprocess, weights
+from tests.cli_helpers import alpaca_chat_answer, check_one_line_error, interrupt_at, run_cli, run_subprocess, weights
 
 # about 35 s of CPU: the instruction demo (its model, 10 epochs) on 300 questions with noisy labels, then
 # two epochs of DPO (the demo's beta and lr) on their pairs; the smallest run whose model learns enough
@@ -407,14 +407,12 @@ def test_the_plot_shows_loss_and_margin_per_evaluation(demo_run, tmp_path, monke
 
 def test_chat_and_generate_load_the_result(demo_run):
     out, _, _ = demo_run
-    from gpt.finetune.instruct import generate_response
-
     ck = load_instruct_checkpoint(out)
     entry = {"instruction": "How many letters are in this word?", "input": "lion"}
     code, stdout, stderr = run_cli("chat", "--checkpoint", out, "--prompt", entry["instruction"], "--input", "lion",
                                    "--max-new-tokens", 6)
     assert code == 0 and stderr == ""
-    assert stdout == generate_response(ck.model, ck.tokenizer, entry, max_new_tokens=6) + "\n"
+    assert stdout == alpaca_chat_answer(ck.model, ck.tokenizer, entry, max_new_tokens=6) + "\n"
     code, stdout, stderr = run_cli("generate", "--checkpoint", out, "--prompt", "Below is", "--max-new-tokens", 3,
                                    "--temperature", 0)
     assert code == 0 and stdout.startswith("Below is"), stderr

@@ -44,7 +44,7 @@ from gpt.finetune.instruct import (
 from gpt.finetune.lora import LinearWithLoRA
 from gpt.model import GPTConfig, GPTModel
 from gpt.train import Trainer, calc_loss_batch
-from tests.cli_helpers import check_one_line_error, interrupt_at, run_cli, run_subprocess, weights
+from tests.cli_helpers import alpaca_chat_answer, check_one_line_error, interrupt_at, run_cli, run_subprocess, weights
 
 BOOK_PREAMBLE = ("Below is an instruction that describes a task. Write a response that appropriately "
                  "completes the request.")
@@ -574,7 +574,7 @@ def test_chat_prints_only_the_answer(demo_run):
     out, _, _ = demo_run
     ck = load_instruct_checkpoint(out)
     entry = {"instruction": "Convert the word to upper case.", "input": "lion"}
-    expected = generate_response(ck.model, ck.tokenizer, entry, max_new_tokens=12)
+    expected = alpaca_chat_answer(ck.model, ck.tokenizer, entry, max_new_tokens=12)
     code, stdout, stderr = run_cli("chat", "--checkpoint", out, "--prompt", entry["instruction"], "--input", "lion",
                                    "--max-new-tokens", 12)
     assert code == 0 and stderr == ""
@@ -589,7 +589,8 @@ def test_chat_reads_instructions_from_stdin_until_eof(demo_run):
     code, stdout, stderr = run_cli("chat", "--checkpoint", out, "--max-new-tokens", 8,
                                    stdin=questions[0] + "\n\n" + questions[1] + "\n")
     assert code == 0, stderr
-    assert stdout == "".join(generate_response(ck.model, ck.tokenizer, q, max_new_tokens=8) + "\n" for q in questions)
+    answers = [alpaca_chat_answer(ck.model, ck.tokenizer, {"instruction": q}, max_new_tokens=8) for q in questions]
+    assert stdout == "".join(a.replace("\\", "\\\\").replace("\n", "\\n") + "\n" for a in answers)  # one line each
 
 
 def test_finetune_a_checkpoint_on_a_data_file_with_lora_then_chat(demo_run, data_file, tmp_path):
@@ -613,11 +614,13 @@ def test_finetune_a_checkpoint_on_a_data_file_with_lora_then_chat(demo_run, data
     for name, value in weights(tmp_path / "lora").items():
         if name.endswith("linear.weight"):
             np.testing.assert_array_equal(value, base[name.replace(".linear.weight", ".weight")])
-    # chat on the LoRA checkpoint answers as the responses file says
+    # chat on the LoRA checkpoint answers with the model as trained (its LoRA layers in place)
     first = answers[0]
     code, stdout, _ = run_cli("chat", "--checkpoint", tmp_path / "lora", "--prompt", first["instruction"],
                               "--input", first["input"], "--max-new-tokens", 6)
-    assert code == 0 and stdout == first["model_response"] + "\n"
+    lora = load_instruct_checkpoint(tmp_path / "lora")
+    assert any(isinstance(m, LinearWithLoRA) for m in lora.model.modules())
+    assert code == 0 and stdout == alpaca_chat_answer(lora.model, lora.tokenizer, first, max_new_tokens=6) + "\n"
     # generate and evaluate take the LoRA checkpoint too (merged on loading)
     code, stdout, stderr = run_cli("generate", "--checkpoint", tmp_path / "lora", "--prompt", "Below is",
                                    "--max-new-tokens", 4, "--temperature", 0)

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gpt.tokenizer import GPT2_PATTERN, BPETokenizer
-from gpt.tokenizer import bpe as bpe_module
+from gpt.tokenizer import merge as merge_module
 from gpt.tokenizer.bench import default_text
-from gpt.tokenizer.bpe import _merge_long, _merge_short, readable
+from gpt.tokenizer.bpe import readable
 
 SPECIALS = ("<|endoftext|>", "<|pad|>", "<|end|>")
 
@@ -56,15 +56,14 @@ def test_lone_surrogates_encode_as_replacement_character(tok, a, b):
 
 @given(st.lists(st.sampled_from(["x", "ab", " the", "\n", "😀", "é", "aaaa"]), max_size=400).map("".join))
 def test_heap_merge_equals_list_merge(tok, s):
-    data = s.encode("utf-8")
-    assert _merge_long(data, tok._ranks, tok._pair_table) == _merge_short(data, tok._ranks)
-    assert _merge_long(data, tok._ranks) == _merge_short(data, tok._ranks)
+    start = tok._start(s)
+    assert tok._rules._merge_long(list(start)) == tok._rules._merge_short(list(start))
 
 
 def test_each_merge_rule_reproduces_its_token(tok):
     for i in range(256, 256 + len(tok.merges)):
         # Whole-piece lookup aside, BPE of a token's own bytes gives the token back.
-        assert _merge_short(tok.decode_single_token_bytes(i), tok._ranks) == [i]
+        assert tok.bpe(tok.decode_single_token_bytes(i)) == [i]
 
 
 # ----------------------------------------------------------------------------- special tokens
@@ -269,7 +268,7 @@ def test_describe_merges(tok):
 
 
 def test_cache_stays_bounded(tok, monkeypatch):
-    monkeypatch.setattr(bpe_module, "_CACHE_LIMIT", 50)
+    monkeypatch.setattr(merge_module, "CACHE_LIMIT", 50)
     tok.clear_cache()
     base = len(tok._cache)
     words = " ".join(f"zq{i}xv" for i in range(500))
@@ -291,5 +290,5 @@ def test_pathological_inputs_finish(tok, unit, count):
 
 
 def test_long_piece_merge_matches_short_merge_on_a_medium_piece(tok):
-    data = ("abracadabra" * 300).encode()
-    assert _merge_long(data, tok._ranks, tok._pair_table) == _merge_short(data, tok._ranks)
+    start = tok._start("abracadabra" * 300)  # over 256 tokens: the NumPy set-up of the heap merge
+    assert tok._rules._merge_long(list(start)) == tok._rules._merge_short(list(start))

@@ -17,7 +17,7 @@ from importlib import import_module
 
 # Modules of gpt.cli that provide subcommands, in the order --help lists them.
 COMMANDS: list[str] = ["pretrain", "prepare", "generate", "tokenizer", "bench", "download", "finetune_classify",
-                       "finetune_instruct", "finetune_dpo", "experiment", "serve"]
+                       "finetune_instruct", "chat", "finetune_dpo", "experiment", "index", "serve"]
 
 
 class CLIError(Exception):

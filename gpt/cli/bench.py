@@ -10,7 +10,7 @@ from gpt.cli.common import positive_int
 
 # Kept here, not imported from gpt.bench (which loads NumPy), so that --help stays instant;
 # tests/test_bench.py checks that they match gpt.bench's.
-SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer", "breakdown")
+SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer", "breakdown", "decoder")
 MODELS = ("gpt2-small", "pretrain-default")
 
 
@@ -20,8 +20,10 @@ def register(subparsers) -> None:
         description="Median timings after a warm-up: float32 matmul peak, an AdamW training step and a "
                     "forward pass (gpt2-small shape at batch 2 x 256, and the default pretraining "
                     "model), greedy generation with and without the KV cache, BPE encoding and "
-                    "training, peak memory, and the time per op of a forward pass and a training "
-                    "step. Give --torch PATH/torch_ref.py to run the PyTorch reference in the same "
+                    "training, a tokenizer.json loaded and encoding the default corpus against the "
+                    "tokenizers library (when installed), peak memory, the time per op of a forward pass and a "
+                    "training step, and prefill/decode speed of a Qwen3-0.6B-shaped model against transformers "
+                    "(when installed). Give --torch PATH/torch_ref.py to run the PyTorch reference in the same "
                     "session and print the ratios.")
     p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
                    help=f"run only these sections ({', '.join(SECTIONS)})")
@@ -33,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--rounds", type=positive_int, default=1, metavar="N",
                    help="with --torch: alternate our measurements and PyTorch's N times and report the "
                         "median ratios (default: 1)")
+    p.add_argument("--decoder-layers", type=positive_int, metavar="N",
+                   help="decoder section: build N of Qwen3-0.6B's 28 layers (default: all 28; fewer run faster)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
 
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     report = None if args.json else (lambda k, r: print(_line(k, r), flush=True))
     results = run_benchmarks(sections=tuple(args.only or SECTIONS), repeats=args.repeats, models=tuple(args.models),
                              gpt2_dir=args.vocab, torch_script=args.torch, rounds=args.rounds,
-                             report=report)
+                             report=report, decoder_layers=args.decoder_layers)
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         print()

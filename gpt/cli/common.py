@@ -79,11 +79,18 @@ def fraction_below_one(text: str) -> float:
 
 
 def add_model_source(parser: argparse.ArgumentParser, required: bool = True,
-                     checkpoint_help: str = "a checkpoint written by 'python -m gpt pretrain'") -> None:
-    """--checkpoint DIR, or --gpt2 model.safetensors with --vocab DIR (GPT-2's tokenizer files)."""
+                     checkpoint_help: str = "a checkpoint written by 'python -m gpt pretrain'",
+                     hf: bool = False) -> None:
+    """--checkpoint DIR, --gpt2 model.safetensors with --vocab DIR (GPT-2's tokenizer files), or
+    with ``hf``, --hf DIR (a Hugging Face model folder: config.json, weights, tokenizer.json)."""
     src = parser.add_mutually_exclusive_group(required=required)
     src.add_argument("--checkpoint", metavar="DIR", help=checkpoint_help)
     src.add_argument("--gpt2", metavar="PATH", help="GPT-2 weights: a model.safetensors (see 'python -m gpt download')")
+    if hf:
+        src.add_argument("--hf", metavar="DIR",
+                         help="a Hugging Face model folder (config.json, model.safetensors or shards, "
+                              "tokenizer.json): GPT-2, Llama 3, Qwen3, Qwen3-MoE or Gemma 3, e.g. from "
+                              "'python -m gpt download qwen3-0.6b'")
     parser.add_argument("--vocab", metavar="DIR",
                         help="folder with GPT-2's encoder.json and vocab.bpe (with --gpt2; default: the "
                              "folder of the weights)")
@@ -99,7 +106,7 @@ def open_checkpoint(load, path, **options):
     except CheckpointError as e:
         raise CLIError(str(e)) from None
     if ck.tokenizer is None:
-        raise CLIError(f"{ck.path}: the checkpoint has no tokenizer.txt")
+        raise CLIError(f"{ck.path}: the checkpoint has no tokenizer (tokenizer.txt or tokenizer.json)")
     return ck
 
 
@@ -133,10 +140,40 @@ def run_folder(args) -> Path:
     return out
 
 
+def load_hf_folder(folder: str, context_length: int | None = None):
+    """(model, tokenizer) of a Hugging Face model folder (``context_length``: see gpt.hf.load_model);
+    a missing folder, config.json, weights or tokenizer.json, or an unsupported model, is a one-line
+    CLIError. For every command with ``--hf`` (generate, evaluate, chat, serve)."""
+    from gpt import hf
+    from gpt.tokenizer import HFTokenizer
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise CLIError(f"{path}: no such folder (download a model with e.g. 'python -m gpt download qwen3-0.6b')")
+    if not (path / "config.json").is_file():
+        raise CLIError(f"{path}: no config.json; --hf wants a Hugging Face model folder (config.json, "
+                       "model.safetensors, tokenizer.json)")
+    if not (path / "tokenizer.json").is_file():
+        raise CLIError(f"{path}: no tokenizer.json; --hf needs the model's tokenizer beside its weights")
+    try:
+        model = hf.load_model(path, context_length=context_length)
+    except (ValueError, OSError) as e:
+        raise CLIError(str(e)) from None
+    try:
+        tokenizer = HFTokenizer.from_file(path)
+    except (ValueError, OSError) as e:
+        raise CLIError(f"{path / 'tokenizer.json'}: {e}") from None
+    return model, tokenizer
+
+
 def load_model_and_tokenizer(args):
-    """(model, tokenizer) from ``--checkpoint`` or ``--gpt2``/``--vocab``; user errors as CLIError."""
+    """(model, tokenizer) from ``--checkpoint``, ``--gpt2``/``--vocab`` or ``--hf``; user errors as CLIError."""
     from gpt.tokenizer import BPETokenizer
 
+    if getattr(args, "hf", None):
+        if getattr(args, "vocab", None):
+            raise CLIError("--vocab goes with --gpt2; an --hf folder has its own tokenizer.json")
+        return load_hf_folder(args.hf)
     if args.checkpoint:
         # any language-model checkpoint: pretrained, or instruction-tuned (LoRA layers merged back)
         from gpt.finetune.instruct import load_instruct_checkpoint

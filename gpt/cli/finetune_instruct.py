@@ -1,4 +1,4 @@
-"""``python -m gpt finetune-instruct`` and ``python -m gpt chat``: chapter 7 from the command line.
+"""``python -m gpt finetune-instruct``: chapter 7 from the command line.
 
 ``finetune-instruct`` teaches a model to follow instructions given as a JSON list of
 ``{instruction, input, output}`` entries (the book's ``instruction-data.json``), split in file order
@@ -14,7 +14,7 @@ with its own tiny vocabulary and learns only the answers (--mask-prompt): in abo
 2-core CPU it goes from 0 % to about 65 % exact match, so the demo needs no pretraining; pass
 --checkpoint or --gpt2 to start from a pretrained model instead.
 
-``chat`` formats a prompt the same way, generates greedily and prints only the answer.
+``python -m gpt chat --checkpoint DIR`` (:mod:`gpt.cli.chat`) then talks to the result.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import argparse
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
 from gpt.cli import CLIError
@@ -104,17 +103,6 @@ def register(subparsers) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (up to --epochs in total)")
     p.add_argument("--quiet", action="store_true", help="print only the result")
     p.set_defaults(func=run_finetune)
-
-    c = subparsers.add_parser(
-        "chat", help="answer an instruction with a model made by finetune-instruct",
-        description="Format an instruction as the book's prompt, generate greedily and print only the "
-                    "answer. Without --prompt, read one instruction per line from standard input until "
-                    "end of file.")
-    add_model_source(c, checkpoint_help="a checkpoint written by finetune-instruct")
-    c.add_argument("--prompt", metavar="TEXT", help="the instruction (default: read instructions from stdin)")
-    c.add_argument("--input", metavar="TEXT", default="", help="the optional input part of the prompt")
-    c.add_argument("--max-new-tokens", type=positive_int, default=256, metavar="N", help="default: 256")
-    c.set_defaults(func=run_chat)
 
 
 # ---------------------------------------------------------------------- pieces
@@ -392,36 +380,4 @@ def run_finetune(args: argparse.Namespace) -> int:
         print(f"exact-match accuracy after fine-tuning:  {_percent_by_task(*after)}")
     else:
         print(f"responses: {answers_file}")
-    return 0
-
-
-# ---------------------------------------------------------------------- chat
-def run_chat(args: argparse.Namespace) -> int:
-    from gpt.finetune.instruct import generate_response, load_instruct_checkpoint
-
-    if args.checkpoint:
-        # LoRA layers unmerged: the very model that was trained
-        ck = open_checkpoint(load_instruct_checkpoint, args.checkpoint)
-        model, tokenizer = ck.model, ck.tokenizer
-    else:
-        model, tokenizer = load_model_and_tokenizer(args)
-
-    def answer(instruction: str) -> None:
-        entry = {"instruction": instruction, "input": args.input}
-        print(generate_response(model, tokenizer, entry, args.max_new_tokens), flush=True)
-
-    if args.prompt is not None:
-        if not args.prompt.strip():
-            raise CLIError("the prompt is empty")
-        answer(args.prompt)
-        return 0
-    interactive = sys.stdin.isatty()
-    while True:
-        if interactive:
-            print("> ", end="", file=sys.stderr, flush=True)
-        line = sys.stdin.readline()
-        if not line:
-            break
-        if line.strip():
-            answer(line.strip())
     return 0

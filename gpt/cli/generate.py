@@ -13,9 +13,9 @@ from gpt.cli.common import add_model_source, load_model_and_tokenizer, non_negat
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "generate", help="continue a prompt with a trained model (streams the text)",
-        description="Continue --prompt with a model from a checkpoint or GPT-2's weights. "
-                    "Temperature 0 is greedy decoding.")
-    add_model_source(p)
+        description="Continue --prompt with a model from a checkpoint, GPT-2's weights or a Hugging Face "
+                    "model folder (--hf). Temperature 0 is greedy decoding.")
+    add_model_source(p, hf=True)
     p.add_argument("--prompt", required=True, help="the text to continue")
     p.add_argument("--max-new-tokens", type=positive_int, default=50, metavar="N", help="default: 50")
     p.add_argument("--temperature", type=non_negative_float, default=0.8, metavar="T",
@@ -32,13 +32,14 @@ def register(subparsers) -> None:
                     "non-overlapping window of the model's context length in --text, or in the "
                     "validation (or training) tokens of a folder made by 'python -m gpt prepare', read "
                     "through a memory map.")
-    add_model_source(e)
+    add_model_source(e, hf=True)
     source = e.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", nargs="+", metavar="FILE", help="UTF-8 text file(s)")
     source.add_argument("--data", metavar="DIR", help="prepared token files (python -m gpt prepare)")
     e.add_argument("--split", choices=("val", "train"), default="val", help="with --data: which tokens (default: val)")
     e.add_argument("--max-batches", type=positive_int, metavar="N", help="evaluate only N batches (default: all): the first N, or with --data N spread over the split")
-    e.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="default: 8")
+    e.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="windows per batch (default: 8; 1 with --hf, whose models have large vocabularies)")
     add_length_options(e)
     e.set_defaults(func=run_evaluate)
 
@@ -48,6 +49,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from gpt.generate import generate
 
+    if getattr(args, "hf", None):
+        return _generate_hf(args)
     model, tokenizer = load_model_and_tokenizer(args)
     ids = tokenizer.encode(args.prompt, allowed_special="all")
     if not ids:
@@ -69,17 +72,69 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_hf(args: argparse.Namespace) -> int:
+    """generate --hf DIR: the prompt is encoded with the folder's tokenizer.json (with the special
+    tokens it adds, such as a beginning-of-text token), generation stops at any of the
+    ``eos_token_id`` of generation_config.json, and the text is streamed by decoding everything so
+    far and writing what is new (a piece that ends inside a UTF-8 character waits for the rest)."""
+    import numpy as np
+
+    from gpt import hf
+    from gpt.generate import generate
+
+    model, tokenizer = load_model_and_tokenizer(args)
+    ids = list(tokenizer.encode(args.prompt))
+    if not ids:
+        raise CLIError("the prompt is empty")
+    try:
+        eos = hf.eos_token_ids(args.hf)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    out = sys.stdout
+    out.write(args.prompt)
+    out.flush()
+    new: list[int] = []
+    shown = tokenizer.decode(ids, skip_special_tokens=True)
+
+    def stream(new_ids) -> None:
+        nonlocal shown
+        new.append(int(new_ids[0]))
+        text = tokenizer.decode(ids + new, skip_special_tokens=True)
+        if not text.endswith("\ufffd") and text.startswith(shown):
+            out.write(text[len(shown):])
+            out.flush()
+            shown = text
+
+    generate(model, np.asarray([ids]), args.max_new_tokens, context_size=len(ids) + args.max_new_tokens,
+             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, eos_id=eos or None,
+             rng=np.random.default_rng(args.seed), use_cache=not args.no_cache, on_token=stream)
+    text = tokenizer.decode(ids + new, skip_special_tokens=True)
+    out.write((text[len(shown):] if text.startswith(shown) else "") + "\n")
+    return 0
+
+
+HF_EVAL_WINDOW = 1024   # evaluate --hf: window length unless --context says otherwise
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from gpt.corpus import load_texts
     from gpt.data import DataLoader, GPTDataset, SpreadWindows
     from gpt.train import calc_loss_loader
 
+    if getattr(args, "hf", None) and args.data:
+        raise CLIError("--data holds tokens made by this project's BPE tokenizers; with --hf give --text")
+    if args.batch_size is None:   # a batch of 1024 positions x 151,936 logits is already 620 MB
+        args.batch_size = 1 if getattr(args, "hf", None) else 8
     model, tokenizer = load_model_and_tokenizer(args)
     if args.data:
         ids = _prepared_tokens(args.data, args.split, tokenizer)
+    elif getattr(args, "hf", None):
+        ids = tokenizer.encode(load_texts(args.text))     # with the special tokens the model expects first
     else:
         ids = tokenizer.encode(load_texts(args.text), allowed_special="all")
     ctx = model.cfg.context_length
+    if getattr(args, "hf", None):   # today's models accept 32k-128k positions: score shorter windows (or --context N)
+        ctx = min(ctx, HF_EVAL_WINDOW)
     if len(ids) < 2:
         raise CLIError(f"the text has {len(ids)} token(s); evaluating needs at least 2")
     if args.context or args.stride or args.per_position or args.rope_scaling:

@@ -24,11 +24,15 @@ from gpt.cli.common import (
 )
 
 POSITION_KINDS_CLI = ("learned", "rope", "alibi", "t5", "none")   # gpt.model.POSITION_KINDS, without importing numpy
+# the model families: GPT-2 (the book's GPTModel) and today's decoders (gpt/architectures), each
+# with the CPU-sized preset it trains by default (gpt.architectures.MINI_PRESETS, without numpy)
+ARCHES_CLI = {"gpt2": "mini", "llama": "llama-mini", "qwen3": "qwen3-mini", "qwen3-moe": "qwen3-moe-mini",
+              "gemma3": "gemma3-mini"}
 
 DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=8, lr=2e-3, min_lr=1e-4, warmup=50,
                 weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=600)
 # every setting a run records in its checkpoint
-SETTING_NAMES = (*DEFAULTS, "context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb", "epochs",
+SETTING_NAMES = (*DEFAULTS, "arch", "n_kv_heads", "context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb", "epochs",
                  "corpus", "text", "tokenizer", "prompt", "data")
 # the sample printed at each evaluation: seeded top-k sampling, the same draw at every evaluation
 SAMPLE = dict(max_new_tokens=40, temperature=0.8, top_k=40)
@@ -52,12 +56,18 @@ def register(subparsers) -> None:
     source.add_argument("--data", metavar="DIR",
                         help="train on the token files of 'python -m gpt prepare' (memory-mapped, for corpora larger "
                              "than memory) instead; the last line then averages --eval-batches batches")
-    p.add_argument("--config", metavar="NAME", help=f"model preset (default: {DEFAULTS['config']}; see --list-configs)")
+    p.add_argument("--arch", choices=tuple(ARCHES_CLI),
+                   help="model family: gpt2 (the book's GPT, the default), or today's llama, qwen3, qwen3-moe or "
+                        "gemma3 (gpt/architectures), each starting from its CPU-sized preset")
+    p.add_argument("--config", metavar="NAME", help=f"model preset (default: {DEFAULTS['config']}, or the --arch's "
+                                                    "mini preset; see --list-configs)")
     p.add_argument("--list-configs", action="store_true", help="list the model presets and exit")
     p.add_argument("--context-length", type=positive_int, metavar="N")
     p.add_argument("--emb-dim", type=positive_int, metavar="N")
     p.add_argument("--n-layers", type=positive_int, metavar="N")
     p.add_argument("--n-heads", type=positive_int, metavar="N")
+    p.add_argument("--n-kv-heads", type=positive_int, metavar="N",
+                   help="key/value heads of grouped-query attention (not for --arch gpt2)")
     p.add_argument("--drop-rate", type=probability, metavar="P")
     p.add_argument("--pos-emb", choices=POSITION_KINDS_CLI,
                    help="how the model knows where a token is (default: learned; see gpt/positions.py)")
@@ -87,9 +97,14 @@ def register(subparsers) -> None:
 def _settings(args: argparse.Namespace, saved: dict | None) -> dict:
     """The run's settings: command-line values over the saved run's (when resuming) over defaults.
     A resumed run may only change what RESUME_OVERRIDES names (its text is checked separately)."""
+    if saved is not None:
+        saved = dict(saved, arch=saved.get("arch") or "gpt2")    # runs from before --arch trained GPT-2
     base = overlay_options(dict(DEFAULTS, **(saved or {})), args, SETTING_NAMES, saved, RESUME_OVERRIDES)
     if saved and args.epochs is None and args.steps is not None:
         base["epochs"] = None
+    base["arch"] = base.get("arch") or "gpt2"
+    if saved is None and args.config is None:
+        base["config"] = ARCHES_CLI[base["arch"]]
     return base
 
 
@@ -158,10 +173,15 @@ def run(args: argparse.Namespace) -> int:
     from gpt.generate import generate, text_to_token_ids, token_ids_to_text
     from gpt.train import Trainer, calc_loss_loader
 
+    from gpt.architectures import PRESETS as DECODER_PRESETS, DecoderConfig, build_model
+
     if args.list_configs:
         for name, p in PRESETS.items():
-            print(f"{name:<12} emb {p['emb_dim']:>5}  layers {p['n_layers']:>3}  heads {p['n_heads']:>3}  "
-                  f"context {p['context_length']:>5}")
+            print(f"{name:<15} gpt2       emb {p['emb_dim']:>5}  layers {p['n_layers']:>3}  heads {p['n_heads']:>3}  "
+                  f"context {p['context_length']:>6}")
+        for name, p in DECODER_PRESETS.items():
+            print(f"{name:<15} {p['arch']:<10} emb {p['emb_dim']:>5}  layers {p['n_layers']:>3}  heads {p['n_heads']:>3}  "
+                  f"context {p['context_length']:>6}  kv heads {p['n_kv_heads']:>2}")
         return 0
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
 
@@ -171,8 +191,14 @@ def run(args: argparse.Namespace) -> int:
         if ck.trainer_state is None or "settings" not in ck.info:
             raise CLIError(f"{ck.path}: holds no training state to resume from")
     settings = _settings(args, ck.info["settings"] if ck else None)
-    if args.config and args.config not in PRESETS:
-        raise CLIError(f"unknown config {args.config!r}; choose one of: {', '.join(PRESETS)}")
+    arch = settings["arch"]
+    presets = PRESETS if arch == "gpt2" else {k: v for k, v in DECODER_PRESETS.items() if v["arch"] == arch}
+    if args.config and args.config not in presets:
+        raise CLIError(f"unknown config {args.config!r} for --arch {arch}; choose one of: {', '.join(presets)}")
+    if arch != "gpt2" and settings.get("pos_emb") is not None:
+        raise CLIError(f"--pos-emb is for --arch gpt2; {arch} always uses rotary position embeddings")
+    if arch == "gpt2" and settings.get("n_kv_heads") is not None:
+        raise CLIError("--n-kv-heads is for grouped-query attention (--arch llama, qwen3, qwen3-moe or gemma3)")
 
     # --- text: a built-in corpus split by document, the user's files split by characters (the book),
     # or --data: token files made by 'prepare' (split when they were prepared)
@@ -196,10 +222,19 @@ def run(args: argparse.Namespace) -> int:
     if ck is not None:
         cfg = ck.config
     else:
-        overrides = {k: settings[k] for k in ("context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "pos_emb")
-                     if settings.get(k) is not None}
+        overrides = {k: settings[k] for k in ("context_length", "emb_dim", "n_layers", "n_heads", "n_kv_heads",
+                                              "drop_rate", "pos_emb") if settings.get(k) is not None}
         try:
-            cfg = GPTConfig.from_preset(settings["config"], **overrides)
+            if arch == "gpt2":
+                cfg = GPTConfig.from_preset(settings["config"], **overrides)
+            else:
+                preset = DECODER_PRESETS[settings["config"]]
+                if "n_heads" in overrides and "n_kv_heads" not in overrides and overrides["n_heads"] % preset["n_kv_heads"]:
+                    overrides["n_kv_heads"] = overrides["n_heads"]     # plain multi-head attention then
+                if "n_layers" in overrides and preset.get("layer_types"):   # keep the local/global pattern's end
+                    n = overrides["n_layers"]
+                    overrides["layer_types"] = ["sliding_attention"] * (n - 1) + ["full_attention"]
+                cfg = DecoderConfig.from_preset(settings["config"], **overrides)
         except (TypeError, ValueError) as e:
             raise CLIError(str(e)) from None
 
@@ -251,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg.vocab_size = tokenizer.n_vocab
         mg.manual_seed(settings["seed"])
-        model = GPTModel(cfg)
+        model = GPTModel(cfg) if arch == "gpt2" else build_model(cfg)
 
     # --- optimizer: AdamW, weight decay on matrices only (not on biases, norms)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -278,7 +313,9 @@ def run(args: argparse.Namespace) -> int:
 
     saver = RunSaver(out, checkpoint, resumed_from=ck)
 
-    say(f"model: {cfg.n_layers} layers, {cfg.n_heads} heads, emb {cfg.emb_dim}, context {ctx}, "
+    family = "" if arch == "gpt2" else f"{arch}, "
+    kv = "" if arch == "gpt2" else f" ({cfg.n_kv_heads} key/value)"
+    say(f"model: {family}{cfg.n_layers} layers, {cfg.n_heads} heads{kv}, emb {cfg.emb_dim}, context {ctx}, "
         f"{count_parameters(model):,} parameters")
     say(f"data: {len(train_ids):,} training and {len(val_ids):,} validation tokens; "
         f"{len(train_loader)} batches of {batch} x {ctx} per epoch; {total} steps")

@@ -44,6 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("text", nargs="?", help="the text to encode (or use --file)")
     p.add_argument("--tokenizer", required=True, metavar="PATH",
                    help="a file saved by train-tokenizer, a folder with GPT-2's encoder.json and vocab.bpe, "
+                        "a tokenizer.json (or a Hugging Face model folder holding one), "
                         "or a checkpoint: a pretraining run's folder (its newest step) or one step-NNNNNN folder")
     p.add_argument("--file", metavar="FILE", help="encode this UTF-8 file instead of TEXT")
     p.add_argument("--allow-special", action="store_true",
@@ -56,9 +57,10 @@ def register(subparsers) -> None:
 def load_tokenizer(path: str):
     """A BPETokenizer from a saved file, a folder holding GPT-2's ``encoder.json`` + ``vocab.bpe``, or a
     folder's ``tokenizer.txt``: a checkpoint's (a run's folder, through its ``latest``, or a step
-    folder) or prepared data's (``python -m gpt prepare``)."""
-    from gpt.checkpoint import LATEST, TOKENIZER_FILE, resolve
-    from gpt.tokenizer import BPETokenizer
+    folder) or prepared data's (``python -m gpt prepare``); an HFTokenizer from a ``tokenizer.json``
+    or a folder holding one (a Hugging Face model folder, or a checkpoint that carries one)."""
+    from gpt.checkpoint import HF_TOKENIZER_FILE, LATEST, TOKENIZER_FILE, resolve
+    from gpt.tokenizer import BPETokenizer, HFTokenizer
 
     p = Path(path)
     if p.is_dir():
@@ -69,6 +71,8 @@ def load_tokenizer(path: str):
             p = resolve(p)   # the run's newest step folder; a CheckpointError (one line) if it is damaged
         if (p / TOKENIZER_FILE).is_file():
             return BPETokenizer.load(p / TOKENIZER_FILE)
+        if (p / HF_TOKENIZER_FILE).is_file():
+            return HFTokenizer.from_file(p / HF_TOKENIZER_FILE)
         if (p / "model.safetensors").is_file():
             raise CLIError(f"the checkpoint {p} has no {TOKENIZER_FILE} (its model uses GPT-2's vocabulary?); "
                            "give the folder with encoder.json and vocab.bpe")
@@ -76,6 +80,8 @@ def load_tokenizer(path: str):
                        "checkpoint; give a tokenizer file, a GPT-2 folder, a pretraining run's folder or prepared data")
     if not p.exists():
         raise CLIError(f"tokenizer not found: {p} (train one with `python -m gpt train-tokenizer`)")
+    if p.suffix == ".json":
+        return HFTokenizer.from_file(p)
     return BPETokenizer.load(p)
 
 
@@ -136,7 +142,11 @@ def tokenize(args: argparse.Namespace) -> int:
 
     if args.text is not None and args.file is not None:
         raise CLIError("give either TEXT or --file, not both")
+    from gpt.tokenizer import HFTokenizer
+
     tok = load_tokenizer(args.tokenizer)
+    if args.merges is not None and isinstance(tok, HFTokenizer):
+        raise CLIError("--merges lists a BPETokenizer's merges; a tokenizer.json keeps them in its \"merges\" list")
     if args.merges is not None:
         for line in tok.describe_merges(args.merges):
             print(line)
@@ -153,5 +163,8 @@ def tokenize(args: argparse.Namespace) -> int:
     width = len(str(max(ids, default=0)))
     out = sys.stdout
     for i in ids:
-        out.write(f"{i:>{width}}  \"{readable(tok.decode_single_token_bytes(i))}\"\n")
+        if isinstance(tok, HFTokenizer):  # the token as the file spells it ("Ġthe", "▁the", "##ing")
+            out.write(f"{i:>{width}}  \"{readable(tok.id_to_token(i).encode('utf-8'))}\"\n")
+        else:
+            out.write(f"{i:>{width}}  \"{readable(tok.decode_single_token_bytes(i))}\"\n")
     return 0

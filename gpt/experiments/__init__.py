@@ -6,6 +6,8 @@ a finished part is not redone when the command runs again.
 - ``recipe``: which pretraining recipe learns the most from the default corpus in a few minutes?
 - ``seq2seq``: why attention? RNN encoder-decoders with and without Bahdanau attention and the
   encoder-decoder Transformer, exact-match accuracy by input length on the same task.
+- ``retrieval``: does a sentence encoder find the pydoc topic a held-out sentence came from, better
+  than a bag-of-words baseline? (recall@1, recall@5, MRR)
 - ``positions``: do relative positions (RoPE, ALiBi, T5's bias; or none) generalise to longer texts
   than learned ones, trained at T and read at T, 2T, 4T?
 """

@@ -112,9 +112,10 @@ def load_entries(path: str | os.PathLike, answers: tuple[str, ...] = ("output",)
     return check_entries(entries, str(path), answers=answers, kind=kind)
 
 
-def format_input(entry: dict) -> str:
+def format_input(entry: dict, preamble: str = PREAMBLE) -> str:
     """The book's Alpaca-style prompt: the preamble, the instruction and, only when it is not empty,
-    the input::
+    the input (``preamble`` replaces the book's first sentence; :mod:`gpt.chat` passes a system
+    message there)::
 
         Below is an instruction that describes a task. Write a response that appropriately completes the request.
 
@@ -124,7 +125,7 @@ def format_input(entry: dict) -> str:
         ### Input:
         cat
     """
-    instruction_text = f"{PREAMBLE}\n\n### Instruction:\n{entry['instruction']}"
+    instruction_text = f"{preamble}\n\n### Instruction:\n{entry['instruction']}"
     input_text = f"\n\n### Input:\n{entry['input']}" if entry.get("input") else ""
     return instruction_text + input_text
 

@@ -24,7 +24,7 @@ import numpy as np
 from minigrad import nn
 from minigrad import random as _random
 
-__all__ = ["LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "add_lora", "freeze_all_but_lora",
+__all__ = ["LoRALayer", "LinearWithLoRA", "ExpertLoRALayer", "ExpertLinearWithLoRA", "replace_linear_with_lora", "add_lora", "freeze_all_but_lora",
            "merge_lora", "lora_settings"]
 
 
@@ -116,9 +116,76 @@ class LinearWithLoRA(nn.Module):
         return (w.astype(np.float64) + delta.T).astype(w.dtype)
 
 
+class ExpertLoRALayer(nn.Module):
+    """LoRA for E stacked experts (beyond the book): expert e gets its own A[e] (in, rank) and
+    B[e] (rank, out). x (E, C, in) -> (alpha / rank) * x[e] @ A[e] @ B[e], shape (E, C, out).
+    Initialised as :class:`LoRALayer` (A uniform in +-1/sqrt(rank), B zero)."""
+
+    def __init__(self, num_experts: int, in_dim: int, out_dim: int, rank: int, alpha: float):
+        super().__init__()
+        _check_rank_alpha(rank, alpha)
+        self.num_experts, self.in_dim, self.out_dim = int(num_experts), int(in_dim), int(out_dim)
+        self.rank, self.alpha = int(rank), alpha
+        bound = 1.0 / math.sqrt(rank)
+        a = _random.default_generator().random((num_experts, in_dim, rank), dtype=np.float32)
+        a *= 2 * bound
+        a -= bound
+        self.A = nn.Parameter(a)                                                          # (E, in, rank)
+        self.B = nn.Parameter(np.zeros((num_experts, rank, out_dim), dtype=np.float32))   # (E, rank, out)
+
+    @property
+    def scaling(self) -> float:
+        return float(self.alpha) / self.rank
+
+    def forward(self, x):
+        return (x @ self.A @ self.B) * self.scaling       # (E, C, in) -> (E, C, r) -> (E, C, out)
+
+
+class ExpertLinearWithLoRA(nn.Module):
+    """A mixture-of-experts' stacked ``ExpertLinear`` (weight (E, out, in)) plus a LoRA update per
+    expert. x: (E, C, in) -> (E, C, out)."""
+
+    def __init__(self, linear, rank: int, alpha: float):
+        super().__init__()
+        from gpt.architectures.moe import ExpertLinear
+
+        if not isinstance(linear, ExpertLinear):
+            raise TypeError(f"ExpertLinearWithLoRA wraps an ExpertLinear, got {type(linear).__name__}")
+        self.linear = linear
+        self.lora = ExpertLoRALayer(linear.num_experts, linear.in_features, linear.out_features, rank, alpha)
+
+    @property
+    def weight(self):
+        return self.linear.weight
+
+    def forward(self, x):
+        return self.linear(x) + self.lora(x)
+
+    def merged_weight(self) -> np.ndarray:
+        """W[e] + (alpha / rank) (A[e] B[e])^T for every expert, shape (E, out, in)."""
+        w = self.linear.weight.data
+        delta = self.lora.scaling * (self.lora.A.data.astype(np.float64) @ self.lora.B.data.astype(np.float64))
+        return (w.astype(np.float64) + delta.swapaxes(1, 2)).astype(w.dtype)
+
+
+def _lora_wrapper(child):
+    """The LoRA wrapper class for a layer LoRA applies to (nn.Linear or a stack of experts), or None."""
+    if isinstance(child, nn.Linear):
+        return LinearWithLoRA
+    from gpt.architectures.moe import ExpertLinear
+
+    return ExpertLinearWithLoRA if isinstance(child, ExpertLinear) else None
+
+
+_WRAPPERS = (LinearWithLoRA, ExpertLinearWithLoRA)
+
+
 def replace_linear_with_lora(model: nn.Module, rank: int, alpha: float) -> nn.Module:
     """Wrap every ``nn.Linear`` inside ``model`` (at any depth) in a :class:`LinearWithLoRA` and
     freeze the wrapped layers' weights and biases; the new A and B are trainable.
+
+    Beyond the book, a mixture of experts' stacked expert matrices (``ExpertLinear``, gpt/architectures)
+    are wrapped too, with an A and B per expert (:class:`ExpertLinearWithLoRA`).
 
     Other parameters (embeddings, LayerNorms) are left as they are: the book first freezes the whole
     model with ``model.requires_grad_(False)``, then calls this, so that only A and B train.
@@ -126,16 +193,18 @@ def replace_linear_with_lora(model: nn.Module, rank: int, alpha: float) -> nn.Mo
     Raises ValueError if the model already has LoRA layers (merge them first).
     """
     _check_rank_alpha(rank, alpha)
-    if isinstance(model, LinearWithLoRA) or any(isinstance(m, LinearWithLoRA) for m in model.modules()):
+    if isinstance(model, _WRAPPERS) or any(isinstance(m, _WRAPPERS) for m in model.modules()):
         raise ValueError("the model already has LoRA layers; merge them with merge_lora() before adding new ones")
-    if isinstance(model, nn.Linear):
+    wrapper = _lora_wrapper(model)
+    if wrapper is not None:
         model.requires_grad_(False)
-        return LinearWithLoRA(model, rank, alpha)
+        return wrapper(model, rank, alpha)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Linear):
+            wrapper = _lora_wrapper(child)
+            if wrapper is not None:
                 child.requires_grad_(False)
-                setattr(parent, name, LinearWithLoRA(child, rank, alpha))
+                setattr(parent, name, wrapper(child, rank, alpha))
     return model
 
 
@@ -153,7 +222,7 @@ def freeze_all_but_lora(model: nn.Module) -> nn.Module:
     after loading a LoRA checkpoint. Returns the model."""
     model.requires_grad_(False)
     for m in model.modules():
-        if isinstance(m, LoRALayer):
+        if isinstance(m, (LoRALayer, ExpertLoRALayer)):
             m.requires_grad_(True)
     return model
 
@@ -168,17 +237,17 @@ def merge_lora(model: nn.Module) -> nn.Module:
     behind that layer's back; a GPTModel whose head that unties gets ``cfg.tie_weights = False``.
     Works in place and returns ``model`` (or the Linear, if ``model`` is itself a LinearWithLoRA).
     """
-    def merged(wrapper: LinearWithLoRA) -> nn.Linear:
+    def merged(wrapper):
         linear = wrapper.linear
         old = linear.weight
         linear.weight = nn.Parameter(wrapper.merged_weight(), requires_grad=old.requires_grad)
         return linear
 
-    if isinstance(model, LinearWithLoRA):
+    if isinstance(model, _WRAPPERS):
         return merged(model)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, LinearWithLoRA):
+            if isinstance(child, _WRAPPERS):
                 setattr(parent, name, merged(child))
     cfg = getattr(model, "cfg", None)
     head, emb = getattr(model, "out_head", None), getattr(model, "tok_emb", None)
@@ -191,7 +260,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
 def lora_settings(model: nn.Module) -> dict | None:
     """``{"rank": r, "alpha": a}`` of the model's LoRA layers (None if it has none); raises
     ValueError if they differ, since a checkpoint records one setting."""
-    found = {(m.lora.rank, m.lora.alpha) for m in model.modules() if isinstance(m, LinearWithLoRA)}
+    found = {(m.lora.rank, m.lora.alpha) for m in model.modules() if isinstance(m, _WRAPPERS)}
     if not found:
         return None
     if len(found) > 1:

@@ -398,9 +398,9 @@ def end_ids(tokenizer, folder: Path | None = None) -> list[int]:
 
 def chat_style(info: dict, folder: Path | None = None) -> tuple[str | None, dict]:
     """(style, template options): ``"alpaca"`` for a checkpoint of ``python -m gpt finetune-instruct``
-    (the book's chapter 7 prompt); for a Hugging Face folder, the style its chat template names
+    or ``finetune-dpo`` (the book's chapter 7 prompt, as ``python -m gpt chat`` uses for them); for a Hugging Face folder, the style its chat template names
     (:func:`gpt.chat.detect_chat_style`); (None, {}) for a model without one."""
-    if isinstance(info, dict) and info.get("task") == "instruction":
+    if isinstance(info, dict) and info.get("task") in ("instruction", "preference"):   # finetune-instruct, -dpo
         return "alpaca", {}
     if folder is not None:
         try:

@@ -1,4 +1,5 @@
-"""Tokenizer speed: encoding throughput (vs tiktoken when it is installed) and BPE training time.
+"""Tokenizer speed: encoding throughput (vs tiktoken when it is installed) and BPE training time;
+reading a ``tokenizer.json`` and encoding the default corpus (vs the ``tokenizers`` library).
 
 Used by ``python -m gpt bench``; also runnable alone: ``python -m gpt.tokenizer.bench [GPT2_DIR]``.
 Timings are the best of several runs, the usual way to measure on a shared machine; encoding is
@@ -93,13 +94,7 @@ def benchmark(
     """
     text = default_text() if text is None else text
     data_bytes = len(text.encode("utf-8"))
-    if gpt2_dir is None:
-        from gpt.download import reference_data_dir
-
-        reference = reference_data_dir(Path.cwd())
-        candidate = reference / "gpt2" if reference is not None else None
-        gpt2_dir = candidate if candidate is not None and (candidate / "encoder.json").is_file() else None
-    gpt2_dir = Path(gpt2_dir) if gpt2_dir is not None else None
+    gpt2_dir = _gpt2_dir(gpt2_dir)
 
     train_seconds = float("inf")
     trained = None
@@ -139,5 +134,116 @@ def benchmark(
     )
 
 
+@dataclass
+class HFBenchResult:
+    """``HFTokenizer`` against the ``tokenizers`` library: load a ``tokenizer.json``, then encode every
+    document of the default corpus with one ``encode`` call each, on one thread (best of the repeats)."""
+
+    text_bytes: int
+    documents: int
+    tokens: int
+    vocabulary: str  # "gpt2" (OpenAI's files, converted by tokenizers) or "trained-<vocab_size>"
+    ours_load_s: float
+    ours_total_s: float  # load + encode
+    theirs_load_s: float
+    theirs_total_s: float
+
+    @property
+    def ratio(self) -> float:
+        """Our speed over the library's (its time / ours), load included: above 1 means faster."""
+        return self.theirs_total_s / self.ours_total_s
+
+    def summary(self) -> str:
+        return (f"tokenizer.json ({self.vocabulary}), load + encode {self.documents} documents "
+                f"({self.text_bytes / 1e6:.2f} MB, {self.tokens} tokens), one encode per document, one thread: "
+                f"ours {self.ours_total_s:.2f} s (load {self.ours_load_s:.2f} s), tokenizers "
+                f"{self.theirs_total_s:.2f} s (load {self.theirs_load_s:.2f} s); ours / tokenizers speed = {self.ratio:.2f}")
+
+
+def hf_benchmark(documents: list[str] | None = None, gpt2_dir: str | os.PathLike | None = None,
+                 repeats: int = 3) -> HFBenchResult | None:
+    """Time ``HFTokenizer`` and the ``tokenizers`` library (``TOKENIZERS_PARALLELISM=false``) on the same
+    ``tokenizer.json``: GPT-2's vocabulary converted by ``tokenizers`` when ``gpt2_dir`` (or the
+    reference data) has it, else a 4,096-token byte-level BPE the library trains on the text
+    (untimed). ``documents``: default, the documents of the default corpus. None if ``tokenizers``
+    is not installed. The two must give the same ids (checked), or this raises RuntimeError.
+    """
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    except ImportError:
+        return None
+    import tempfile
+
+    from gpt.tokenizer.hf import HFTokenizer
+
+    if documents is None:
+        from gpt.corpus import corpus_documents
+
+        documents = [d.text for d in corpus_documents("docs")]
+    gpt2_dir = _gpt2_dir(gpt2_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "tokenizer.json")
+        if gpt2_dir is not None:
+            lib = Tokenizer(models.BPE.from_file(str(gpt2_dir / "encoder.json"), str(gpt2_dir / "vocab.bpe")))
+            vocabulary = "gpt2"
+        else:
+            lib = Tokenizer(models.BPE())
+            vocabulary = "trained-4096"
+        lib.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        lib.decoder = decoders.ByteLevel()
+        if gpt2_dir is None:
+            lib.train_from_iterator(documents, trainers.BpeTrainer(
+                vocab_size=4096, special_tokens=["<|endoftext|>"], show_progress=False,
+                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        else:
+            lib.add_special_tokens(["<|endoftext|>"])
+        lib.save(path)
+
+        def ours():
+            tok = HFTokenizer.from_file(path)
+            loaded = time.perf_counter()
+            return loaded, [tok.encode(d, add_special_tokens=False, disallowed_special=()) for d in documents]
+
+        def theirs():
+            tok = Tokenizer.from_file(path)
+            loaded = time.perf_counter()
+            return loaded, [tok.encode(d, add_special_tokens=False).ids for d in documents]
+
+        best = {ours: (float("inf"), float("inf")), theirs: (float("inf"), float("inf"))}
+        checked = False
+        for _ in range(repeats):  # alternating, so that a busy moment on the machine favours neither
+            for fn in (ours, theirs):
+                t0 = time.perf_counter()
+                loaded, ids = fn()
+                total = time.perf_counter() - t0
+                best[fn] = min(best[fn], (total, loaded - t0))
+                if fn is ours:
+                    our_ids = ids
+                elif not checked:
+                    if ids != our_ids:
+                        raise RuntimeError("HFTokenizer and the tokenizers library disagree on the corpus (a bug)")
+                    checked = True
+    return HFBenchResult(
+        text_bytes=sum(len(d.encode("utf-8")) for d in documents), documents=len(documents),
+        tokens=sum(map(len, our_ids)), vocabulary=vocabulary,
+        ours_total_s=best[ours][0], ours_load_s=best[ours][1],
+        theirs_total_s=best[theirs][0], theirs_load_s=best[theirs][1])
+
+
+def _gpt2_dir(gpt2_dir) -> Path | None:
+    """``gpt2_dir``, or ``gpt2/`` of the reference data when it has GPT-2's files, or None."""
+    if gpt2_dir is None:
+        from gpt.download import reference_data_dir
+
+        reference = reference_data_dir(Path.cwd())
+        candidate = reference / "gpt2" if reference is not None else None
+        gpt2_dir = candidate if candidate is not None and (candidate / "encoder.json").is_file() else None
+    return Path(gpt2_dir) if gpt2_dir is not None else None
+
+
 if __name__ == "__main__":
     print(benchmark(gpt2_dir=sys.argv[1] if len(sys.argv) > 1 else None).summary())
+    hf = hf_benchmark(gpt2_dir=sys.argv[1] if len(sys.argv) > 1 else None)
+    if hf is not None:
+        print(hf.summary())

@@ -17,20 +17,17 @@ Encoding a text, as tiktoken does it:
 Speed (beyond the book): step 3 runs once per *distinct* piece of a text and is remembered in a
 bounded cache; every token that is valid UTF-8 is in that cache from the start. When a call brings
 many new pieces (a long text, cold cache), they are merged together in NumPy rounds
-(:mod:`gpt.tokenizer.batch`); otherwise one by one: short pieces with a list-based loop, pieces
-longer than ``_LONG_PIECE`` bytes with a heap and a linked list, so even a single piece of a
-million bytes takes O(n log n) time. All three give the same tokens.
+(:mod:`gpt.tokenizer.batch`); otherwise one by one: short pieces with a list-based loop, long
+pieces with a heap and a linked list, so even a single piece of a million bytes takes O(n log n)
+time. All three give the same tokens; they live in :mod:`gpt.tokenizer.merge`, shared with the
+``tokenizer.json`` reader (:mod:`gpt.tokenizer.hf`).
 """
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import sys
 import unicodedata
-from array import array
-from itertools import repeat
-from operator import add
 from pathlib import Path
 from typing import Collection, Iterable, Literal
 
@@ -38,18 +35,11 @@ import numpy as np
 import regex
 
 from gpt.atomic import write_text_atomic
-from gpt.tokenizer.batch import PairTable, byte_pair_table, merge_many
+from gpt.tokenizer.merge import MergeRules, PieceCache, pack_ids, unpack_ids
 from gpt.tokenizer.pretokenize import GPT2_PATTERN, SURROGATE, Splitter, replace_lone_surrogates
 
 _BYTE = [bytes((b,)) for b in range(256)]  # byte value -> the one-byte bytes object
-_NO_MERGE = 1 << 62  # "rank" of a pair whose joined bytes are not a token
-_LONG_PIECE = 32  # pieces longer than this (in bytes) use the heap-based merge (measured crossover)
-_CACHE_LIMIT = 1 << 16  # at most this many remembered multi-token pieces
-_BATCH_MIN = 256  # this many new pieces in one call are merged together with NumPy (batch.py) ...
-_BATCH_PIECES = 1 << 12  # ... in batches of at most this many pieces ...
-_BATCH_PIECE_BYTES = 256  # ... of at most this many bytes (longer ones: the heap merge, one by one)
 FORMAT_HEADER = "gpt-bpe v1"
-_ID_TYPECODE = next(code for code in "IL" if array(code).itemsize == 4)  # an array typecode for uint32
 
 
 class UnknownTokenError(KeyError, ValueError):
@@ -57,152 +47,6 @@ class UnknownTokenError(KeyError, ValueError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
-
-
-def _merge_short(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
-    """BPE of one piece by rescanning a list of parts; fast for short pieces, O(n^2) for long ones."""
-    return _merge_parts(list(map(_BYTE.__getitem__, piece)), ranks)
-
-
-def _merge_parts(parts: list[bytes], ranks: dict[bytes, int]) -> list[int]:
-    """Carry on BPE from ``parts``, the current tokens (bytes) of a piece, until no pair merges.
-
-    ``pair_ranks[i]`` is the rank of ``parts[i] + parts[i + 1]`` (``_NO_MERGE`` if that is not a
-    token). Each step joins the leftmost lowest-ranked pair and recomputes only its two neighbours.
-    """
-    get = ranks.get
-    pair_ranks = list(map(get, map(add, parts, parts[1:]), repeat(_NO_MERGE)))
-    while pair_ranks:
-        best = min(pair_ranks)
-        if best == _NO_MERGE:
-            break
-        i = pair_ranks.index(best)
-        merged = parts[i] + parts[i + 1]
-        parts[i] = merged
-        del parts[i + 1]
-        del pair_ranks[i]
-        if i > 0:
-            pair_ranks[i - 1] = get(parts[i - 1] + merged, _NO_MERGE)
-        if i < len(pair_ranks):
-            pair_ranks[i] = get(merged + parts[i + 1], _NO_MERGE)
-    return list(map(ranks.__getitem__, parts))
-
-
-def _merge_long(piece: bytes, ranks: dict[bytes, int], pair_table: np.ndarray | None = None) -> list[int]:
-    """The same BPE as :func:`_merge_short` in O(n log n): a heap of candidate merges, a linked list of parts.
-
-    A part is a byte range ``[start, nxt[start])`` of the piece, named by its start.
-    ``pair_rank[s]`` is the rank of the part at ``s`` joined with the next part (``_NO_MERGE`` if that
-    is not a token, or if ``s`` is gone). The heap holds ``rank * n + s`` (one int sorts faster than
-    a tuple): lowest rank first, leftmost on ties, like the list version. Entries are never removed
-    early; one whose rank no longer matches ``pair_rank`` is skipped when it comes up (lazy deletion).
-    ``pair_table`` (optional) maps ``256 * first_byte + second_byte`` to the rank of that 2-byte token
-    or -1, to set up the heap with NumPy instead of a Python loop.
-    """
-    get = ranks.get
-    n = len(piece)
-    nxt = list(range(1, n + 1))  # nxt[s]: start of the part after the part at s (n: none)
-    prv = list(range(-1, n - 1))  # prv[s]: start of the part before it (-1: none)
-    if pair_table is not None and n > 256:  # NumPy's call overhead only pays off on long pieces
-        b = np.frombuffer(piece, dtype=np.uint8).astype(np.int64)
-        first = pair_table[(b[:-1] << 8) | b[1:]]
-        where = np.flatnonzero(first >= 0)
-        heap = (first[where] * n + where).tolist()
-        pair_rank = np.where(first >= 0, first, _NO_MERGE).tolist()
-        pair_rank.append(_NO_MERGE)
-    else:
-        pair_rank = [get(piece[i : i + 2], _NO_MERGE) for i in range(n - 1)] + [_NO_MERGE]
-        heap = [r * n + i for i, r in enumerate(pair_rank) if r != _NO_MERGE]
-    heapq.heapify(heap)
-    pop, push = heapq.heappop, heapq.heappush
-    parts = n
-    while heap:
-        if len(heap) > 2 * parts + 64:
-            # Mostly stale entries: rebuild from the current pairs, walking the parts (O(parts)).
-            heap, i = [], 0
-            while i < n:
-                if pair_rank[i] != _NO_MERGE:
-                    heap.append(pair_rank[i] * n + i)
-                i = nxt[i]
-            heapq.heapify(heap)
-            if not heap:
-                break
-        rank, i = divmod(pop(heap), n)
-        if pair_rank[i] != rank:
-            continue  # stale: the pair at i changed since this entry was pushed
-        while True:  # merge at i; then keep going right along a run of the same pair (see below)
-            j = nxt[i]
-            end = nxt[j]
-            nxt[i] = end  # part j joins part i
-            pair_rank[j] = _NO_MERGE
-            parts -= 1
-            p = prv[i]
-            left = _NO_MERGE
-            if p >= 0:
-                left = pair_rank[p] = get(piece[p:end], _NO_MERGE)
-                if left != _NO_MERGE:
-                    push(heap, left * n + p)
-            if end >= n:
-                pair_rank[i] = _NO_MERGE
-                break
-            prv[end] = i
-            right = pair_rank[i] = get(piece[i : nxt[end]], _NO_MERGE)
-            # The next merge is the pair at ``end`` if it has this same rank and no lower-ranked pair
-            # was just created: no valid entry ranks lower, and every same-rank entry left of here
-            # has been used. Merging it now skips a heap round trip, and the entry for the pair at
-            # i, about to change again, is never pushed. (A new pair contains the token just made,
-            # so it is longer than that token and never has the same rank.)
-            if pair_rank[end] == rank and left > rank and right > rank:
-                i = end
-                continue
-            if right != _NO_MERGE:
-                push(heap, right * n + i)
-            break
-    ids, i = [], 0
-    while i < n:
-        ids.append(ranks[piece[i : nxt[i]]])
-        i = nxt[i]
-    return ids
-
-
-def _pack_ids(ids) -> bytes:
-    """Token ids -> 4 bytes each (native uint32), the form the piece cache stores them in."""
-    return array(_ID_TYPECODE, ids).tobytes()
-
-
-def _unpack_ids(packed: bytes) -> list[int]:
-    """The inverse of :func:`_pack_ids`, for the concatenated ids of many pieces."""
-    return np.frombuffer(packed, dtype=np.uint32).tolist()
-
-
-class _PieceCache(dict):
-    """Pre-split piece (str) -> its token ids, packed (see :func:`_pack_ids`).
-
-    Looking up a piece that is not there runs BPE on it (``__missing__``) and remembers the result, so
-    one pass of ``map(cache.__getitem__, pieces)`` both fills the cache and reads it; found pieces
-    cost one C-level dictionary lookup.
-    """
-
-    __slots__ = ("ranks", "pair_table")
-
-    def __init__(self, known: dict[str, bytes], ranks: dict[bytes, int], pair_table: np.ndarray) -> None:
-        super().__init__(known)
-        self.ranks, self.pair_table = ranks, pair_table
-
-    def __missing__(self, piece: str) -> bytes:
-        packed = _pack_ids(bpe_merge(piece.encode("utf-8"), self.ranks, self.pair_table))
-        self[piece] = packed
-        return packed
-
-
-def bpe_merge(piece: bytes, ranks: dict[bytes, int], pair_table: np.ndarray | None = None) -> list[int]:
-    """Token ids of one pre-split piece (its bytes), given ``ranks`` (token bytes -> id = merge rank).
-
-    This is BPE proper, without the whole-piece lookup that :meth:`BPETokenizer.encode` does first.
-    """
-    if len(piece) > _LONG_PIECE:
-        return _merge_long(piece, ranks, pair_table)
-    return _merge_short(piece, ranks)
 
 
 def readable(token: bytes) -> str:
@@ -232,6 +76,8 @@ class BPETokenizer:
         pattern: the pre-split regex (``regex`` syntax).
         byte_ids: ``byte_ids[b]`` is the id of the single byte ``b`` (a permutation of 0..255;
             default: the byte value itself). GPT-2 orders its byte tokens differently.
+        added_tokens: ordinary (not special) tokens added after training, string -> id: each is
+            always cut out of the text whole, before the pre-split (see :meth:`add_tokens`).
     """
 
     def __init__(
@@ -240,6 +86,7 @@ class BPETokenizer:
         special_tokens: dict[str, int] | None = None,
         pattern: str = GPT2_PATTERN,
         byte_ids: list[int] | None = None,
+        added_tokens: dict[str, int] | None = None,
     ) -> None:
         byte_ids = list(range(256)) if byte_ids is None else [int(i) for i in byte_ids]
         if sorted(byte_ids) != list(range(256)):
@@ -275,29 +122,40 @@ class BPETokenizer:
         self._special = special_tokens
         self._decoder: dict[int, bytes] = dict(enumerate(vocab))
         self._decoder.update((i, s.encode("utf-8")) for s, i in special_tokens.items())
+        self._added: dict[str, int] = {}
+        for s, i in (added_tokens or {}).items():
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"added tokens must be non-empty strings, got {s!r}")
+            if s in special_tokens:
+                raise ValueError(f"{s!r} is both a special and an added token")
+            known = self._ranks.get(s.encode("utf-8"))
+            if not isinstance(i, int) or (i != known and (i < len(vocab) or i in self._decoder)):
+                raise ValueError(f"added token {s!r} has id {i}; it must be its own token's id or a new id >= {len(vocab)}")
+            self._added[s] = i
+            self._decoder[i] = s.encode("utf-8")
+        self._added_regex = self._alternation(self._added)
         self._byte_ids = byte_ids
         self.pattern = pattern
         self._splitter = Splitter(pattern)
         # Every token that is valid UTF-8 text, as a one-token piece: the whole-piece lookup.
-        # Cached ids are stored packed (see _pack_ids): joining bytes is faster than joining tuples.
+        # Cached ids are stored packed (see merge.pack_ids): joining bytes is faster than joining tuples.
         self._token_pieces: dict[str, bytes] = {}
         for i, tok in enumerate(vocab):
             try:
-                self._token_pieces[tok.decode("utf-8")] = i.to_bytes(4, sys.byteorder)  # = _pack_ids([i])
+                self._token_pieces[tok.decode("utf-8")] = i.to_bytes(4, sys.byteorder)  # = pack_ids([i])
             except UnicodeDecodeError:
                 pass
-        # Rank of each 2-byte token by 256 * first + second byte (-1: none), for long pieces.
-        self._pair_table = byte_pair_table(self._ranks, missing=-1)
+        # tiktoken's merge rule on token ids (built on first use: about 0.2 s for GPT-2)
+        self._rules = MergeRules.from_token_bytes(vocab, self._ranks)
+        self._byte_table = bytes(byte_ids)  # bytes.translate table: byte -> its token id
         self._special_regex_cache: dict[frozenset, regex.Pattern] = {}
-        self._batch_table: PairTable | None = None  # built on first use (about 0.2 s for GPT-2)
-        self._byte_id_array = np.array(byte_ids, dtype=np.int64)
         self.clear_cache()
 
     # ------------------------------------------------------------------ properties
     @property
     def n_vocab(self) -> int:
-        """Number of ids (largest id + 1), special tokens included."""
-        return max(len(self._vocab) - 1, *self._special.values()) + 1 if self._special else len(self._vocab)
+        """Number of ids (largest id + 1), special and added tokens included."""
+        return max([len(self._vocab) - 1, *self._special.values(), *self._added.values()]) + 1
 
     @property
     def eot_token(self) -> int:
@@ -334,8 +192,65 @@ class BPETokenizer:
         """Encode ``text`` with no special-token handling: ``"<|endoftext|>"`` is just seven pieces of text.
 
         Lone surrogates (not encodable as UTF-8) are replaced by U+FFFD first, as tiktoken does.
+        Added (non-special) tokens are cut out first: they are ordinary vocabulary.
         """
-        return self._encode_pieces(self._splitter.split(replace_lone_surrogates(text)))
+        text = replace_lone_surrogates(text)
+        if self._added_regex is None or not any(s in text for s in self._added):
+            return self._encode_pieces(self._splitter.split(text))
+        ids: list[int] = []
+        start = 0
+        for m in self._added_regex.finditer(text):
+            ids += self._encode_pieces(self._splitter.split(text[start : m.start()]))
+            ids.append(self._added[m.group()])
+            start = m.end()
+        ids += self._encode_pieces(self._splitter.split(text[start:]))
+        return ids
+
+    # ------------------------------------------------------------------ extending (book chapter 5's bonus)
+    def add_tokens(self, tokens: Iterable[str], special: bool = False) -> list[int]:
+        """Add tokens to the vocabulary (in place) and return their ids.
+
+        A new string gets the next free id (``n_vocab``), so a model needs
+        :func:`gpt.tokenizer.extend.resize_token_embeddings` to match. ``special=True`` adds special
+        tokens (``<|user|>``), which :meth:`encode` matches only when allowed; ordinary added tokens
+        are always cut out of the text whole, before the pre-split (a string that already is one
+        token keeps that id and is then always encoded as that one token). A string already added
+        keeps its id.
+        """
+        ids = []
+        for s in tokens:
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"added tokens must be non-empty strings, got {s!r}")
+            if s in self._special or s in self._added:
+                ids.append(self._special.get(s, self._added.get(s)))
+                continue
+            known = self._ranks.get(s.encode("utf-8"))
+            token_id = known if known is not None and not special else self.n_vocab
+            if special:
+                self._special[s] = token_id
+            else:
+                self._added[s] = token_id
+            self._decoder[token_id] = s.encode("utf-8")
+            ids.append(token_id)
+        self._added_regex = self._alternation(self._added)
+        self._special_regex_cache.clear()
+        return ids
+
+    def add_special_tokens(self, tokens: Iterable[str]) -> list[int]:
+        """``add_tokens(tokens, special=True)``."""
+        return self.add_tokens(tokens, special=True)
+
+    @property
+    def added_tokens(self) -> dict[str, int]:
+        """Ordinary tokens added after training, string -> id (a copy)."""
+        return dict(self._added)
+
+    @staticmethod
+    def _alternation(tokens) -> regex.Pattern | None:
+        """A regex that finds the leftmost of ``tokens``, the longest one where several start there."""
+        if not tokens:
+            return None
+        return regex.compile("|".join(regex.escape(s) for s in sorted(tokens, key=lambda s: (-len(s), s))))
 
     def encode(
         self,
@@ -380,11 +295,12 @@ class BPETokenizer:
         """Encode raw bytes that need not be valid UTF-8; ``decode_bytes`` gives them back exactly.
 
         Valid UTF-8 encodes exactly as ``encode_ordinary(data.decode())``. For pre-splitting, each
-        invalid byte counts as one symbol character (it is decoded with ``surrogateescape``).
+        invalid byte counts as one symbol character (it is decoded with ``surrogateescape``); in
+        such data, added tokens (:meth:`add_tokens`) are not looked for.
         """
         data = bytes(data)
         try:
-            return self._encode_pieces(self._splitter.split(data.decode("utf-8")))
+            return self.encode_ordinary(data.decode("utf-8"))
         except UnicodeDecodeError:
             pass
         text = data.decode("utf-8", "surrogateescape")
@@ -393,51 +309,44 @@ class BPETokenizer:
         escaped = {p for p in distinct if SURROGATE.search(p)}
         # Pieces holding escaped bytes stay out of the shared cache (encode_ordinary reads the same
         # strings as U+FFFD), so they are encoded into a dictionary local to this call.
-        local = {p: _pack_ids(self._encode_piece_uncached(p.encode("utf-8", "surrogateescape"))) for p in escaped}
+        local = {p: pack_ids(self._encode_piece_uncached(p.encode("utf-8", "surrogateescape"))) for p in escaped}
         plain = distinct - escaped
         cache = self._cache
         local.update((p, cache[p]) for p in plain)
-        if len(cache) > len(self._token_pieces) + _CACHE_LIMIT:
+        if cache.full():
             self.clear_cache()
-        return _unpack_ids(b"".join(map(local.__getitem__, pieces)))
+        return unpack_ids(b"".join(map(local.__getitem__, pieces)))
+
+    def bpe(self, piece: bytes) -> list[int]:
+        """BPE proper of one piece (its bytes), without the whole-piece lookup :meth:`encode` does first."""
+        return self._rules.merge(list(piece.translate(self._byte_table)))
 
     def _encode_piece_uncached(self, piece: bytes) -> list[int]:
         i = self._ranks.get(piece)
-        return [i] if i is not None else bpe_merge(piece, self._ranks, self._pair_table)
+        return [i] if i is not None else self.bpe(piece)
+
+    def _start(self, piece: str) -> list[int]:
+        """A piece's starting token ids: its UTF-8 bytes, each as its byte token."""
+        return list(piece.encode("utf-8").translate(self._byte_table))
+
+    def _start_many(self, pieces: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The starting ids of many pieces end to end, and each piece's length."""
+        data = [p.encode("utf-8") for p in pieces]
+        lengths = np.fromiter(map(len, data), dtype=np.int64, count=len(data))
+        tokens = np.frombuffer(b"".join(data).translate(self._byte_table), dtype=np.uint8).astype(np.int64)
+        return tokens, lengths
 
     def _encode_pieces(self, pieces: list[str]) -> list[int]:
         """Pre-split pieces -> ids; BPE runs once per distinct piece not yet in the cache."""
         cache = self._cache  # a local reference: clear_cache() in another thread swaps in a new one
-        if len(pieces) >= _BATCH_MIN:
-            new = set(pieces).difference(cache)
-            if len(new) >= _BATCH_MIN:
-                self._merge_new_pieces(new, cache)
-        ids = _unpack_ids(b"".join(map(cache.__getitem__, pieces)))
-        if len(cache) > len(self._token_pieces) + _CACHE_LIMIT:
+        ids = cache.encode(pieces)
+        if cache.full():
             self.clear_cache()
         return ids
 
-    def _merge_new_pieces(self, pieces: Iterable[str], cache: dict[str, bytes]) -> None:
-        """BPE of many new pieces into ``cache``: short ones together with NumPy, very long ones alone."""
-        if self._batch_table is None:
-            self._batch_table = PairTable(self._vocab, self._ranks)
-        pieces = list(pieces)
-        data = [p.encode("utf-8") for p in pieces]
-        if max(map(len, data)) > _BATCH_PIECE_BYTES:  # rare
-            for p, b in zip(pieces, data):
-                if len(b) > _BATCH_PIECE_BYTES:
-                    cache[p] = _pack_ids(_merge_long(b, self._ranks, self._pair_table))
-            kept = [(p, b) for p, b in zip(pieces, data) if len(b) <= _BATCH_PIECE_BYTES]
-            pieces, data = [p for p, _ in kept], [b for _, b in kept]
-        for at in range(0, len(pieces), _BATCH_PIECES):  # batches bound the memory used
-            done, unfinished = merge_many(data[at : at + _BATCH_PIECES], self._batch_table, self._byte_id_array)
-            for k, ids in unfinished.items():  # the last few still merging when the batch stopped
-                done[k] = _merge_parts([self._vocab[i] for i in ids], self._ranks)
-            cache.update(zip(pieces[at : at + _BATCH_PIECES], map(_pack_ids, done)))
-
     def clear_cache(self) -> None:
         """Forget the remembered BPE results of multi-token pieces (the token lookup stays)."""
-        self._cache = _PieceCache(self._token_pieces, self._ranks, self._pair_table)
+        self._cache = PieceCache(self._token_pieces, self._rules, self._start, self._start_many)
 
     def _special_set(self, value, name: str) -> set[str]:
         if value == "all":
@@ -456,8 +365,7 @@ class BPETokenizer:
     def _special_regex(self, tokens: frozenset) -> regex.Pattern:
         pat = self._special_regex_cache.get(tokens)
         if pat is None:
-            # Longest first, so that a special token containing another one wins.
-            pat = regex.compile("|".join(regex.escape(s) for s in sorted(tokens, key=lambda s: (-len(s), s))))
+            pat = self._alternation(tokens)  # longest first: a special token containing another one wins
             self._special_regex_cache[tokens] = pat
         return pat
 
@@ -550,6 +458,7 @@ class BPETokenizer:
             f"pattern {json.dumps(self.pattern)}",
         ]
         lines += [f"special {json.dumps(s)} {i}" for s, i in sorted(self._special.items(), key=lambda kv: kv[1])]
+        lines += [f"added {json.dumps(s)} {i}" for s, i in sorted(self._added.items(), key=lambda kv: kv[1])]
         if self._byte_ids != list(range(256)):
             lines.append("bytes " + " ".join(map(str, self._byte_ids)))
         lines.append(f"merges {len(self._merges)}")
@@ -566,6 +475,7 @@ class BPETokenizer:
             gpt-bpe v1
             pattern "<the pre-split regex, as a JSON string>"
             special "<|endoftext|>" 4095          (zero or more: a JSON string and its id)
+            added "<|tool|>" 4096                  (zero or more: ordinary added tokens, see add_tokens)
             bytes 0 1 2 ...                        (optional: the ids of bytes 0..255; default 0..255)
             merges 3839
             32 116	# 256 " t"                     (one merge per line: left id, right id;
@@ -577,7 +487,7 @@ class BPETokenizer:
         lines = path.read_text(encoding="utf-8").split("\n")
         if not lines or lines[0].strip() != FORMAT_HEADER:
             raise ValueError(f"{path} is not a tokenizer file saved by BPETokenizer.save (first line should be {FORMAT_HEADER!r})")
-        pattern, specials, byte_ids, merges = GPT2_PATTERN, {}, None, None
+        pattern, specials, added, byte_ids, merges = GPT2_PATTERN, {}, {}, None, None
         decoder = json.JSONDecoder()
         for lineno, line in enumerate(lines[1:], start=2):
             try:
@@ -591,9 +501,9 @@ class BPETokenizer:
                 key, _, rest = line.strip().partition(" ")
                 if key == "pattern":
                     pattern = json.loads(rest)
-                elif key == "special":
+                elif key in ("special", "added"):
                     name, end = decoder.raw_decode(rest)
-                    specials[name] = int(rest[end:])
+                    (specials if key == "special" else added)[name] = int(rest[end:])
                 elif key == "bytes":
                     byte_ids = [int(x) for x in rest.split()]
                 elif key == "merges":
@@ -607,7 +517,10 @@ class BPETokenizer:
             raise ValueError(f"{path} has no 'merges' line; the file is incomplete")
         if len(merges) != expected:
             raise ValueError(f"{path} announces {expected} merges but has {len(merges)}; the file is truncated")
-        return cls(merges, specials, pattern=pattern, byte_ids=byte_ids)
+        try:
+            return cls(merges, specials, pattern=pattern, byte_ids=byte_ids, added_tokens=added)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
     @classmethod
     def from_gpt2_files(
