@@ -609,6 +609,8 @@ def test_serve_command_errors_are_one_line(tmp_path):
     run = make_run(tmp_path / "run")
     code, _, err = run_cli("serve", "--checkpoint", run, "--port", "70000")
     check_one_line_error(code, err, "--port")
+    code, _, err = run_cli("serve", "--hf", tmp_path / "no-folder", "--port", "0")
+    check_one_line_error(code, err, "no-folder")
 
 
 # ---------------------------------------------------------------------- a Hugging Face folder (--hf)
