@@ -67,7 +67,7 @@ FAST = ("--demo", "--batch-size", 16, "--eval-every", 20, "--eval-batches", 1, "
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
     out = tmp_path_factory.mktemp("bert-scratch")
-    code, stdout, stderr = run_cli("finetune-classify", "--arch", "bert", "--pooling", "mean", *FAST, "--epochs", 2,
+    code, stdout, stderr = run_cli("finetune-classify", "--arch", "bert", "--pooling", "mean", *FAST, "--epochs", 1,
                                    "--max-length", 24, "--out", out)
     assert code == 0, stderr
     return out, stdout
@@ -89,7 +89,7 @@ def test_from_scratch_learns_the_demo_data_and_classify_reads_the_checkpoint(scr
 
 
 def test_ctrl_c_and_resume_reach_the_weights_of_the_uninterrupted_run(scratch, tmp_path, monkeypatch):
-    args = ["finetune-classify", "--arch", "bert", "--pooling", "mean", *FAST, "--epochs", 2, "--max-length", 24,
+    args = ["finetune-classify", "--arch", "bert", "--pooling", "mean", *FAST, "--epochs", 1, "--max-length", 24,
             "--quiet", "--out", tmp_path]
     with monkeypatch.context() as m:
         interrupt_at(m, 30, ClassifierTrainer)
