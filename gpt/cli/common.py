@@ -80,7 +80,7 @@ def fraction_below_one(text: str) -> float:
 
 def add_model_source(parser: argparse.ArgumentParser, required: bool = True,
                      checkpoint_help: str = "a checkpoint written by 'python -m gpt pretrain'",
-                     hf: bool = False) -> None:
+                     hf: bool = False, hf_help: str | None = None) -> None:
     """--checkpoint DIR, --gpt2 model.safetensors with --vocab DIR (GPT-2's tokenizer files), or
     with ``hf``, --hf DIR (a Hugging Face model folder: config.json, weights, tokenizer.json)."""
     src = parser.add_mutually_exclusive_group(required=required)
@@ -88,7 +88,7 @@ def add_model_source(parser: argparse.ArgumentParser, required: bool = True,
     src.add_argument("--gpt2", metavar="PATH", help="GPT-2 weights: a model.safetensors (see 'python -m gpt download')")
     if hf:
         src.add_argument("--hf", metavar="DIR",
-                         help="a Hugging Face model folder (config.json, model.safetensors or shards, "
+                         help=hf_help or "a Hugging Face model folder (config.json, model.safetensors or shards, "
                               "tokenizer.json): GPT-2, Llama 3, Qwen3, Qwen3-MoE or Gemma 3, e.g. from "
                               "'python -m gpt download qwen3-0.6b'")
     parser.add_argument("--vocab", metavar="DIR",

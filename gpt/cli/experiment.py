@@ -17,7 +17,7 @@ EXPERIMENTS = {
                  "and MRR of --encoder DIR against a bag-of-words baseline (a few minutes)",
     "encoder-vs-decoder": "BERT (CLS, mean pooling) against the GPT (last token, mean pooling) trained from "
                           "scratch with the same budget, on spam/ham and on a task whose evidence sits at both "
-                          "ends (about 5 minutes)",
+                          "ends (about 10 minutes)",
 }
 
 

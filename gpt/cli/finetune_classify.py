@@ -55,7 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--label-column", metavar="NAME", help="CSV column with the labels (default: label)")
     p.add_argument("--text-column", metavar="NAME", help="CSV column with the texts (default: text)")
     add_model_source(p, required=False,     # (--resume takes the model from the run instead)
-                     checkpoint_help="start from a checkpoint written by 'python -m gpt pretrain'", hf=True)
+                     checkpoint_help="start from a checkpoint written by 'python -m gpt pretrain'", hf=True,
+                     hf_help="--arch bert: a BERT or sentence-transformers folder (config.json, model.safetensors, "
+                             "tokenizer.json), e.g. all-MiniLM-L6-v2")
     p.add_argument("--arch", choices=("gpt", "bert"),
                    help="gpt (the book's: the last token's logits) or bert (an encoder: a pooled vector); "
                         "bert starts from --hf DIR (a BERT or sentence-transformers folder) or from scratch "
@@ -165,7 +167,7 @@ def _bert_folder(folder: str):
 
 
 def _bert_model(settings: dict, train_texts, num_classes: int):
-    """(BertClassifier, tokenizer, trainable blocks) for --arch bert: from --hf, or from scratch."""
+    """(BertClassifier, tokenizer) for --arch bert: from --hf, or from scratch (settings["pooling"] is set)."""
     from gpt.finetune.classify_encoder import BertClassifier, small_bert_config, word_tokenizer
 
     if settings["hf"]:

@@ -65,7 +65,7 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-# About 5 minutes for the 8 runs on a 2-core machine shared with others.
+# About 9 minutes for the 8 runs on a 2-core machine shared with others (1.5-3 minutes each).
 DEFAULT = Settings(examples=4000, steps=1500, batch_size=32, emb_dim=64, n_layers=2, n_heads=4, drop_rate=0.0)
 # Seconds, for the tests.
 FAST = Settings(examples=120, steps=6, batch_size=8, emb_dim=16, n_layers=1, n_heads=2, lr=3e-3)
