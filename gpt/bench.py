@@ -439,7 +439,9 @@ def benchmark_sentences(n: int = 512) -> list[str]:
 def embeddings_speed(folder: str | None = None, batch_size: int = 32, sentences: int = 512,
                      repeats: int = 3) -> dict | None:
     """Sentences/s of all-MiniLM-L6-v2 at ``batch_size`` (None without the model folder): ours
-    (SentenceEncoder), and sentence-transformers' on the CPU with the same threads when installed."""
+    (SentenceEncoder), and sentence-transformers' on the CPU with the same threads when installed.
+    The two take turns (ours, theirs, ours, ...) after a warm-up each, and each reports its median,
+    so that a shared machine's drift weighs on both alike."""
     from gpt.embeddings import SentenceEncoder
 
     folder = folder or minilm_folder()
@@ -449,18 +451,35 @@ def embeddings_speed(folder: str | None = None, batch_size: int = 32, sentences:
     ours = SentenceEncoder.from_pretrained(folder)
     threads = _blas_threads()
     out = {"model": MINILM, "sentences": len(texts), "batch": batch_size, "threads": threads}
-    ours_s = _median_time(lambda: ours.encode(texts, batch_size=batch_size), repeats)
-    out["ours_sent_s"] = round(len(texts) / ours_s, 1)
+    run_ours = lambda: ours.encode(texts, batch_size=batch_size)  # noqa: E731
     try:
         import torch
         from sentence_transformers import SentenceTransformer
     except ImportError:
+        out["ours_sent_s"] = round(len(texts) / _median_time(run_ours, repeats), 1)
         out["sentence_transformers"] = "not installed"
         return out
     torch.set_num_threads(threads)
+    try:                                    # no "Loading weights" bar in the report
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
     theirs = SentenceTransformer(folder, device="cpu")
-    with torch.inference_mode():
-        theirs_s = _median_time(lambda: theirs.encode(texts, batch_size=batch_size, show_progress_bar=False), repeats)
+
+    def run_theirs():
+        with torch.inference_mode():
+            return theirs.encode(texts, batch_size=batch_size, show_progress_bar=False)
+
+    ours_times, theirs_times = [], []
+    for i in range(repeats + 1):                       # the first round warms both up
+        for fn, times in ((run_ours, ours_times), (run_theirs, theirs_times)):
+            t0 = time.perf_counter()
+            fn()
+            if i:
+                times.append(time.perf_counter() - t0)
+    ours_s, theirs_s = statistics.median(ours_times), statistics.median(theirs_times)
+    out["ours_sent_s"] = round(len(texts) / ours_s, 1)
     out["sentence_transformers_sent_s"] = round(len(texts) / theirs_s, 1)
     out["speed_vs_sentence_transformers"] = round(theirs_s / ours_s, 2)
     return out
