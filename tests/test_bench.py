@@ -223,6 +223,7 @@ def test_embeddings_section_reports_sentences_per_second_and_the_ratio(reference
 
     fake_torch = types.SimpleNamespace(set_num_threads=lambda n: None, inference_mode=contextlib.nullcontext)
     monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    monkeypatch.setitem(sys.modules, "transformers", None)          # (it would look into the stand-in torch)
     monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=Slow))
     r = bench.embeddings_speed(str(folder), batch_size=32, sentences=8, repeats=1)
     assert r["speed_vs_sentence_transformers"] > 1                        # the stand-in is slower than ours
