@@ -17,6 +17,10 @@ What is measured (after a warm-up, the median of ``repeats`` runs):
   (``decoder_layers`` of its 28 layers; the shape used is reported), and its grouped-query KV cache's
   memory against a full-head cache; side by side with ``transformers``' eager Qwen3 on the CPU with
   the same weights and thread count when torch and transformers are installed, as ratios.
+* ``embeddings``: all-MiniLM-L6-v2 (from ``$GPT_REFERENCE_DATA`` or ``data/``; skipped when absent)
+  encoding sentences of the default corpus at batch 32 with :class:`gpt.embeddings.SentenceEncoder`,
+  sentences/s, against ``sentence-transformers`` on the CPU with the same thread count in the same
+  run when it is installed, as a ratio.
 * peak resident memory of the process after each section, and the setup (NumPy version, cores,
   whether :mod:`minigrad.allocator` keeps freed memory).
 
@@ -34,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer", "breakdown", "decoder")
+SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer", "breakdown", "decoder", "embeddings")
 MODELS = {
     "gpt2-small": dict(preset="gpt2-small", context_length=256, batch=2, drop_rate=0.1),
     "pretrain-default": dict(preset="mini", context_length=128, batch=16, drop_rate=0.1, vocab_size=4096),
@@ -398,6 +402,89 @@ def _ratios(results: dict, ref: dict) -> dict:
     return out
 
 
+# ------------------------------------------------------------------------------------------------
+# Sentence embeddings: all-MiniLM-L6-v2, ours against sentence-transformers
+
+MINILM = "all-MiniLM-L6-v2"
+
+
+def minilm_folder(root: str | os.PathLike = ".") -> str | None:
+    """all-MiniLM-L6-v2's folder: in ``$GPT_REFERENCE_DATA``, else in ``root/data``; None if neither has it."""
+    from pathlib import Path
+
+    from gpt.download import REFERENCE_ENV
+
+    for base in (os.environ.get(REFERENCE_ENV), Path(root) / "data"):
+        if base and (Path(base) / MINILM / "model.safetensors").is_file():
+            return str(Path(base) / MINILM)
+    return None
+
+
+def benchmark_sentences(n: int = 512) -> list[str]:
+    """``n`` sentences of the default corpus, 5 to 60 words each, in the corpus's order."""
+    import regex
+
+    from gpt.corpus import default_corpus
+
+    found = []
+    for piece in regex.split(r"(?<=[.!?])\s+", default_corpus(max_chars=400_000)):
+        words = piece.split()
+        if 5 <= len(words) <= 60:
+            found.append(" ".join(words))
+            if len(found) == n:
+                break
+    return found
+
+
+def embeddings_speed(folder: str | None = None, batch_size: int = 32, sentences: int = 512,
+                     repeats: int = 3) -> dict | None:
+    """Sentences/s of all-MiniLM-L6-v2 at ``batch_size`` (None without the model folder): ours
+    (SentenceEncoder), and sentence-transformers' on the CPU with the same threads when installed.
+    The two take turns (ours, theirs, ours, ...) after a warm-up each, and each reports its median,
+    so that a shared machine's drift weighs on both alike."""
+    from gpt.embeddings import SentenceEncoder
+
+    folder = folder or minilm_folder()
+    if folder is None:
+        return None
+    texts = benchmark_sentences(sentences)
+    ours = SentenceEncoder.from_pretrained(folder)
+    threads = _blas_threads()
+    out = {"model": MINILM, "sentences": len(texts), "batch": batch_size, "threads": threads}
+    run_ours = lambda: ours.encode(texts, batch_size=batch_size)  # noqa: E731
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        out["ours_sent_s"] = round(len(texts) / _median_time(run_ours, repeats), 1)
+        out["sentence_transformers"] = "not installed"
+        return out
+    torch.set_num_threads(threads)
+    try:                                    # no "Loading weights" bar in the report
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+    theirs = SentenceTransformer(folder, device="cpu")
+
+    def run_theirs():
+        with torch.inference_mode():
+            return theirs.encode(texts, batch_size=batch_size, show_progress_bar=False)
+
+    ours_times, theirs_times = [], []
+    for i in range(repeats + 1):                       # the first round warms both up
+        for fn, times in ((run_ours, ours_times), (run_theirs, theirs_times)):
+            t0 = time.perf_counter()
+            fn()
+            if i:
+                times.append(time.perf_counter() - t0)
+    ours_s, theirs_s = statistics.median(ours_times), statistics.median(theirs_times)
+    out["ours_sent_s"] = round(len(texts) / ours_s, 1)
+    out["sentence_transformers_sent_s"] = round(len(texts) / theirs_s, 1)
+    out["speed_vs_sentence_transformers"] = round(theirs_s / ours_s, 2)
+    return out
+
+
 def run_benchmarks(sections=SECTIONS, repeats: int = 3, models=tuple(MODELS), gpt2_dir: str | None = None,
                    torch_script: str | None = None, rounds: int = 1,
                    report: Callable[[str, dict], None] | None = None, decoder_layers: int | None = None) -> dict:
@@ -456,6 +543,10 @@ def run_benchmarks(sections=SECTIONS, repeats: int = 3, models=tuple(MODELS), gp
                 break
     if "decoder" in sections:
         done(f"decoder/{DECODER_PRESET}", decoder_speed(decoder_layers, repeats=repeats))
+    if "embeddings" in sections:
+        r = embeddings_speed(repeats=repeats)
+        done(f"embeddings/{MINILM}", r if r is not None else {"skipped": f"no {MINILM} folder in "
+                                                                         "$GPT_REFERENCE_DATA or data/"})
     if per_round and rounds > 1:   # (a reference that failed in a later round keeps the earlier ones)
         results["rounds"] = per_round
         results["median_ratios"] = {k: round(statistics.median(r[k] for r in per_round), 2) for k in per_round[0]}

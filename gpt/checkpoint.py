@@ -37,6 +37,10 @@ from gpt.model import GPTConfig, GPTModel
 def _config_and_class(d: dict):
     """(config, model class) for a saved config dict: a DecoderConfig when it names an ``arch``
     (Llama 3, Qwen3, Gemma 3), else the book's GPTConfig (every checkpoint from before)."""
+    if d.get("arch") == "bert":           # an encoder (a BERT classifier's: see gpt.finetune.classify_encoder)
+        from gpt.architectures.bert import BertConfig, BertModel
+
+        return BertConfig.from_dict(d), BertModel
     if "arch" in d:
         from gpt.architectures import config_from_dict, model_class
 
@@ -199,6 +203,7 @@ def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None
     ``prepare(model, info)``, if given, is called on the freshly built model before the weights are
     loaded, to redo changes made to the model's structure after it was built (a classification
     head, LoRA layers: see ``gpt.finetune.classify.load_classifier``); ``info`` is what was saved.
+    When it returns a model (an encoder wrapped in a classifier), that model takes the weights.
 
     Every problem (missing file, damaged JSON or safetensors, weights that do not fit the config)
     raises :class:`CheckpointError` naming the file.
@@ -220,7 +225,7 @@ def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None
     if config.get("tied") and not cfg.tie_weights:
         model.out_head.weight = model.tok_emb.weight
     if prepare is not None:
-        prepare(model, config.get("info", {}))
+        model = prepare(model, config.get("info", {})) or model      # it may wrap the model in another
     try:
         model.load_state_dict(weights)
     except ValueError as e:

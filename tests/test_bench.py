@@ -1,6 +1,7 @@
 """``gpt.bench`` / ``python -m gpt bench``: the report's structure and arithmetic, on tiny models
 (the real shapes take minutes). Nothing here asserts a timing: the bench reports, it is not tested
 for speed."""
+import contextlib
 import json
 
 import pytest
@@ -181,3 +182,50 @@ def test_decoder_section_reports_speeds_ratios_and_the_gqa_cache():
         assert r["decode_speedup"] == pytest.approx(r["decode_tok_s"] / r["torch_decode_tok_s"], rel=0.02, abs=0.01)
         assert r["prefill_time_ratio"] == pytest.approx(r["prefill_s"] / r["torch_prefill_s"], rel=0.02, abs=0.01)
         assert r["torch_kv_cache_mb"] == pytest.approx(r["kv_cache_mb"], abs=0.01)
+
+
+def test_embeddings_section_skips_without_the_model_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT_REFERENCE_DATA", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert bench.minilm_folder() is None and bench.embeddings_speed() is None
+    r = bench.run_benchmarks(sections=("embeddings",), repeats=1)
+    assert "skipped" in r["embeddings/all-MiniLM-L6-v2"]
+
+
+def test_embeddings_section_reports_sentences_per_second_and_the_ratio(reference_data, monkeypatch):
+    """Ours for real; sentence-transformers replaced by a stand-in that takes twice our time per call
+    (importing the real one takes longer than the whole test; ``python -m gpt bench`` runs it)."""
+    import sys
+    import time
+    import types
+
+    folder = reference_data / "all-MiniLM-L6-v2"
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip(f"all-MiniLM-L6-v2 is not in {reference_data}")
+    sentences = bench.benchmark_sentences(40)
+    assert len(sentences) == 40 and all(5 <= len(s.split()) <= 60 for s in sentences)
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)          # not installed
+    r = bench.embeddings_speed(str(folder), batch_size=32, sentences=8, repeats=1)
+    assert r["sentences"] == 8 and r["batch"] == 32 and r["ours_sent_s"] > 0
+    assert r["sentence_transformers"] == "not installed"
+
+    class Slow:
+        def __init__(self, folder, device):
+            from gpt.embeddings import SentenceEncoder
+            assert device == "cpu"
+            self.encoder = SentenceEncoder.from_pretrained(folder)
+
+        def encode(self, texts, batch_size, show_progress_bar):
+            started = time.perf_counter()
+            vectors = self.encoder.encode(texts, batch_size=batch_size)
+            time.sleep(time.perf_counter() - started)
+            return vectors
+
+    fake_torch = types.SimpleNamespace(set_num_threads=lambda n: None, inference_mode=contextlib.nullcontext)
+    monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    monkeypatch.setitem(sys.modules, "transformers", None)          # (it would look into the stand-in torch)
+    monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=Slow))
+    r = bench.embeddings_speed(str(folder), batch_size=32, sentences=8, repeats=1)
+    assert r["speed_vs_sentence_transformers"] > 1                        # the stand-in is slower than ours
+    assert r["speed_vs_sentence_transformers"] == pytest.approx(
+        r["ours_sent_s"] / r["sentence_transformers_sent_s"], rel=0.05)

@@ -10,7 +10,7 @@ from gpt.cli.common import positive_int
 
 # Kept here, not imported from gpt.bench (which loads NumPy), so that --help stays instant;
 # tests/test_bench.py checks that they match gpt.bench's.
-SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer", "breakdown", "decoder")
+SECTIONS = ("matmul", "train", "forward", "generate", "tokenizer", "breakdown", "decoder", "embeddings")
 MODELS = ("gpt2-small", "pretrain-default")
 
 
@@ -23,7 +23,8 @@ def register(subparsers) -> None:
                     "training, a tokenizer.json loaded and encoding the default corpus against the "
                     "tokenizers library (when installed), peak memory, the time per op of a forward pass and a "
                     "training step, and prefill/decode speed of a Qwen3-0.6B-shaped model against transformers "
-                    "(when installed). Give --torch PATH/torch_ref.py to run the PyTorch reference in the same "
+                    "(when installed), and all-MiniLM-L6-v2's sentences/s at batch 32 against sentence-transformers "
+                    "(when both are here). Give --torch PATH/torch_ref.py to run the PyTorch reference in the same "
                     "session and print the ratios.")
     p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
                    help=f"run only these sections ({', '.join(SECTIONS)})")

@@ -10,6 +10,10 @@ On a terminal: a prompt, commands (``/help``), Ctrl-C stops the answer being wri
 a second Ctrl-C or Ctrl-D leaves). From a pipe: one message per line in, one answer per line out
 (line breaks inside an answer written as ``\\n``, backslashes as ``\\\\``); commands work there too.
 ``--prompt TEXT`` answers one message and exits. Notes and ``--stats`` go to stderr.
+
+``--rag INDEX`` retrieves the ``--rag-k`` passages nearest each message from an index made by
+``python -m gpt index`` and sends them with it, as one user message in gpt.rag's format ("Use these
+passages ... [1] (source) text ... Question: the message"); ``--show-context`` prints them to stderr.
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ import sys
 from pathlib import Path
 
 from gpt.cli import CLIError
-from gpt.cli.common import add_model_source, non_negative_float, positive_int, probability
+from gpt.cli.common import (add_model_source, add_rag_options, non_negative_float, open_retriever, positive_int,
+                            probability, retrieve)
 
 HELP = """commands:
   /reset           forget the conversation (the system message stays)
@@ -63,6 +68,7 @@ def register(subparsers) -> None:
                    help="tokens of conversation to keep (default: the model's context length, at most 4096); "
                         "older turns are dropped beyond it")
     c.add_argument("--stats", action="store_true", help="print prefill and decode tokens/s after each answer")
+    add_rag_options(c, "each message")
     c.set_defaults(func=run_chat)
 
 
@@ -219,13 +225,24 @@ def _command(session, line: str) -> bool:
 
 
 # ---------------------------------------------------------------------- the loop
+def _asker(args):
+    """The user message for a line: the line, or with --rag the passages, instruction and question."""
+    retriever = open_retriever(args)          # before any weights load: a bad index fails at once
+    if retriever is None:
+        return lambda text: text
+    from gpt.rag import chat_message
+
+    return lambda text: chat_message(text, retrieve(args, retriever, text))
+
+
 def run_chat(args: argparse.Namespace) -> int:
     if args.prompt is not None and not args.prompt.strip():
         raise CLIError("the prompt is empty")
+    ask = _asker(args)
     session, source = _session(args)
     fields = {"input": args.input} if args.input else {}
     if args.prompt is not None:
-        _answer(session, args.prompt.strip(), fields, args.stats, one_line=False)
+        _answer(session, ask(args.prompt.strip()), fields, args.stats, one_line=False)
         return 0
     interactive = sys.stdin.isatty()
     if interactive:
@@ -261,4 +278,4 @@ def run_chat(args: argparse.Namespace) -> int:
             if not _command(session, line):
                 return 0
             continue
-        _answer(session, line, fields, args.stats, one_line=not interactive)
+        _answer(session, ask(line), fields, args.stats, one_line=not interactive)

@@ -80,7 +80,7 @@ def fraction_below_one(text: str) -> float:
 
 def add_model_source(parser: argparse.ArgumentParser, required: bool = True,
                      checkpoint_help: str = "a checkpoint written by 'python -m gpt pretrain'",
-                     hf: bool = False) -> None:
+                     hf: bool = False, hf_help: str | None = None) -> None:
     """--checkpoint DIR, --gpt2 model.safetensors with --vocab DIR (GPT-2's tokenizer files), or
     with ``hf``, --hf DIR (a Hugging Face model folder: config.json, weights, tokenizer.json)."""
     src = parser.add_mutually_exclusive_group(required=required)
@@ -88,12 +88,49 @@ def add_model_source(parser: argparse.ArgumentParser, required: bool = True,
     src.add_argument("--gpt2", metavar="PATH", help="GPT-2 weights: a model.safetensors (see 'python -m gpt download')")
     if hf:
         src.add_argument("--hf", metavar="DIR",
-                         help="a Hugging Face model folder (config.json, model.safetensors or shards, "
+                         help=hf_help or "a Hugging Face model folder (config.json, model.safetensors or shards, "
                               "tokenizer.json): GPT-2, Llama 3, Qwen3, Qwen3-MoE or Gemma 3, e.g. from "
                               "'python -m gpt download qwen3-0.6b'")
     parser.add_argument("--vocab", metavar="DIR",
                         help="folder with GPT-2's encoder.json and vocab.bpe (with --gpt2; default: the "
                              "folder of the weights)")
+
+
+def add_rag_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--rag INDEX, --rag-k N, --encoder DIR and --show-context (generate, chat): see gpt.rag."""
+    parser.add_argument("--rag", metavar="INDEX",
+                        help=f"retrieval-augmented: put the passages of this index (python -m gpt index) nearest "
+                             f"to {what} before it (the format is in gpt/rag.py)")
+    parser.add_argument("--rag-k", type=positive_int, default=3, metavar="N", help="with --rag: passages to add (default 3)")
+    parser.add_argument("--encoder", metavar="DIR",
+                        help="with --rag: the index's sentence encoder folder, if it moved since the index was made")
+    parser.add_argument("--show-context", action="store_true",
+                        help="with --rag: print the passages retrieved, with their cosines and sources, to stderr")
+
+
+def open_retriever(args):
+    """The gpt.rag.Retriever of --rag (None without it); options that need --rag check they have it."""
+    if not args.rag:
+        for flag, given in (("--encoder", args.encoder), ("--show-context", args.show_context)):
+            if given:
+                raise CLIError(f"{flag} goes with --rag INDEX")
+        return None
+    from gpt.rag import Retriever
+
+    try:
+        return Retriever.open(args.rag, args.encoder)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
+def retrieve(args, retriever, question: str) -> list:
+    """The --rag-k passages for ``question``, described on stderr with --show-context."""
+    from gpt.rag import describe
+
+    hits = retriever.retrieve(question, args.rag_k)
+    if args.show_context:
+        print(describe(hits), file=sys.stderr, flush=True)
+    return hits
 
 
 def open_checkpoint(load, path, **options):

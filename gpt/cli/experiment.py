@@ -15,6 +15,9 @@ EXPERIMENTS = {
                "encoder-decoder Transformer, accuracy by input length (about 10 minutes)",
     "retrieval": "does a sentence encoder find the pydoc topic a held-out sentence came from? recall@1/@5 "
                  "and MRR of --encoder DIR against a bag-of-words baseline (a few minutes)",
+    "encoder-vs-decoder": "BERT (CLS, mean pooling) against the GPT (last token, mean pooling) trained from "
+                          "scratch with the same budget, on spam/ham and on a task whose evidence sits at both "
+                          "ends (about 10 minutes)",
 }
 
 
@@ -66,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"results: {out / 'results.csv'}")
     elif args.name == "positions":
         run_positions(args, out)
+    elif args.name == "encoder-vs-decoder":
+        run_encoder_decoder(args, out)
     elif args.name == "retrieval":
         from gpt.experiments import retrieval
 
@@ -100,4 +105,21 @@ def run_positions(args: argparse.Namespace, out: Path) -> None:
         print(f"plot: {out / 'positions.png'}")
     else:
         print("plot: not drawn (pip install matplotlib)")
+    print(f"wall time {time.perf_counter() - started:.0f} s")
+
+
+def run_encoder_decoder(args: argparse.Namespace, out: Path) -> None:
+    import time
+
+    from gpt.experiments import encoder_decoder
+
+    settings = encoder_decoder.FAST if args.fast else encoder_decoder.DEFAULT
+    started = time.perf_counter()
+    try:
+        results, floors = encoder_decoder.run(out, settings, say=lambda line: print(line, flush=True))
+    except RuntimeError as e:
+        raise CLIError(str(e)) from None
+    print(f"test accuracy after {settings.steps} steps of {settings.batch_size} texts, trained from scratch:")
+    print(encoder_decoder.table(results, floors))
+    print(f"results: {out / 'results.csv'}")
     print(f"wall time {time.perf_counter() - started:.0f} s")

@@ -6,6 +6,12 @@ or a CSV file with a header): it splits the data 70/10/20 with a seed, replaces 
 freezes all but the last block (or adds LoRA layers), trains with evaluation and checkpoints, and ends
 with the test accuracy. Ctrl-C saves a checkpoint; ``--resume DIR`` continues it exactly.
 ``classify`` prints the label the fine-tuned model gives a text.
+
+``--arch bert`` fine-tunes an encoder instead (gpt.finetune.classify_encoder): the text's vector is
+its [CLS] token's or the mean of its tokens' (``--pooling``), read by a new head. The encoder comes
+from ``--hf DIR`` (a BERT or sentence-transformers folder such as all-MiniLM-L6-v2, with its
+tokenizer.json), or is trained from scratch (a small BERT with a WordPiece vocabulary made from the
+training texts; every parameter trains). Data, split, trainer, checkpoints and resume are the GPT's.
 """
 from __future__ import annotations
 
@@ -24,8 +30,10 @@ from gpt.cli.common import (
 # the book's settings (section 6.7); --balance is the book's create_balanced_dataset
 DEFAULTS = dict(epochs=5, batch_size=8, lr=5e-5, weight_decay=0.1, eval_every=50, eval_batches=5, seed=123,
                 train_frac=0.7, val_frac=0.1, trainable_blocks="1", label_column="label", text_column="text",
-                balance=False, max_length=None, lora_rank=None, lora_alpha=None, data=None, demo=None)
+                balance=False, max_length=None, lora_rank=None, lora_alpha=None, data=None, demo=None,
+                arch="gpt", pooling=None, hf=None)
 DEMO_SIZE = 1000
+SCRATCH_LR = 1e-3      # --arch bert from scratch: the learning rate unless --lr says otherwise
 
 
 def _blocks(text: str) -> str:
@@ -47,16 +55,26 @@ def register(subparsers) -> None:
     p.add_argument("--label-column", metavar="NAME", help="CSV column with the labels (default: label)")
     p.add_argument("--text-column", metavar="NAME", help="CSV column with the texts (default: text)")
     add_model_source(p, required=False,     # (--resume takes the model from the run instead)
-                     checkpoint_help="start from a checkpoint written by 'python -m gpt pretrain'")
+                     checkpoint_help="start from a checkpoint written by 'python -m gpt pretrain'", hf=True,
+                     hf_help="--arch bert: a BERT or sentence-transformers folder (config.json, model.safetensors, "
+                             "tokenizer.json), e.g. all-MiniLM-L6-v2")
+    p.add_argument("--arch", choices=("gpt", "bert"),
+                   help="gpt (the book's: the last token's logits) or bert (an encoder: a pooled vector); "
+                        "bert starts from --hf DIR (a BERT or sentence-transformers folder) or from scratch "
+                        "(default: gpt)")
+    p.add_argument("--pooling", choices=("cls", "mean"),
+                   help="--arch bert: the [CLS] token's vector or the mean over the tokens (default: the --hf "
+                        "folder's sentence-transformers pooling, else cls)")
     p.add_argument("--trainable-blocks", type=_blocks, metavar="N|all",
                    help="train the last N transformer blocks with the final norm and the head, or 'all' "
-                        "parameters (default: 1, the book's choice)")
+                        "parameters (default: 1, the book's choice; all for --arch bert from scratch)")
     p.add_argument("--lora-rank", type=positive_int, metavar="R",
                    help="freeze the whole model and train LoRA matrices of rank R on every Linear (appendix E)")
     p.add_argument("--lora-alpha", type=non_negative_float, metavar="A", help="LoRA scaling alpha (default: the rank)")
     p.add_argument("--epochs", type=positive_int, metavar="N", help="passes over the training data (default: 5)")
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="default: 8")
-    p.add_argument("--lr", type=non_negative_float, metavar="LR", help="learning rate (default: 5e-5)")
+    p.add_argument("--lr", type=non_negative_float, metavar="LR",
+                   help=f"learning rate (default: 5e-5; {SCRATCH_LR:g} for --arch bert from scratch)")
     p.add_argument("--weight-decay", type=non_negative_float, metavar="W", help="AdamW weight decay (default: 0.1)")
     p.add_argument("--max-length", type=positive_int, metavar="N",
                    help="cut texts to N tokens (default: the longest training text, at most the model's context)")
@@ -126,6 +144,51 @@ def _refuse_classifier_checkpoint(directory: str) -> None:
         raise CLIError(f"{directory}: is already a classifier; continue its training with --resume {directory}")
 
 
+def _bert_folder(folder: str):
+    """(BertModel, tokenizer, its sentence-transformers pooling or None) of --hf DIR for --arch bert."""
+    from gpt.tokenizer import HFTokenizer
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise CLIError(f"{path}: no such folder (a BERT or sentence-transformers folder, e.g. all-MiniLM-L6-v2)")
+    try:
+        if (path / "modules.json").is_file():
+            from gpt.embeddings import SentenceEncoder
+
+            encoder = SentenceEncoder.from_pretrained(path)
+            pooling = encoder.pooling[0] if len(encoder.pooling) == 1 and encoder.pooling[0] in ("cls", "mean") else None
+            return encoder.model, encoder.tokenizer, pooling
+        from gpt.architectures.bert import load_hf_bert
+
+        model = load_hf_bert(path)
+        return getattr(model, "bert", model), HFTokenizer.from_file(path / "tokenizer.json"), None
+    except (OSError, ValueError, KeyError) as e:
+        raise CLIError(f"{path}: not a BERT folder this project reads ({' '.join(str(e).split())})") from None
+
+
+def _bert_model(settings: dict, train_texts, num_classes: int):
+    """(BertClassifier, tokenizer) for --arch bert: from --hf, or from scratch (settings["pooling"] is set)."""
+    from gpt.finetune.classify_encoder import BertClassifier, small_bert_config, word_tokenizer
+
+    if settings["hf"]:
+        bert, tokenizer, pooling = _bert_folder(settings["hf"])
+    else:
+        tokenizer, pooling = word_tokenizer(train_texts), None
+        longest = max(len(tokenizer.encode(t)) for t in train_texts)
+        bert = None
+        context = min(512, settings["max_length"] or longest)
+    pad = tokenizer.token_to_id("[PAD]")
+    if pad is None:
+        raise CLIError("the encoder's tokenizer has no [PAD] token to pad the texts with")
+    settings["pooling"] = settings["pooling"] or pooling or "cls"
+    if bert is None:
+        import minigrad as mg
+
+        mg.manual_seed(settings["seed"])
+        bert = small_bert_config(tokenizer.vocab_size, context)
+    return BertClassifier(bert, num_classes, settings["pooling"], pad_token_id=pad), tokenizer
+
+
 def _examples_note(name: str, examples, labels) -> str:
     counts = {label: 0 for label in labels}
     for ex in examples:
@@ -165,10 +228,24 @@ def run_finetune(args: argparse.Namespace) -> int:
         ck = open_checkpoint(load_classifier, args.resume, load_training_state=True)
         if ck.trainer_state is None or "settings" not in ck.info:
             raise CLIError(f"{ck.path}: holds no training state to resume from")
+        if args.hf:
+            raise CLIError("--resume continues a saved run; leave out --hf")
+    elif args.arch == "bert":
+        if args.checkpoint or args.gpt2:
+            raise CLIError("--arch bert starts from --hf DIR (a BERT or sentence-transformers folder) or from "
+                           "scratch; --checkpoint and --gpt2 are GPTs")
+    elif args.hf:
+        raise CLIError("--hf is for --arch bert (a BERT or sentence-transformers folder)")
     elif not (args.checkpoint or args.gpt2):
-        raise CLIError("say which model to fine-tune: --checkpoint DIR (from 'pretrain') or --gpt2 model.safetensors")
+        raise CLIError("say which model to fine-tune: --checkpoint DIR (from 'pretrain') or --gpt2 model.safetensors"
+                       " (or --arch bert)")
     saved = ck.info["settings"] if ck is not None else None
+    if args.hf:
+        args.hf = str(Path(args.hf).resolve())
     settings = _settings(args, saved)
+    bert = settings["arch"] == "bert"
+    if settings["pooling"] and not bert:
+        raise CLIError("--pooling is for --arch bert; the GPT reads its last token")
     if not settings.get("data") and not settings.get("demo"):
         raise CLIError("say what to train on: --data FILE (label<TAB>text lines or a .csv) or --demo")
     if settings["lora_rank"] is None and settings["lora_alpha"] is not None:
@@ -202,14 +279,24 @@ def run_finetune(args: argparse.Namespace) -> int:
     # --- model and tokenizer
     if ck is not None:
         model, tokenizer = ck.model, ck.tokenizer
+    elif bert:
+        model, tokenizer = _bert_model(settings, [ex.text for ex in train], len(labels))
+        if not settings["hf"]:            # from scratch: nothing pretrained to keep, and a larger step
+            if args.trainable_blocks is None and settings["lora_rank"] is None:
+                settings["trainable_blocks"] = "all"
+            if args.lr is None:
+                settings["lr"] = SCRATCH_LR
     else:
         if args.checkpoint:
             _refuse_classifier_checkpoint(args.checkpoint)
         model, tokenizer = load_model_and_tokenizer(args)
-    try:
-        pad_token_id = tokenizer.eot_token
-    except ValueError:
-        raise CLIError("the tokenizer has no <|endoftext|> token to pad the texts with") from None
+    if bert:
+        pad_token_id = model.pad_token_id
+    else:
+        try:
+            pad_token_id = tokenizer.eot_token
+        except ValueError:
+            raise CLIError("the tokenizer has no <|endoftext|> token to pad the texts with") from None
     context = model.cfg.context_length
     max_length = settings["max_length"]
     if max_length is not None and max_length > context:
@@ -244,6 +331,9 @@ def run_finetune(args: argparse.Namespace) -> int:
             mg.manual_seed(settings["seed"])
             prepare_for_classification(model, len(labels), settings["trainable_blocks"],
                                        lora_rank=settings["lora_rank"], lora_alpha=settings["lora_alpha"])
+            if bert:
+                say(f"encoder: {'--hf ' + settings['hf'] if settings['hf'] else 'a small BERT from scratch'}, "
+                    f"{settings['pooling']} pooling")
         elif settings["lora_rank"] is not None:
             freeze_all_but_lora(model)
         else:

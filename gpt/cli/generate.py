@@ -7,7 +7,8 @@ import math
 import sys
 
 from gpt.cli import CLIError
-from gpt.cli.common import add_model_source, load_model_and_tokenizer, non_negative_float, positive_int, probability
+from gpt.cli.common import (add_model_source, add_rag_options, load_model_and_tokenizer, non_negative_float,
+                            open_retriever, positive_int, probability, retrieve)
 
 
 def register(subparsers) -> None:
@@ -24,6 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--top-p", type=probability, default=None, metavar="P", help="nucleus sampling threshold")
     p.add_argument("--seed", type=int, default=123, help="random seed for sampling (default: 123)")
     p.add_argument("--no-cache", action="store_true", help="do not use the KV cache (slower; same ids)")
+    add_rag_options(p, "the prompt")
     p.set_defaults(func=run_generate)
 
     e = subparsers.add_parser(
@@ -44,6 +46,17 @@ def register(subparsers) -> None:
     e.set_defaults(func=run_evaluate)
 
 
+def _model_prompt(args: argparse.Namespace) -> str:
+    """The text the model reads: the prompt, after the --rag passages when asked (gpt.rag's format).
+    Only the prompt itself is echoed; --show-context shows the passages."""
+    retriever = open_retriever(args)
+    if retriever is None:
+        return args.prompt
+    from gpt.rag import generate_prompt
+
+    return generate_prompt(args.prompt, retrieve(args, retriever, args.prompt))
+
+
 def run_generate(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -51,10 +64,14 @@ def run_generate(args: argparse.Namespace) -> int:
 
     if getattr(args, "hf", None):
         return _generate_hf(args)
+    text = _model_prompt(args)
     model, tokenizer = load_model_and_tokenizer(args)
-    ids = tokenizer.encode(args.prompt, allowed_special="all")
+    ids = tokenizer.encode(text, allowed_special="all")
     if not ids:
         raise CLIError("the prompt is empty")
+    if len(ids) > model.cfg.context_length and args.rag:
+        print(f"(the passages and prompt take {len(ids)} tokens; the model reads the last "
+              f"{model.cfg.context_length})", file=sys.stderr, flush=True)
     ids = ids[-model.cfg.context_length:]
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     out = sys.stdout
@@ -82,8 +99,9 @@ def _generate_hf(args: argparse.Namespace) -> int:
     from gpt import hf
     from gpt.generate import generate
 
+    text = _model_prompt(args)
     model, tokenizer = load_model_and_tokenizer(args)
-    ids = list(tokenizer.encode(args.prompt))
+    ids = list(tokenizer.encode(text))
     if not ids:
         raise CLIError("the prompt is empty")
     try:

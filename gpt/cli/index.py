@@ -81,20 +81,13 @@ def index(args) -> int:
 
 
 def search(args) -> int:
-    from gpt.retrieval import VectorIndex
+    from gpt.rag import Retriever
 
-    path = Path(args.index)
-    if not path.is_dir():
-        raise CLIError(f"index not found: {path} (make one with `python -m gpt index`)")
-    found = VectorIndex.load(path)
-    folder = args.encoder or found.meta.get("encoder")
-    if not folder or not Path(folder).is_dir():
-        raise CLIError(f"the index's encoder {folder!r} is not there any more; give its folder with --encoder")
-    encoder = _encoder(folder)
-    if encoder.dim != found.vectors.shape[1]:
-        raise CLIError(f"the encoder makes {encoder.dim}-dimensional vectors but the index holds "
-                       f"{found.vectors.shape[1]}-dimensional ones; give the encoder the index was made with")
-    for rank, (score, chunk) in enumerate(found.search(encoder.encode(args.query), args.k), 1):
+    try:
+        retriever = Retriever.open(args.index, args.encoder)      # one-line errors for a missing or damaged index
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    for rank, (score, chunk) in enumerate(retriever.retrieve(args.query, args.k), 1):
         text = " ".join(chunk.text.split())
         print(f"{rank}. {score:.4f}  {chunk.source} [{chunk.start}:{chunk.end}]")
         print(f"   {text[:300]}{'...' if len(text) > 300 else ''}")

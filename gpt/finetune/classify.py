@@ -524,6 +524,8 @@ def save_classifier(directory, model, *, tokenizer, labels: Sequence[str], max_l
         raise ValueError(f"{len(labels)} label names for a head with {model.out_head.out_features} outputs")
     classifier = {"labels": labels, "max_length": int(max_length), "pad_token_id": int(pad_token_id),
                   "lora": lora_settings(model)}
+    if getattr(model, "pooling", None):          # an encoder classifier: how its text vector is pooled
+        classifier["pooling"] = model.pooling
     info = dict(info or {}, task="classification", classifier=classifier)
     return save_checkpoint(directory, model, tokenizer=tokenizer, optimizer=optimizer,
                            trainer_state=trainer_state, info=info, keep=keep)
@@ -542,10 +544,17 @@ def load_classifier(directory, *, load_training_state: bool = False):
         try:
             labels = [str(s) for s in c["labels"]]
             int(c["max_length"]), int(c["pad_token_id"])
-            replace_output_head(model, len(labels))
+            if c.get("pooling"):             # an encoder: BERT + pooling + head (gpt.finetune.classify_encoder)
+                from gpt.finetune.classify_encoder import BertClassifier
+
+                model = BertClassifier(getattr(model, "bert", model), len(labels), c["pooling"],
+                                       pad_token_id=int(c["pad_token_id"]))
+            else:
+                replace_output_head(model, len(labels))
             if c.get("lora"):
                 replace_linear_with_lora(model, int(c["lora"]["rank"]), c["lora"]["alpha"])
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{directory}: the classifier settings in config.json are damaged ({e})") from None
+        return model
 
     return load_checkpoint(directory, load_training_state=load_training_state, prepare=prepare)
