@@ -49,7 +49,7 @@ class _Rotate(Function):
         half = x.shape[-1] // 2
         x1, x2 = x[..., :half], x[..., half:]
         self.cos, self.sin = cos, sin
-        out = np.empty_like(x)
+        out = np.empty(x.shape, x.dtype)   # C order whatever x's layout: later reshapes stay views
         np.multiply(x1, cos, out=out[..., :half])
         out[..., :half] -= x2 * sin
         np.multiply(x2, cos, out=out[..., half:])
