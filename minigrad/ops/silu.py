@@ -46,15 +46,11 @@ class SwiGLU(Function):
       da = g b s (1 + a (1 - s)),   db = g a s."""
 
     def forward(self, a, b):
-        if not any(self.needs_input_grad):   # inference: a / (1 + exp(-a)) * b, five passes, one array
-            y = np.negative(a, out=np.empty_like(a))
-            with np.errstate(over="ignore"):
-                np.exp(y, out=y)
-            y += 1
-            np.divide(a, y, out=y)
-            y *= b
-            return y
         s = _sigmoid(a)
+        if not any(self.needs_input_grad):
+            s *= a
+            s *= b
+            return s
         silu_a = np.multiply(a, s, out=np.empty_like(a))
         self.save_for_backward(a, b, s, silu_a)
         return silu_a * b
