@@ -65,6 +65,7 @@ class Linear(Function):
             # no gradient wanted (inference): y^T = W x^T, W as BLAS's first operand, returned as a
             # transposed view. OpenBLAS runs this layout 5-10% faster at 128 rows and ~35% faster at
             # 16 (Qwen3-0.6B's projections, one thread); the same products, summed in another order.
+            # Training keeps x W^T: transposed activations made the later ops of a GPT step slower.
             y = (weight @ x2.T).T
         if bias is not None:
             y += bias
