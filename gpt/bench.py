@@ -353,7 +353,7 @@ def decoder_speed(layers: int | None = None, prompt: int = 128, new_tokens: int 
                 theirs_runs.append(_torch_prefill_decode(twin, ids, new_tokens))
     prefill = statistics.median(r[0] for r in ours_runs)
     decode = new_tokens / statistics.median(r[1] for r in ours_runs)
-    out.update(prefill_s=round(prefill, 4), decode_tok_s=round(decode, 2))
+    out.update(prefill_s=round(prefill, 6), decode_tok_s=round(decode, 2))
 
     cache = ours_runs[-1][3]
     positions = prompt + new_tokens                        # each of the new tokens is fed back once
@@ -368,7 +368,7 @@ def decoder_speed(layers: int | None = None, prompt: int = 128, new_tokens: int 
         # ratios within each round (neighbours in time), then their median
         decode_speedup = statistics.median(b[1] / a[1] for a, b in zip(ours_runs, theirs_runs))
         prefill_ratio = statistics.median(a[0] / b[0] for a, b in zip(ours_runs, theirs_runs))
-        out.update(torch_prefill_s=round(t_prefill, 4), torch_decode_tok_s=round(t_decode, 2),
+        out.update(torch_prefill_s=round(t_prefill, 6), torch_decode_tok_s=round(t_decode, 2),
                    decode_speedup=round(decode_speedup, 2), prefill_time_ratio=round(prefill_ratio, 2),
                    same_ids=all(np.array_equal(a[2], b[2]) for a, b in zip(ours_runs, theirs_runs)))
         if torch_cache is not None:

@@ -41,30 +41,36 @@ EXTRAPOLATING = ("rope", "alibi", "t5", "none")
 class _Rotate(Function):
     """out = [x1 cos - x2 sin, x2 cos + x1 sin] for x = [x1, x2] split in halves of the last axis.
 
+    Computed as ``x * [cos, cos] + [x2, x1] * [-sin, sin]`` with the tables given full width
+    (``cos``, ``sin``: (T, head_dim) = [cos, cos] and [-sin, sin]): two passes over whole rows
+    and one copy that swaps the halves, instead of six passes over half rows.
     The rotation is orthogonal, so its backward is the rotation by the opposite angle:
-    dx1 = g1 cos + g2 sin,  dx2 = g2 cos - g1 sin.
+    dx1 = g1 cos + g2 sin,  dx2 = g2 cos - g1 sin,  i.e.  dx = g * [cos, cos] - [g2, g1] * [-sin, sin].
     """
 
     def forward(self, x, cos, sin):
-        half = x.shape[-1] // 2
-        x1, x2 = x[..., :half], x[..., half:]
         self.cos, self.sin = cos, sin
-        out = np.empty_like(x)
-        np.multiply(x1, cos, out=out[..., :half])
-        out[..., :half] -= x2 * sin
-        np.multiply(x2, cos, out=out[..., half:])
-        out[..., half:] += x1 * sin
+        out = np.multiply(x, cos, out=np.empty(x.shape, x.dtype))   # C order whatever x's layout
+        swapped = _swap_halves(x)
+        swapped *= sin
+        out += swapped
         return out
 
     def backward(self, grad):
-        half = grad.shape[-1] // 2
-        g1, g2 = grad[..., :half], grad[..., half:]
-        gx = np.empty_like(grad)
-        np.multiply(g1, self.cos, out=gx[..., :half])
-        gx[..., :half] += g2 * self.sin
-        np.multiply(g2, self.cos, out=gx[..., half:])
-        gx[..., half:] -= g1 * self.sin
+        gx = grad * self.cos
+        swapped = _swap_halves(grad)
+        swapped *= self.sin
+        gx -= swapped
         return gx
+
+
+def _swap_halves(x: np.ndarray) -> np.ndarray:
+    """[x1, x2] -> [x2, x1] along the last axis, a new C-ordered array."""
+    half = x.shape[-1] // 2
+    out = np.empty(x.shape, x.dtype)
+    out[..., :half] = x[..., half:]
+    out[..., half:] = x[..., :half]
+    return out
 
 
 ROPE_SCALINGS = ("linear", "ntk")
@@ -190,8 +196,9 @@ class RotaryEmbedding:
         if start_pos + t > len(self.cos):      # past the length computed so far: double it
             self._extend(max(start_pos + t, 2 * len(self.cos)))
         tables = self._tables.get(x.dtype)
-        if tables is None:   # computed in float64, then kept in each dtype asked for
-            tables = self._tables[x.dtype] = (self.cos.astype(x.dtype), self.sin.astype(x.dtype))
+        if tables is None:   # computed in float64, then kept in each dtype asked for, full width
+            tables = self._tables[x.dtype] = (np.concatenate([self.cos, self.cos], -1).astype(x.dtype),
+                                              np.concatenate([-self.sin, self.sin], -1).astype(x.dtype))
         cos, sin = tables[0][start_pos:start_pos + t], tables[1][start_pos:start_pos + t]
         return _Rotate.apply(x, cos=cos, sin=sin)
 

@@ -249,7 +249,11 @@ def test_dpo_trainer_moves_the_policy_and_not_the_reference():
     loader = DataLoader(PreferenceDataset(pairs, tok), batch_size=8, shuffle=True, seed=0, collate_fn=stacked)
     batch = next(iter(loader))
     loss, chosen, rejected = compute_dpo_loss_batch(batch, policy, reference, beta=0.5)
-    assert loss.item() == pytest.approx(np.log(2), abs=1e-6) and not chosen.any() and not rejected.any()
+    # policy and reference start equal: rewards 0 up to float32 rounding (the reference runs without
+    # gradients, where Linear multiplies in another BLAS layout, so the last bit may differ)
+    assert loss.item() == pytest.approx(np.log(2), abs=1e-6)
+    np.testing.assert_allclose(chosen, 0, atol=1e-5)
+    np.testing.assert_allclose(rejected, 0, atol=1e-5)
     trainer = DPOTrainer(policy, reference, AdamW(policy.parameters(), lr=3e-3), loader, loader, beta=0.5,
                          total_steps=3 * len(loader), peak_lr=3e-3, eval_freq=len(loader), eval_iter=2)
     trainer.run()

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpt import safetensors as sf
-from gpt.architectures import PRESETS, DecoderConfig
+from gpt.architectures import MINI_PRESETS, PRESETS, DecoderConfig
 from gpt.hf import config as hfc
 from gpt.hf import eos_token_ids, load_model
 from gpt.hf.files import INDEX, SINGLE, Checkpoint, read_index, write_checkpoint
@@ -228,3 +228,45 @@ def test_eos_ids_come_from_generation_config_first(tmp_path):
     assert eos_token_ids(tmp_path) == [7]
     (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [128001, 128008, 128009]}))
     assert eos_token_ids(tmp_path) == [128001, 128008, 128009]
+
+
+@pytest.mark.parametrize("arch", sorted(MINI_PRESETS))
+def test_a_model_built_without_init_then_loaded_equals_the_model_saved(arch, tmp_path):
+    import minigrad as mg
+    from gpt.architectures import build_model
+    from gpt.hf import save_model
+
+    mg.manual_seed(5)
+    cfg = DecoderConfig.from_preset(MINI_PRESETS[arch])
+    saved = build_model(cfg)
+    save_model(saved, tmp_path / "m")
+    mg.manual_seed(6)
+    after_seed = mg.random.default_generator().bit_generator.state
+    empty = build_model(cfg, init=False)
+    assert mg.random.default_generator().bit_generator.state == after_seed      # nothing drawn
+    assert [(n, p.shape, p.dtype) for n, p in empty.named_parameters()] == \
+        [(n, p.shape, p.dtype) for n, p in saved.named_parameters()]
+    loaded = load_model(tmp_path / "m")
+    ours, theirs = dict(loaded.named_parameters()), dict(saved.named_parameters())
+    assert ours.keys() == theirs.keys()
+    for name, p in theirs.items():
+        np.testing.assert_array_equal(ours[name].data, p.data, err_msg=name)
+    ids = np.random.default_rng(1).integers(0, cfg.vocab_size, (2, 6))
+    saved.eval()
+    with mg.no_grad():
+        np.testing.assert_array_equal(loaded(ids).data, saved(ids).data)
+
+
+def test_a_parameter_no_tensor_fills_is_refused_not_left_uninitialised(tmp_path, monkeypatch):
+    import minigrad as mg
+    import gpt.hf as hf
+    from gpt.architectures import build_model
+
+    mg.manual_seed(5)
+    hf.save_model(build_model("qwen3-mini"), tmp_path / "m")
+    full = hf.name_pairs
+    # a name table that forgets the first block's k_norm (and lets its tensor go unread)
+    monkeypatch.setattr(hf, "name_pairs", lambda *a, **k: [p for p in full(*a, **k)
+                                                           if p[1] != "trf_blocks.0.att.k_norm.weight"])
+    with pytest.raises(ValueError, match=r"no tensor fills the parameter\(s\) trf_blocks\.0\.att\.k_norm\.weight"):
+        hf.load_model(tmp_path / "m")

@@ -728,3 +728,26 @@ def test_forward_hooks_carry_gradients():
     with lin.register_forward_hook(lambda m, args, out: out * 3):
         lin(x).sum().backward()
     np.testing.assert_allclose(x.grad, 3 * lin.weight.data)
+
+
+# ---------------------------------------------------------------------- skip_init
+def test_skip_init_allocates_without_drawing_and_restores_the_switch():
+    mg.manual_seed(3)
+    drawn = nn.Linear(5, 4).weight.data.copy()
+    mg.manual_seed(3)
+    with nn.skip_init():
+        assert nn.skipping_init()
+        lin, emb, norm = nn.Linear(5, 4), nn.Embedding(7, 3), nn.LayerNorm(3)
+        with nn.skip_init():
+            pass
+        assert nn.skipping_init()                      # a nested block leaves the outer one on
+    assert not nn.skipping_init()
+    assert (lin.weight.shape, lin.bias.shape, emb.weight.shape) == ((4, 5), (4,), (7, 3))
+    assert lin.weight.dtype == emb.weight.dtype == np.float32
+    np.testing.assert_array_equal(norm.weight.data, np.ones(3, np.float32))    # fixed starts are kept
+    # nothing was drawn: the generator is where manual_seed left it
+    np.testing.assert_array_equal(nn.Linear(5, 4).weight.data, drawn)
+    with pytest.raises(RuntimeError):
+        with nn.skip_init():
+            raise RuntimeError("boom")
+    assert not nn.skipping_init()                      # switched off again after an exception

@@ -39,10 +39,19 @@ def config_from_dict(d: dict) -> DecoderConfig:
     return DecoderConfig.from_dict(dict(d))
 
 
-def build_model(cfg):
-    """A new model for ``cfg`` (a DecoderConfig, its dict, or a preset name), with fresh weights."""
+def build_model(cfg, init: bool = True):
+    """A new model for ``cfg`` (a DecoderConfig, its dict, or a preset name), with fresh weights.
+
+    ``init=False``: the weight matrices are allocated but not drawn (``minigrad.nn.skip_init``), for
+    a model whose every parameter is loaded next (gpt.hf.load_model): seconds faster for a real
+    checkpoint, and no page of memory written twice. Its values are garbage until then."""
     if isinstance(cfg, str):
         cfg = DecoderConfig.from_preset(cfg)
     elif isinstance(cfg, dict):
         cfg = config_from_dict(cfg)
-    return model_class(cfg.arch)(cfg)
+    if init:
+        return model_class(cfg.arch)(cfg)
+    from minigrad import nn
+
+    with nn.skip_init():
+        return model_class(cfg.arch)(cfg)

@@ -51,7 +51,10 @@ def as_decoder_config(cfg, arches: tuple[str, ...]) -> DecoderConfig:
 
 def init_weights(model: nn.Module, std: float = 0.02) -> None:
     """Every matrix (embeddings, projections, experts) ~ N(0, std^2), as Hugging Face initialises
-    these families; vectors (the norms) keep their values."""
+    these families; vectors (the norms) keep their values. Nothing inside ``nn.skip_init()``
+    (the weights are about to be loaded)."""
+    if nn.skipping_init():
+        return
     rng = _random.default_generator()
     for p in model.parameters():
         if p.ndim >= 2:

@@ -99,9 +99,13 @@ class ExpertLinear(nn.Module):
         super().__init__()
         self.num_experts, self.in_features, self.out_features = num_experts, in_features, out_features
         bound = 1.0 / math.sqrt(in_features)
-        w = _random.default_generator().random((num_experts, out_features, in_features), dtype=np.float32)
-        w *= 2 * bound
-        w -= bound
+        shape = (num_experts, out_features, in_features)
+        if nn.skipping_init():           # weights about to be loaded: allocate, do not draw
+            w = np.empty(shape, dtype=np.float32)
+        else:
+            w = _random.default_generator().random(shape, dtype=np.float32)
+            w *= 2 * bound
+            w -= bound
         self.weight = nn.Parameter(w)
 
     def forward(self, x):

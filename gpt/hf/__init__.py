@@ -102,7 +102,7 @@ def load_model(path: str | os.PathLike, *, context_length: int | None = None):
         cfg = config_from_dict(fields)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
-    model = build_model(cfg)
+    model = build_model(cfg, init=False)          # allocated, not drawn: _fill writes every parameter
     with Checkpoint(folder) as ck:
         _fill(model, ck)
     model.eval()
@@ -159,6 +159,15 @@ def _fill(model, ck: Checkpoint) -> None:
                     params[parts[0][0].format(i=i)][...] = whole[:, :half]
                     params[parts[1][0].format(i=i)][...] = whole[:, half:]
                 used.add(theirs)
+    # load_model built the model without drawing weights: a parameter no tensor wrote is garbage
+    written = {ours for _, ours, _ in pairs}
+    if fused:
+        written |= {part.format(i=i) for i in range(cfg.n_layers) for parts in FUSED_EXPERTS.values()
+                    for part, *_ in parts}
+    unwritten = [name for name in params if name not in written]
+    if unwritten:
+        raise ValueError(f"{ck.where}: no tensor fills the parameter(s) {', '.join(unwritten[:3])} "
+                         f"(gpt.hf.names misses them)")
     unknown = [n for n in ck.names() if n not in used and not n.endswith(_IGNORED_SUFFIXES)
                and not (tied and n == "lm_head.weight")]
     if unknown:

@@ -11,11 +11,15 @@ import numpy as np
 
 from minigrad import ops
 from minigrad import random as _random
+from minigrad.nn.init import uninitialised
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
 
 
 def _uniform(shape, bound: float) -> np.ndarray:
+    empty = uninitialised(shape)                                      # inside nn.skip_init()
+    if empty is not None:
+        return empty
     u = _random.default_generator().random(shape, dtype=np.float32)  # [0, 1), drawn in float32
     u *= 2 * bound
     u -= bound
@@ -53,9 +57,11 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = Parameter(
-            _random.default_generator().standard_normal((num_embeddings, embedding_dim), dtype=np.float32)
-        )
+        shape = (num_embeddings, embedding_dim)
+        w = uninitialised(shape)                                      # inside nn.skip_init()
+        if w is None:
+            w = _random.default_generator().standard_normal(shape, dtype=np.float32)
+        self.weight = Parameter(w)
 
     def forward(self, ids):
         return ops.embedding(ids, self.weight)

@@ -58,10 +58,17 @@ class Linear(Function):
 
     def forward(self, x, weight, bias=None):
         x2 = x.reshape(-1, x.shape[-1])
-        y = x2 @ weight.T
+        if any(self.needs_input_grad):
+            y = x2 @ weight.T
+            self.save_for_backward(x2, weight)
+        else:
+            # no gradient wanted (inference): y^T = W x^T, W as BLAS's first operand, returned as a
+            # transposed view. OpenBLAS runs this layout 5-10% faster at 128 rows and ~35% faster at
+            # 16 (Qwen3-0.6B's projections, one thread); the same products, summed in another order.
+            # Training keeps x W^T: transposed activations made the later ops of a GPT step slower.
+            y = (weight @ x2.T).T
         if bias is not None:
             y += bias
-        self.save_for_backward(x2, weight)
         self.x_shape = x.shape
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
