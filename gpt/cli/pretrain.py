@@ -249,6 +249,8 @@ def run(args: argparse.Namespace) -> int:
             elif bert:     # one dropout rate for the hidden states and the attention weights
                 if "drop_rate" in overrides:
                     overrides["attn_drop_rate"] = overrides["drop_rate"]
+                if "emb_dim" in overrides:     # BERT's feed-forward is 4 x emb_dim wide at every size
+                    overrides["hidden_dim"] = 4 * overrides["emb_dim"]
                 cfg = BertConfig(**{**BERT_PRESETS[settings["config"]], **overrides}, add_pooler=False)
             else:
                 preset = DECODER_PRESETS[settings["config"]]
