@@ -214,6 +214,18 @@ def test_experiment_retrieval_fast_pretrains_its_own_encoder_then_reuses_it(tmp_
     assert not (tmp_path / "other" / "mlm").exists()
 
 
+def test_experiment_retrieval_finishes_an_interrupted_pretraining(tmp_path, monkeypatch):
+    from tests.cli_helpers import interrupt_at
+
+    with monkeypatch.context() as m:
+        interrupt_at(m, 2)
+        code, _, err = run_cli("experiment", "retrieval", "--fast", "--out", tmp_path / "exp")
+    check_one_line_error(code, err, "pretraining the MLM encoder failed")
+    code, out, err = run_cli("experiment", "retrieval", "--fast", "--out", tmp_path / "exp")
+    assert code == 0, err
+    assert "pretrain --resume" in out and "own MLM encoder (1x32, 3 steps)" in out
+
+
 def test_experiment_retrieval_fast_with_minilm(tmp_path, minilm_dir):
     code, out, err = run_cli("experiment", "retrieval", "--fast", "--encoder", minilm_dir, "--out", tmp_path / "exp")
     assert code == 0, err

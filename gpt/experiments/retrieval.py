@@ -147,8 +147,8 @@ def pretrain_mlm(out: Path, remaining: dict[str, str], fast: bool, steps: int | 
 
     run, text = out / "mlm", out / "mlm-corpus.txt"
     steps = steps or (MLM_STEPS_FAST if fast else MLM_STEPS)
-    if (run / "latest").is_file():
-        done = load_checkpoint(run).info["settings"]["steps"]
+    if (run / "latest").is_file():          # a run from before: complete, or stopped (Ctrl-C) on the way
+        done = load_checkpoint(run).trainer_state["train_state"]["step"]
         if done >= steps:
             say(f"own MLM encoder: reusing {run} ({done} steps)")
             return run
