@@ -5,8 +5,8 @@ Layout of a checkpoint directory ``DIR``::
     DIR/latest                     name of the newest complete checkpoint, e.g. "step-000500"
     DIR/step-000500/
         model.safetensors          the weights, under the model's state_dict names
-        config.json                the model's config (a GPTConfig, or a DecoderConfig whose "arch" names
-                                   the family), plus free-form "info" (how it was trained)
+        config.json                the model's config (a GPTConfig, or a DecoderConfig or BertConfig whose
+                                   "arch" names the family), plus free-form "info" (how it was trained)
         tokenizer.txt              the tokenizer (BPETokenizer.save format), if one was given,
           or tokenizer.json        or, for an HFTokenizer, its tokenizer.json
         optimizer.safetensors      the optimizer's arrays (moments), if training state is saved
@@ -35,12 +35,13 @@ from gpt.model import GPTConfig, GPTModel
 
 
 def _config_and_class(d: dict):
-    """(config, model class) for a saved config dict: a DecoderConfig when it names an ``arch``
-    (Llama 3, Qwen3, Gemma 3), else the book's GPTConfig (every checkpoint from before)."""
-    if d.get("arch") == "bert":           # an encoder (a BERT classifier's: see gpt.finetune.classify_encoder)
-        from gpt.architectures.bert import BertConfig, BertModel
+    """(config, model class) for a saved config dict: a BertConfig (and BertForMaskedLM, the encoder
+    with its masked-language-model head) when its ``arch`` is "bert", a DecoderConfig when it names
+    another ``arch`` (Llama 3, Qwen3, Gemma 3), else the book's GPTConfig (every checkpoint from before)."""
+    if d.get("arch") == "bert":
+        from gpt.architectures.bert import BertConfig, BertForMaskedLM
 
-        return BertConfig.from_dict(d), BertModel
+        return BertConfig.from_dict(d), BertForMaskedLM    # a classifier's prepare() takes its .bert
     if "arch" in d:
         from gpt.architectures import config_from_dict, model_class
 
@@ -67,8 +68,9 @@ class CheckpointError(ValueError):
 @dataclass
 class Checkpoint:
     path: Path                       # the step-NNNNNN directory that was read
-    model: GPTModel                  # or a gpt.architectures model (Llama3Model, Qwen3Model, Gemma3Model)
-    config: GPTConfig                # or a DecoderConfig
+    model: GPTModel                  # or a gpt.architectures model (Llama3Model, Qwen3Model, Gemma3Model,
+                                     # BertForMaskedLM)
+    config: GPTConfig                # or a DecoderConfig, or a BertConfig
     tokenizer: object | None
     info: dict
     optimizer_state: dict | None
@@ -127,7 +129,8 @@ def save_checkpoint(directory, model: GPTModel, *, tokenizer=None, optimizer=Non
     try:
         safetensors.save_file({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()},
                               tmp / "model.safetensors", metadata={"format": "np"})
-        config = {"model": model.cfg.to_dict(), "tied": model.out_head.weight is model.tok_emb.weight,
+        out_head, tok_emb = getattr(model, "out_head", None), getattr(model, "tok_emb", None)   # an encoder has neither
+        config = {"model": model.cfg.to_dict(), "tied": out_head is not None and out_head.weight is tok_emb.weight,
                   "info": info or {}}
         write_text_atomic(tmp / "config.json", json.dumps(config, indent=2) + "\n")
         if tokenizer is not None:
@@ -222,7 +225,7 @@ def load_checkpoint(directory, *, load_training_state: bool = True, prepare=None
     except (ValueError, OSError) as e:
         raise CheckpointError(f"{path / 'model.safetensors'}: {e}") from None
     model = model_cls(cfg)
-    if config.get("tied") and not cfg.tie_weights:
+    if config.get("tied") and not getattr(cfg, "tie_weights", True):
         model.out_head.weight = model.tok_emb.weight
     if prepare is not None:
         model = prepare(model, config.get("info", {})) or model      # it may wrap the model in another

@@ -122,6 +122,7 @@ class TrainState:
     track_tokens_seen: list = field(default_factory=list)
     eval_steps: list = field(default_factory=list)
     track_lrs: list = field(default_factory=list)      # every step
+    metrics: dict = field(default_factory=dict)        # other measures at each evaluation, name -> list
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -175,18 +175,63 @@ def test_topic_ranks_and_bag_of_words():
 
 
 def test_experiment_retrieval_fast_without_an_encoder(tmp_path):
-    code, out, err = run_cli("experiment", "retrieval", "--fast", "--out", tmp_path / "exp")
+    code, out, err = run_cli("experiment", "retrieval", "--fast", "--no-mlm", "--out", tmp_path / "exp")
     assert code == 0, err
     assert "bag of words (TF-IDF)" in out and (tmp_path / "exp" / "results.csv").is_file()
+    assert "own MLM encoder" not in out
     code, _, err = run_cli("experiment", "retrieval", "--fast", "--encoder", tmp_path / "nothing", "--out", tmp_path / "x")
     check_one_line_error(code, err, "encoder folder not found")
+    code, _, err = run_cli("experiment", "retrieval", "--fast", "--mlm-checkpoint", tmp_path / "nothing",
+                           "--out", tmp_path / "x")
+    check_one_line_error(code, err, "no such checkpoint")
+
+
+def test_experiment_retrieval_fast_pretrains_its_own_encoder_then_reuses_it(tmp_path):
+    """The own MLM encoder: pretrained inside the experiment on the topics without their held-out
+    sentences, scored with mean pooling; a second run (or --mlm-checkpoint) reuses the checkpoint."""
+    code, out, err = run_cli("experiment", "retrieval", "--fast", "--out", tmp_path / "exp")
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "exp" / "results.csv").open(encoding="utf-8")))
+    assert [r["method"] for r in rows] == ["own MLM encoder (1x32, 3 steps)", "bag of words (TF-IDF)"]
+    for r in rows:
+        assert 0 <= float(r["recall@1"]) <= float(r["recall@5"]) <= 1 and 0 < float(r["mrr"]) <= 1
+    from gpt.experiments.retrieval import topic_documents
+
+    questions = json.loads((tmp_path / "exp" / "questions.json").read_text(encoding="utf-8"))
+    corpus = " ".join((tmp_path / "exp" / "mlm-corpus.txt").read_text(encoding="utf-8").split())
+    original = " ".join(" ".join(text.split()) for _, text in topic_documents(limit=12))
+    assert questions
+    for q in questions:   # held out: each question once less (a topic may repeat a sentence)
+        assert corpus.count(q["text"]) == original.count(q["text"]) - 1, q
+    code, out, err = run_cli("experiment", "retrieval", "--fast", "--out", tmp_path / "exp")
+    assert code == 0, err
+    assert "reusing" in out and "pretrain --arch" not in out
+    again = list(csv.DictReader((tmp_path / "exp" / "results.csv").open(encoding="utf-8")))
+    assert again == [dict(r, seconds=a["seconds"]) for r, a in zip(rows, again)]
+    code, _, err = run_cli("experiment", "retrieval", "--fast", "--mlm-checkpoint", tmp_path / "exp" / "mlm",
+                           "--out", tmp_path / "other")
+    assert code == 0, err
+    assert not (tmp_path / "other" / "mlm").exists()
+
+
+def test_experiment_retrieval_finishes_an_interrupted_pretraining(tmp_path, monkeypatch):
+    from tests.cli_helpers import interrupt_at
+
+    with monkeypatch.context() as m:
+        interrupt_at(m, 2)
+        code, _, err = run_cli("experiment", "retrieval", "--fast", "--out", tmp_path / "exp")
+    check_one_line_error(code, err, "pretraining the MLM encoder failed")
+    code, out, err = run_cli("experiment", "retrieval", "--fast", "--out", tmp_path / "exp")
+    assert code == 0, err
+    assert "pretrain --resume" in out and "own MLM encoder (1x32, 3 steps)" in out
 
 
 def test_experiment_retrieval_fast_with_minilm(tmp_path, minilm_dir):
     code, out, err = run_cli("experiment", "retrieval", "--fast", "--encoder", minilm_dir, "--out", tmp_path / "exp")
     assert code == 0, err
     rows = list(csv.DictReader((tmp_path / "exp" / "results.csv").open(encoding="utf-8")))
-    assert [r["method"] for r in rows] == ["encoder all-MiniLM-L6-v2", "bag of words (TF-IDF)"]
+    assert [r["method"] for r in rows] == ["encoder all-MiniLM-L6-v2", "own MLM encoder (1x32, 3 steps)",
+                                           "bag of words (TF-IDF)"]
     for r in rows:
         assert 0 <= float(r["recall@1"]) <= float(r["recall@5"]) <= 1 and 0 < float(r["mrr"]) <= 1
     assert float(rows[0]["mrr"]) > 0.5                     # far above chance (1/12 topics: MRR ~0.26)

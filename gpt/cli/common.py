@@ -254,7 +254,8 @@ class Progress:
         steps_s = (len(self.window) - 1) / (t1 - t0) if t1 > t0 else 0.0
         eta = (self.total - s.step) / steps_s if steps_s else float("nan")
         epoch = (s.step - 1) // len(trainer.train_loader) + 1        # the pass this step belonged to
-        line = (f"step {s.step}/{self.total}  epoch {epoch}  loss {loss:.3f}  "
+        note = trainer.progress_note() + "  " if hasattr(trainer, "progress_note") else ""   # e.g. MLM accuracy
+        line = (f"step {s.step}/{self.total}  epoch {epoch}  loss {loss:.3f}  {note}"
                 f"lr {trainer.lr_at(max(s.step - 1, 0)):.2e}  {tok_s:,.0f} tok/s  ETA {duration(eta)}")
         if self.tty:
             sys.stderr.write("\r" + line.ljust(100))
@@ -281,10 +282,13 @@ def write_logs(out: Path, state) -> None:
     from gpt.atomic import write_text_atomic
 
     write_text_atomic(out / "log.json", json.dumps(state.to_dict()) + "\n")
-    rows = ["step,tokens_seen,train_loss,val_loss,lr"]
-    for step, tokens, tr, va in zip(state.eval_steps, state.track_tokens_seen, state.train_losses, state.val_losses):
+    metrics = getattr(state, "metrics", {}) or {}      # e.g. the masked-token accuracies of an MLM run
+    rows = [",".join(["step,tokens_seen,train_loss,val_loss,lr", *metrics])]
+    for i, (step, tokens, tr, va) in enumerate(zip(state.eval_steps, state.track_tokens_seen, state.train_losses,
+                                                   state.val_losses)):
         lr = state.track_lrs[step - 1] if 0 < step <= len(state.track_lrs) else float("nan")
-        rows.append(f"{step},{tokens},{tr:.6f},{va:.6f},{lr:.6g}")
+        extra = "".join(f",{values[i]:.6f}" if i < len(values) else ",nan" for values in metrics.values())
+        rows.append(f"{step},{tokens},{tr:.6f},{va:.6f},{lr:.6g}{extra}")
     write_text_atomic(out / "log.csv", "\n".join(rows) + "\n")
 
 

@@ -5,6 +5,10 @@ With no arguments it trains a 4,096-token BPE vocabulary and the ``mini`` GPT on
 :mod:`gpt.corpus`), printing a progress line, evaluations and samples, and saving checkpoints into
 ``runs/pretrain``. Ctrl-C stops after the current step and saves a
 checkpoint; ``--resume DIR`` continues it to exactly the weights an uninterrupted run would reach.
+
+``--arch bert`` pretrains an encoder instead, as a masked language model (:mod:`gpt.mlm`): the BPE
+vocabulary gets BERT's special tokens, each window is read as [CLS] ... [SEP] with 15% of its tokens
+chosen for prediction, and masked-token accuracy is reported beside the loss.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ POSITION_KINDS_CLI = ("learned", "rope", "alibi", "t5", "none")   # gpt.model.PO
 # the model families: GPT-2 (the book's GPTModel) and today's decoders (gpt/architectures), each
 # with the CPU-sized preset it trains by default (gpt.architectures.MINI_PRESETS, without numpy)
 ARCHES_CLI = {"gpt2": "mini", "llama": "llama-mini", "qwen3": "qwen3-mini", "qwen3-moe": "qwen3-moe-mini",
-              "gemma3": "gemma3-mini"}
+              "gemma3": "gemma3-mini", "bert": "bert-mini"}
 
 DEFAULTS = dict(config="mini", vocab_size=4096, batch_size=8, lr=2e-3, min_lr=1e-4, warmup=50,
                 weight_decay=0.1, grad_clip=1.0, eval_every=100, eval_batches=10, seed=123, steps=600)
@@ -58,7 +62,8 @@ def register(subparsers) -> None:
                              "than memory) instead; the last line then averages --eval-batches batches")
     p.add_argument("--arch", choices=tuple(ARCHES_CLI),
                    help="model family: gpt2 (the book's GPT, the default), or today's llama, qwen3, qwen3-moe or "
-                        "gemma3 (gpt/architectures), each starting from its CPU-sized preset")
+                        "gemma3 (gpt/architectures), each starting from its CPU-sized preset; or bert, an encoder "
+                        "pretrained as a masked language model (gpt/mlm.py)")
     p.add_argument("--config", metavar="NAME", help=f"model preset (default: {DEFAULTS['config']}, or the --arch's "
                                                     "mini preset; see --list-configs)")
     p.add_argument("--list-configs", action="store_true", help="list the model presets and exit")
@@ -85,7 +90,7 @@ def register(subparsers) -> None:
     p.add_argument("--grad-clip", type=non_negative_float, metavar="NORM", help="0 disables (default: 1.0)")
     p.add_argument("--eval-every", type=positive_int, metavar="N", help=f"evaluate, sample and save every N steps (default: {DEFAULTS['eval_every']})")
     p.add_argument("--eval-batches", type=positive_int, metavar="N", help=f"batches per evaluation (default: {DEFAULTS['eval_batches']})")
-    p.add_argument("--prompt", default=None, help="start of the sample printed at each evaluation")
+    p.add_argument("--prompt", default=None, help="start of the sample printed at each evaluation (not for --arch bert)")
     p.add_argument("--out", metavar="DIR", default="runs/pretrain", help="checkpoint folder (default: runs/pretrain)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (up to --steps in total)")
     p.add_argument("--seed", type=int, metavar="N", help=f"default: {DEFAULTS['seed']}")
@@ -172,8 +177,10 @@ def run(args: argparse.Namespace) -> int:
     from gpt.tokenizer import BPETokenizer
     from gpt.generate import generate, text_to_token_ids, token_ids_to_text
     from gpt.train import Trainer, calc_loss_loader
+    from gpt.mlm import SPECIAL_TOKENS as MLM_SPECIAL_TOKENS, MLMTrainer, special_ids as mlm_special_ids
 
     from gpt.architectures import PRESETS as DECODER_PRESETS, DecoderConfig, build_model
+    from gpt.architectures.bert import PRESETS as BERT_PRESETS, BertConfig, BertForMaskedLM
 
     if args.list_configs:
         for name, p in PRESETS.items():
@@ -182,6 +189,9 @@ def run(args: argparse.Namespace) -> int:
         for name, p in DECODER_PRESETS.items():
             print(f"{name:<15} {p['arch']:<10} emb {p['emb_dim']:>5}  layers {p['n_layers']:>3}  heads {p['n_heads']:>3}  "
                   f"context {p['context_length']:>6}  kv heads {p['n_kv_heads']:>2}")
+        for name, p in BERT_PRESETS.items():
+            print(f"{name:<15} {'bert':<10} emb {p['emb_dim']:>5}  layers {p['n_layers']:>3}  heads {p['n_heads']:>3}  "
+                  f"context {p.get('context_length', 512):>6}  (encoder, masked language model)")
         return 0
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
 
@@ -192,12 +202,21 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"{ck.path}: holds no training state to resume from")
     settings = _settings(args, ck.info["settings"] if ck else None)
     arch = settings["arch"]
-    presets = PRESETS if arch == "gpt2" else {k: v for k, v in DECODER_PRESETS.items() if v["arch"] == arch}
+    bert = arch == "bert"
+    if arch == "gpt2":
+        presets = PRESETS
+    elif bert:
+        presets = BERT_PRESETS
+    else:
+        presets = {k: v for k, v in DECODER_PRESETS.items() if v["arch"] == arch}
     if args.config and args.config not in presets:
         raise CLIError(f"unknown config {args.config!r} for --arch {arch}; choose one of: {', '.join(presets)}")
     if arch != "gpt2" and settings.get("pos_emb") is not None:
-        raise CLIError(f"--pos-emb is for --arch gpt2; {arch} always uses rotary position embeddings")
-    if arch == "gpt2" and settings.get("n_kv_heads") is not None:
+        raise CLIError(f"--pos-emb is for --arch gpt2; {arch} always uses "
+                       + ("learned absolute positions" if bert else "rotary position embeddings"))
+    if bert and args.prompt is not None:
+        raise CLIError("--prompt is for the decoders' samples; an encoder (--arch bert) does not generate text")
+    if arch in ("gpt2", "bert") and settings.get("n_kv_heads") is not None:
         raise CLIError("--n-kv-heads is for grouped-query attention (--arch llama, qwen3, qwen3-moe or gemma3)")
 
     # --- text: a built-in corpus split by document, the user's files split by characters (the book),
@@ -227,6 +246,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             if arch == "gpt2":
                 cfg = GPTConfig.from_preset(settings["config"], **overrides)
+            elif bert:     # one dropout rate for the hidden states and the attention weights
+                if "drop_rate" in overrides:
+                    overrides["attn_drop_rate"] = overrides["drop_rate"]
+                if "emb_dim" in overrides:     # BERT's feed-forward is 4 x emb_dim wide at every size
+                    overrides["hidden_dim"] = 4 * overrides["emb_dim"]
+                cfg = BertConfig(**{**BERT_PRESETS[settings["config"]], **overrides}, add_pooler=False)
             else:
                 preset = DECODER_PRESETS[settings["config"]]
                 if "n_heads" in overrides and "n_kv_heads" not in overrides and overrides["n_heads"] % preset["n_kv_heads"]:
@@ -249,29 +274,44 @@ def run(args: argparse.Namespace) -> int:
         tokenizer = BPETokenizer.load(settings["tokenizer"])
     else:
         started = time.perf_counter()
+        # an encoder's vocabulary has BERT's [PAD] [CLS] [SEP] [MASK] [UNK]; a GPT's ends texts with <|endoftext|>
+        specials = {"special_tokens": MLM_SPECIAL_TOKENS} if bert else {}
         with warnings.catch_warnings(record=True) as caught:   # e.g. "ran out of pairs": one line, below
             warnings.simplefilter("always")
-            tokenizer = BPETokenizer.train(text, settings["vocab_size"], verbose=None if not args.quiet else False)
+            try:
+                tokenizer = BPETokenizer.train(text, settings["vocab_size"], verbose=None if not args.quiet else False,
+                                               **specials)
+            except ValueError as e:
+                raise CLIError(str(e)) from None
         for w in caught:
             say(f"note: {w.message}")
         say(f"trained a {tokenizer.n_vocab:,}-token BPE vocabulary on {len(text):,} characters "
             f"in {time.perf_counter() - started:.1f} s")
 
-    # --- data: windows of the context length
+    if bert and any(t not in tokenizer.special_tokens for t in MLM_SPECIAL_TOKENS):
+        raise CLIError(f"the tokenizer lacks BERT's special tokens {' '.join(MLM_SPECIAL_TOKENS)}; let --arch bert "
+                       "train its own (leave out --tokenizer / --data)")
+
+    # --- data: windows of the context length (an encoder's hold two tokens fewer: [CLS] ... [SEP] go around them)
     if prepared is not None:   # memory-mapped token files
         train_ids, val_ids = prepared.tokens("train"), prepared.tokens("val")
     else:
-        train_ids = tokenizer.encode(train_text, allowed_special="all")
-        val_ids = tokenizer.encode(val_text, allowed_special="all")
+        # a "[MASK]" written in the text is text to an encoder (its special tokens are placed by the masking)
+        special = dict(allowed_special=(), disallowed_special=()) if bert else dict(allowed_special="all")
+        train_ids = tokenizer.encode(train_text, **special)
+        val_ids = tokenizer.encode(val_text, **special)
     ctx = cfg.context_length
+    window = ctx - 2 if bert else ctx
+    if window < 1:
+        raise CLIError(f"--context-length {ctx} leaves no room for text between [CLS] and [SEP]; use at least 3")
     for name, ids in (("training", train_ids), ("validation", val_ids)):
-        if len(ids) <= ctx:
-            raise CLIError(f"the {name} part of the text has {len(ids)} tokens but a window needs {ctx + 1}; "
+        if len(ids) <= window:
+            raise CLIError(f"the {name} part of the text has {len(ids)} tokens but a window needs {window + 1}; "
                            f"use more text or a smaller --context-length")
     batch = settings["batch_size"]
-    train_loader = DataLoader(GPTDataset(train_ids, ctx, ctx), batch_size=batch, shuffle=True, drop_last=True,
+    train_loader = DataLoader(GPTDataset(train_ids, window, window), batch_size=batch, shuffle=True, drop_last=True,
                               seed=settings["seed"])
-    val_windows = GPTDataset(val_ids, ctx, ctx)
+    val_windows = GPTDataset(val_ids, window, window)
     if prepared is not None:   # a few batches for each evaluation, spread over the whole of val.bin
         val_windows = SpreadWindows(val_windows, settings["eval_batches"] * batch)
     val_loader = DataLoader(val_windows, batch_size=batch, shuffle=False, drop_last=False)
@@ -286,17 +326,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg.vocab_size = tokenizer.n_vocab
         mg.manual_seed(settings["seed"])
-        model = GPTModel(cfg) if arch == "gpt2" else build_model(cfg)
+        if bert:
+            cfg.pad_token_id = tokenizer.special_tokens["[PAD]"]
+            model = BertForMaskedLM(cfg)
+        else:
+            model = GPTModel(cfg) if arch == "gpt2" else build_model(cfg)
 
     # --- optimizer: AdamW, weight decay on matrices only (not on biases, norms)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = AdamW([{"params": decay, "weight_decay": settings["weight_decay"]},
                        {"params": no_decay, "weight_decay": 0.0}], lr=settings["lr"])
-    trainer = Trainer(model, optimizer, train_loader, val_loader, total_steps=total, peak_lr=settings["lr"],
-                      warmup_steps=min(settings["warmup"], total // 2), initial_lr=settings["lr"] * 0.01,
-                      min_lr=settings["min_lr"], grad_clip=settings["grad_clip"] or None,
-                      eval_freq=settings["eval_every"], eval_iter=settings["eval_batches"])
+    schedule = dict(total_steps=total, peak_lr=settings["lr"], warmup_steps=min(settings["warmup"], total // 2),
+                    initial_lr=settings["lr"] * 0.01, min_lr=settings["min_lr"], grad_clip=settings["grad_clip"] or None,
+                    eval_freq=settings["eval_every"], eval_iter=settings["eval_batches"])
+    if bert:   # masks drawn from a generator of the run's seed, saved with the run
+        trainer = MLMTrainer(model, optimizer, train_loader, val_loader, **schedule, vocab_size=tokenizer.n_vocab,
+                             specials=mlm_special_ids(tokenizer), mask_seed=settings["seed"])
+    else:
+        trainer = Trainer(model, optimizer, train_loader, val_loader, **schedule)
     if ck is not None:
         restore_training_state(ck, optimizer, trainer, total, out, "--steps")
         say(f"resuming {out} at step {trainer.state.step} of {total}")
@@ -314,11 +362,12 @@ def run(args: argparse.Namespace) -> int:
     saver = RunSaver(out, checkpoint, resumed_from=ck)
 
     family = "" if arch == "gpt2" else f"{arch}, "
-    kv = "" if arch == "gpt2" else f" ({cfg.n_kv_heads} key/value)"
+    kv = "" if arch in ("gpt2", "bert") else f" ({cfg.n_kv_heads} key/value)"
     say(f"model: {family}{cfg.n_layers} layers, {cfg.n_heads} heads{kv}, emb {cfg.emb_dim}, context {ctx}, "
         f"{count_parameters(model):,} parameters")
     say(f"data: {len(train_ids):,} training and {len(val_ids):,} validation tokens; "
-        f"{len(train_loader)} batches of {batch} x {ctx} per epoch; {total} steps")
+        f"{len(train_loader)} batches of {batch} x {ctx} per epoch; {total} steps"
+        + (f"; [CLS] + {window} tokens + [SEP], 15% of them masked" if bert else ""))
 
     progress = Progress(total, args.quiet)
     prompt = settings.get("prompt") or PROMPTS.get(settings.get("corpus")) or text[:40].split("\n")[0] or "The"
@@ -331,8 +380,13 @@ def run(args: argparse.Namespace) -> int:
 
     def on_eval(t, train_loss: float, val_loss: float) -> None:
         progress.clear()
-        say(f"step {t.state.step}: train loss {train_loss:.3f}, val loss {val_loss:.3f}")
-        if not args.quiet:
+        if bert:
+            acc = t.state.metrics
+            say(f"step {t.state.step}: train loss {train_loss:.3f}, val loss {val_loss:.3f}; masked-token accuracy "
+                f"train {acc['train_accuracy'][-1]:.3f}, val {acc['val_accuracy'][-1]:.3f}")
+        else:
+            say(f"step {t.state.step}: train loss {train_loss:.3f}, val loss {val_loss:.3f}")
+        if not args.quiet and not bert:
             print(f"  {prompt}{sample()}".replace("\n", " "), flush=True)
         saver.save(t)
 
@@ -345,6 +399,10 @@ def run(args: argparse.Namespace) -> int:
         return 130
     say(f"trained {s.step} steps ({s.tokens_seen:,} tokens) in {duration(s.elapsed)}; checkpoint: {final}"
         + (f"; loss curve: {plot}" if plot else ""))
+    if bert:
+        val_loss, val_acc = trainer.measure(val_loader, settings["eval_batches"] if prepared else None)
+        print(f"validation loss {val_loss:.2f}, masked-token accuracy {val_acc:.3f}")
+        return 0
     if not args.quiet:
         print(f"prompt: {prompt}\nsample: {prompt}{sample()}", flush=True)
     model.eval()

@@ -9,8 +9,11 @@ topic first / among the first five topics found) and MRR (mean of 1 / rank of th
 ranking topics by their best chunk.
 
 Methods: a sentence-transformers encoder (``--encoder``, e.g. all-MiniLM-L6-v2) through
-gpt.embeddings and gpt.retrieval, and a bag-of-words baseline (TF-IDF weighted word counts, cosine)
-over the same chunks.
+gpt.embeddings and gpt.retrieval; this project's own encoder, pretrained here as a masked language
+model (``python -m gpt pretrain --arch bert``, bert-mini, on the default corpus with the held-out
+sentences taken out, so it never read a question) or read from ``--mlm-checkpoint DIR``, its token
+vectors mean-pooled and normalised; and a bag-of-words baseline (TF-IDF weighted word counts,
+cosine) over the same chunks.
 """
 from __future__ import annotations
 
@@ -119,11 +122,85 @@ def bag_of_words_scores(chunks: list[Chunk], questions: list[Question]) -> np.nd
     return query_vectors @ chunk_vectors.T
 
 
-def run_experiment(out: Path, encoder_dir: str | None, fast: bool = False, chunk_tokens: int = 128,
-                   overlap: int = 32, say: Callable[[str], None] = print) -> list[dict]:
-    """Build the questions and chunks, score every method, write results.csv and questions.json."""
+#: the own encoder's pretraining inside the experiment (``python -m gpt pretrain`` options), per mode
+MLM_PRETRAIN = ["--arch", "bert", "--config", "bert-mini"]
+MLM_PRETRAIN_FAST = ["--arch", "bert", "--context-length", "64", "--emb-dim", "32", "--n-layers", "1", "--n-heads", "2",
+                     "--vocab-size", "300", "--batch-size", "4", "--eval-batches", "1", "--warmup", "1"]
+MLM_STEPS, MLM_STEPS_FAST = 600, 3
+
+
+def mlm_corpus(remaining: dict[str, str], fast: bool) -> str:
+    """The text the own encoder pretrains on: the default corpus with each topic replaced by its text
+    without the held-out sentence (fast: only those topics)."""
+    from gpt.corpus import DOCUMENT_SEPARATOR, corpus_documents
+
+    if fast:
+        return DOCUMENT_SEPARATOR.join(remaining.values())
+    return DOCUMENT_SEPARATOR.join(remaining.get(d.name, d.text) for d in corpus_documents("docs"))
+
+
+def pretrain_mlm(out: Path, remaining: dict[str, str], fast: bool, steps: int | None,
+                 say: Callable[[str], None]) -> Path:
+    """Pretrain (or finish pretraining, or reuse) the own encoder in ``out / "mlm"``; returns that folder."""
+    from gpt.cli import main
+    from gpt.checkpoint import load_checkpoint
+
+    run, text = out / "mlm", out / "mlm-corpus.txt"
+    steps = steps or (MLM_STEPS_FAST if fast else MLM_STEPS)
+    if (run / "latest").is_file():          # a run from before: complete, or stopped (Ctrl-C) on the way
+        done = load_checkpoint(run).trainer_state["train_state"]["step"]
+        if done >= steps:
+            say(f"own MLM encoder: reusing {run} ({done} steps)")
+            return run
+        argv = ["pretrain", "--resume", str(run), "--steps", str(steps)]
+    else:
+        write_text_atomic(text, mlm_corpus(remaining, fast))
+        argv = ["pretrain", *(MLM_PRETRAIN_FAST if fast else MLM_PRETRAIN), "--text", str(text),
+                "--steps", str(steps), "--eval-every", str(max(steps // 4, 1)), "--out", str(run)]
+    say("own MLM encoder: python -m gpt " + " ".join(argv))
+    started = time.perf_counter()
+    code = main(argv + (["--quiet"] if fast else []))
+    if code != 0:
+        raise RuntimeError(f"pretraining the MLM encoder failed (exit {code}); its run is in {run}")
+    say(f"own MLM encoder: pretrained in {time.perf_counter() - started:.0f} s")
+    return run
+
+
+def mlm_encoder(checkpoint):
+    """A SentenceEncoder over a ``pretrain --arch bert`` checkpoint: its encoder, mean pooling, normalised."""
+    from gpt.checkpoint import load_checkpoint
     from gpt.embeddings import SentenceEncoder
+    from gpt.mlm import BertTokenizer
+
+    ck = load_checkpoint(checkpoint, load_training_state=False)
+    if getattr(ck.config, "arch", None) != "bert" or ck.tokenizer is None:
+        raise ValueError(f"{checkpoint}: not a checkpoint of 'python -m gpt pretrain --arch bert'")
+    return SentenceEncoder(ck.model.bert, BertTokenizer(ck.tokenizer), pooling=("mean",), normalize=True), ck
+
+
+def score_encoder(encoder, remaining, questions, chunk_tokens, overlap, say):
+    """(ranks, index) of one SentenceEncoder: chunk and embed the topics, embed the questions. An
+    encoder that reads fewer than ``chunk_tokens`` tokens gets chunks of what it reads, and the
+    overlap shrinks in proportion."""
     from gpt.retrieval import build_index
+
+    fits = min(chunk_tokens, encoder.max_seq_length - 2)
+    chunk_tokens, overlap = fits, overlap * fits // chunk_tokens
+
+    index = build_index(encoder, remaining, chunk_tokens, overlap,
+                        progress=lambda done, total: say(f"  embedding chunks {done}/{total}") if done == total else None)
+    query_vectors = encoder.encode([q.text for q in questions])
+    return topic_ranks(query_vectors @ np.asarray(index.vectors).T, index.chunks, questions), index
+
+
+def run_experiment(out: Path, encoder_dir: str | None, fast: bool = False, chunk_tokens: int = 128,
+                   overlap: int = 32, say: Callable[[str], None] = print, mlm: bool = True,
+                   mlm_checkpoint: str | None = None, mlm_steps: int | None = None) -> list[dict]:
+    """Build the questions and chunks, score every method, write results.csv and questions.json.
+
+    ``mlm``: also score this project's own MLM-pretrained encoder (``mlm_checkpoint``, or pretrained
+    here for ``mlm_steps`` steps into ``out / "mlm"``, reused when run again)."""
+    from gpt.embeddings import SentenceEncoder
 
     out.mkdir(parents=True, exist_ok=True)
     documents = topic_documents(limit=12 if fast else None)
@@ -133,10 +210,7 @@ def run_experiment(out: Path, encoder_dir: str | None, fast: bool = False, chunk
     encoder = SentenceEncoder.from_pretrained(encoder_dir) if encoder_dir else None
     if encoder is not None:
         started = time.perf_counter()
-        index = build_index(encoder, remaining, chunk_tokens, overlap,
-                            progress=lambda done, total: say(f"  embedding chunks {done}/{total}") if done == total else None)
-        query_vectors = encoder.encode([q.text for q in questions])
-        ranks = topic_ranks(query_vectors @ np.asarray(index.vectors).T, index.chunks, questions)
+        ranks, index = score_encoder(encoder, remaining, questions, chunk_tokens, overlap, say)
         rows.append({"method": f"encoder {Path(encoder_dir).name}", **summary(ranks), "chunks": len(index),
                      "seconds": round(time.perf_counter() - started, 1)})
         chunks = index.chunks
@@ -144,6 +218,14 @@ def run_experiment(out: Path, encoder_dir: str | None, fast: bool = False, chunk
         say("no --encoder given: only the bag-of-words baseline runs (chunks of 128 words)")
         chunks = [Chunk(name, s, e, text[s:e]) for name, text in remaining.items()
                   for s, e in chunk_text(text, lambda w: 1, chunk_tokens, overlap)]
+    if mlm:
+        checkpoint = mlm_checkpoint or pretrain_mlm(out, remaining, fast, mlm_steps, say)
+        own, ck = mlm_encoder(checkpoint)
+        started = time.perf_counter()
+        ranks, index = score_encoder(own, remaining, questions, chunk_tokens, overlap, say)
+        cfg = ck.config
+        rows.append({"method": f"own MLM encoder ({cfg.n_layers}x{cfg.emb_dim}, {ck.info.get('settings', {}).get('steps', '?')} steps)",
+                     **summary(ranks), "chunks": len(index), "seconds": round(time.perf_counter() - started, 1)})
     started = time.perf_counter()
     ranks = topic_ranks(bag_of_words_scores(chunks, questions), chunks, questions)
     rows.append({"method": "bag of words (TF-IDF)", **summary(ranks), "chunks": len(chunks),
@@ -158,9 +240,9 @@ def run_experiment(out: Path, encoder_dir: str | None, fast: bool = False, chunk
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'method':34s} {'recall@1':>9s} {'recall@5':>9s} {'MRR':>6s} {'chunks':>7s} {'seconds':>8s}"]
+    lines = [f"{'method':38s} {'recall@1':>9s} {'recall@5':>9s} {'MRR':>6s} {'chunks':>7s} {'seconds':>8s}"]
     for r in rows:
-        lines.append(f"{r['method']:34s} {r['recall@1']:9.3f} {r['recall@5']:9.3f} {r['mrr']:6.3f} "
+        lines.append(f"{r['method']:38s} {r['recall@1']:9.3f} {r['recall@5']:9.3f} {r['mrr']:6.3f} "
                      f"{r['chunks']:7d} {r['seconds']:8.1f}")
     return "\n".join(lines)
 

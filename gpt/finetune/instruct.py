@@ -296,6 +296,9 @@ def load_instruct_checkpoint(directory, *, load_training_state: bool = False, me
     (``python -m gpt pretrain``'s) loads as it is. Returns a :class:`gpt.checkpoint.Checkpoint`;
     raises :class:`~gpt.checkpoint.CheckpointError`."""
     def prepare(model, info: dict) -> None:
+        if getattr(model.cfg, "arch", None) == "bert":
+            raise CheckpointError(f"{directory}: is a BERT encoder pretrained as a masked language model; it does "
+                                  "not generate text (use it with 'python -m gpt experiment retrieval --mlm-checkpoint')")
         if not isinstance(info, dict):
             return
         if info.get("task") == "classification":
