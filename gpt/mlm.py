@@ -29,14 +29,13 @@ Shapes: b = batch, T = tokens in a sequence, d = emb_dim, V = vocab_size, n = ch
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 import minigrad as mg
 from minigrad.nn import functional as F
 
-from gpt.train import NonFiniteLossError, Trainer
+from gpt.train import Trainer
 
 SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
 IGNORE = -100                # cross_entropy's ignore_index: the targets of positions not chosen
@@ -194,21 +193,9 @@ class MLMTrainer(Trainer):
         return total_loss / batches, correct / chosen
 
     def evaluate(self) -> tuple[float, float]:
-        s = self.state
         train_loss, train_acc = self.measure(self.train_loader, self.eval_iter)
         val_loss, val_acc = self.measure(self.val_loader or [], self.eval_iter)
-        has_val = self.val_loader is not None and len(self.val_loader) > 0
-        for name, value in (("training", train_loss), ("validation", val_loss if has_val else 0.0)):
-            if not math.isfinite(value):
-                raise NonFiniteLossError(f"the {name} loss became {value} when evaluating after step {s.step}; "
-                                         "try a lower learning rate or stronger gradient clipping")
-        s.train_losses.append(train_loss)
-        s.val_losses.append(val_loss)
-        s.metrics["train_accuracy"].append(train_acc)
-        s.metrics["val_accuracy"].append(val_acc)
-        s.track_tokens_seen.append(s.tokens_seen)
-        s.eval_steps.append(s.step)
-        return train_loss, val_loss
+        return self.record_evaluation(train_loss, val_loss, train_accuracy=train_acc, val_accuracy=val_acc)
 
     def progress_note(self) -> str:
         """What the progress line adds after the loss."""

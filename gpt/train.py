@@ -187,6 +187,10 @@ class Trainer:
     def evaluate(self) -> tuple[float, float]:
         train_loss, val_loss = evaluate_model(self.model, self.train_loader, self.val_loader or [], self.eval_iter,
                                               lambda inputs, targets, _model: self.compute_loss(inputs, targets))
+        return self.record_evaluation(train_loss, val_loss)
+
+    def record_evaluation(self, train_loss: float, val_loss: float, **metrics: float) -> tuple[float, float]:
+        """Check an evaluation's losses and append them (and any ``metrics``, by name) to the state."""
         s = self.state
         # The step just taken may have blown the weights up (its own loss was still finite). Stop
         # here, before anyone records or checkpoints these weights as a normal result. (An empty
@@ -198,6 +202,8 @@ class Trainer:
                                          "try a lower learning rate or stronger gradient clipping")
         s.train_losses.append(train_loss)
         s.val_losses.append(val_loss)
+        for name, value in metrics.items():
+            s.metrics.setdefault(name, []).append(value)
         s.track_tokens_seen.append(s.tokens_seen)
         s.eval_steps.append(s.step)
         return train_loss, val_loss

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpt import safetensors as sf
-from gpt.architectures import MINI_PRESETS, PRESETS, DecoderConfig
+from gpt.architectures import MINI_PRESETS, DecoderConfig
 from gpt.hf import config as hfc
 from gpt.hf import eos_token_ids, load_model
 from gpt.hf.files import INDEX, SINGLE, Checkpoint, read_index, write_checkpoint

@@ -29,7 +29,7 @@ def within_binomial(count: int, n: int, p: float, z: float = 5.0) -> bool:
 # ---------------------------------------------------------------------- the masking rule
 def test_masking_rule_proportions():
     rng = np.random.default_rng(0)
-    vocab, mask_id = 50, 47
+    mask_id = 47                                              # of a 50-token vocabulary
     ordinary = np.arange(45)                                  # 45..49 are special
     ids = rng.integers(0, 45, (400, 500))
     ids[:, 0], ids[:, -1] = 46, 48                            # [CLS] ... [SEP]

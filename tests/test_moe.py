@@ -1,7 +1,6 @@
 """The mixture-of-experts feed-forward (gpt/architectures/moe.py) against a dense loop over
 experts written here, its gradients, routing, load-balancing loss, and LoRA on its experts."""
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
