@@ -125,3 +125,26 @@ def api_lines(server, path: str, body):
     if status != 200:
         return status, [json.loads(data)]
     return status, [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+ENCODER_TEXT = "the cat sat on the mat and the dog sat on the log " * 20
+
+
+def make_encoder_run(folder: Path) -> Path:
+    """A run of a tiny encoder as ``pretrain --arch bert`` saves it: BertForMaskedLM checkpoints
+    step-000001 and step-000002 with a BPE tokenizer that has BERT's special tokens, and a log.csv."""
+    import minigrad as mg
+    from gpt.architectures.bert import BertConfig, BertForMaskedLM
+    from gpt.mlm import SPECIAL_TOKENS
+    from gpt.tokenizer import BPETokenizer
+
+    tokenizer = BPETokenizer.train(ENCODER_TEXT, 280, special_tokens=SPECIAL_TOKENS, verbose=False)
+    for step in (1, 2):
+        mg.manual_seed(step)
+        model = BertForMaskedLM(BertConfig(vocab_size=tokenizer.n_vocab, context_length=32, emb_dim=16, n_heads=2,
+                                           n_layers=2, hidden_dim=32, add_pooler=False))
+        save_checkpoint(folder, model, tokenizer=tokenizer, step=step, keep=3, info={"settings": {"arch": "bert"}})
+    state = TrainState(step=2, train_losses=[5.9, 5.4], val_losses=[6.0, 5.6], track_tokens_seen=[64, 128],
+                       eval_steps=[1, 2], track_lrs=[1e-3, 5e-4])
+    write_logs(folder, state)
+    return folder

@@ -679,3 +679,123 @@ def test_a_hugging_face_folder_with_its_chat_template(hf_folder):
         assert lines[-1]["response"] == tok.decode(new).strip()
         text = "".join(line["token"]["text"] for line in lines if "token" in line) + lines[-1]["tail"]
         assert text == tok.decode(new)
+
+
+# ---------------------------------------------------------------------- an encoder (BERT)
+@pytest.fixture(scope="module")
+def encoder_run(tmp_path_factory):
+    from tests.serve_helpers import make_encoder_run
+
+    return make_encoder_run(tmp_path_factory.mktemp("encoder") / "run")
+
+
+@pytest.fixture(scope="module")
+def encoder_served(encoder_run):
+    """A server for a 'pretrain --arch bert' run's newest checkpoint, as 'python -m gpt serve' makes it."""
+    from types import SimpleNamespace
+
+    from gpt.cli.serve import session_from_args
+
+    session = session_from_args(SimpleNamespace(checkpoint=str(encoder_run), gpt2=None, vocab=None, hf=None))
+    with running_server(session) as (server, log):
+        yield server, session, log
+
+
+def test_an_encoder_checkpoint_is_served_as_an_encoder(encoder_served, served):
+    server, session, _ = encoder_served
+    status, info = api(server, "/api/info")
+    assert status == 200 and info["kind"] == "encoder" and info["fill_mask"] is True
+    assert info["model"]["class"] == "BertForMaskedLM" and info["model"]["heads_per_layer"] == [2, 2]
+    assert info["training"] is True and info["checkpoints"] == ["step-000001", "step-000002"]
+    assert api(served[0], "/api/info")[1]["kind"] == "decoder"
+
+    # tokens: the text as the encoder reads it, [CLS] ... [SEP]; a [MASK] written in the text is one token
+    status, r = api(server, "/api/tokenize", {"text": "the cat [MASK] on the mat"})
+    special = session.tokenizer.special_tokens
+    ids = [t["id"] for t in r["tokens"]]
+    assert status == 200 and ids[0] == special["[CLS]"] and ids[-1] == special["[SEP]"]
+    assert ids.count(special["[MASK]"]) == 1 and ids[1:-1] == session.tokenizer.encode("the cat [MASK] on the mat",
+                                                                                     allowed_special="all")
+    status, training = api(server, "/api/training")
+    assert status == 200 and training["columns"]["train_loss"] == [5.9, 5.4]
+
+
+def test_encoder_attention_sees_both_directions(encoder_served):
+    server, session, _ = encoder_served
+    text = "the dog sat on the log"
+    ids = [t["id"] for t in api(server, "/api/tokenize", {"text": text})[1]["tokens"]]
+    bert = session.model.bert
+    hidden = look.run_with_internals(bert, ids)["hidden"]                     # (L + 1, T, d)
+    for layer in range(2):
+        status, r = api(server, "/api/attention", {"text": text, "layer": layer})
+        heads = np.array(r["heads"])
+        assert status == 200 and r["causal"] is False and heads.shape == (2, len(ids), len(ids))
+        np.testing.assert_allclose(heads.sum(axis=-1), 1.0, atol=1e-4)
+        assert (heads[:, np.triu_indices(len(ids), 1)[0], np.triu_indices(len(ids), 1)[1]] > 0).all()
+        np.testing.assert_allclose(r["mean"], heads.mean(axis=0), atol=1e-5)
+        # the weights by the formula, from the layer's input: softmax(q k^T / sqrt(d_head)) with no mask
+        att = bert.trf_blocks[layer].att
+        x = hidden[layer].astype(np.float64)
+        q, k = (x @ lin.weight.data.T.astype(np.float64) + lin.bias.data for lin in (att.W_query, att.W_key))
+        q, k = (a.reshape(len(ids), 2, -1).transpose(1, 0, 2) for a in (q, k))
+        scores = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
+        want = np.exp(scores - scores.max(-1, keepdims=True))
+        np.testing.assert_allclose(heads, want / want.sum(-1, keepdims=True), atol=1e-4)
+
+
+def test_fill_mask_gives_the_mlm_heads_probabilities(encoder_served, served):
+    server, session, _ = encoder_served
+    text = "the [MASK] sat on the [MASK]"
+    status, r = api(server, "/api/fill_mask", {"text": text, "k": 4})
+    assert status == 200
+    ids = [t["id"] for t in api(server, "/api/tokenize", {"text": text})[1]["tokens"]]
+    mask_id = session.tokenizer.special_tokens["[MASK]"]
+    assert [m["position"] for m in r["masks"]] == [i for i, t in enumerate(ids) if t == mask_id]
+    with mg.no_grad():
+        logits = session.model(np.array([ids])).data[0].astype(np.float64)
+    for m in r["masks"]:
+        probs = sampling_probs(logits[m["position"]][None], 1.0)[0]
+        got = [c["id"] for c in m["candidates"]]
+        assert len(got) == 4 and got == list(np.argsort(-probs, kind="stable")[:4])
+        np.testing.assert_allclose([c["p"] for c in m["candidates"]], probs[got], rtol=1e-6)
+    status, r = api(server, "/api/fill_mask", {"text": "no mask here"})
+    assert status == 400 and "[MASK]" in r["error"]
+    status, r = api(served[0], "/api/fill_mask", {"text": "the [MASK] sat"})
+    assert status == 400 and "encoder" in r["error"]
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/api/next", {"text": "the cat"}),
+    ("/api/lens", {"text": "the cat"}),
+    ("/api/compare", {"text": "the cat", "a": "step-000001", "b": "step-000002"}),
+    ("/api/generate", {"text": "the cat", "max_new_tokens": 3}),
+    ("/api/chat", {"messages": [{"role": "user", "content": "hi"}]}),
+])
+def test_causal_endpoints_refuse_an_encoder(encoder_served, path, body):
+    server, _, log = encoder_served
+    status, r = api(server, path, body)
+    assert status == 400 and "encoder" in r["error"] and "\n" not in r["error"]
+    assert api(server, "/api/info")[0] == 200 and "Traceback" not in log.getvalue()
+
+
+def test_a_sentence_transformers_folder_is_served_as_an_encoder(reference_data):
+    """all-MiniLM-L6-v2 through --hf: a BertModel (no MLM head), its tokenizer.json's [CLS] ... [SEP]."""
+    from types import SimpleNamespace
+
+    from gpt.cli.serve import session_from_args
+
+    folder = reference_data / "all-MiniLM-L6-v2"
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip(f"all-MiniLM-L6-v2 is not in {reference_data}")
+    session = session_from_args(SimpleNamespace(hf=str(folder), checkpoint=None, gpt2=None, vocab=None))
+    with running_server(session) as (server, _):
+        info = api(server, "/api/info")[1]
+        assert info["kind"] == "encoder" and info["fill_mask"] is False and info["model"]["n_layers"] == 6
+        pieces = [t["piece"] for t in api(server, "/api/tokenize", {"text": "A cat sat."})[1]["tokens"]]
+        assert pieces[0] == "[CLS]" and pieces[-1] == "[SEP]"
+        status, r = api(server, "/api/attention", {"text": "A cat sat on the mat.", "layer": 5})
+        heads = np.array(r["heads"])
+        assert status == 200 and heads.shape[0] == 12 and np.triu(heads.mean(axis=0), 1).sum() > 0.1
+        np.testing.assert_allclose(heads.sum(axis=-1), 1.0, atol=1e-4)
+        status, r = api(server, "/api/fill_mask", {"text": "a [MASK] sat"})
+        assert status == 400 and "no masked-language-model head" in r["error"]

@@ -163,3 +163,67 @@ def test_chat_panel_for_an_instruction_tuned_checkpoint(tmp_path):
             assert console_errors(driver) == []
         finally:
             driver.quit()
+
+
+def test_an_encoder_shows_attention_both_ways_and_fills_masks(tmp_path):
+    from types import SimpleNamespace
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from gpt.cli.serve import session_from_args
+    from tests.serve_helpers import make_encoder_run
+
+    run = make_encoder_run(tmp_path / "run")
+    session = session_from_args(SimpleNamespace(checkpoint=str(run), gpt2=None, vocab=None, hf=None))
+    text = "the cat [MASK] on the mat"
+    with running_server(session) as (server, log):
+        driver = open_chromium(tmp_path / "profile")
+        try:
+            driver.get(server.url)
+            wait_for(driver, lambda d: "BertForMaskedLM" in css(d, "#model-summary")[0].text)
+            # the causal panels are hidden; fill-mask is there
+            for name in ("next", "generate", "lens", "chat"):
+                assert not css(driver, f'#tabs [data-panel="{name}"]')[0].is_displayed(), name
+            set_text(driver, text)
+            _, tokens = api(server, "/api/tokenize", {"text": text})
+            n = tokens["n_tokens"]
+            ids = [t["id"] for t in tokens["tokens"]]          # [CLS] ... [SEP], as the encoder reads it
+            wait_for(driver, lambda d: [int(s.get_attribute("data-id")) for s in css(d, "#tokens-view .tok")] == ids)
+
+            # Attention: a full T x T heatmap; the first query's strongest key may come after it
+            open_panel(driver, "attention")
+            _, att = api(server, "/api/attention", {"text": text, "layer": 0})
+            wait_for(driver, lambda d: css(d, "#att-info")[0].get_attribute("data-top") == f"{max(att['mean'][-1]):.4f}")
+            cell = max(4, min(28, 560 // n))
+            # the top-right cell (query 1, key n: above the diagonal) is painted: not the white background
+            pixel = driver.execute_script(
+                "return Array.from(document.getElementById('att-canvas').getContext('2d')"
+                ".getImageData(arguments[0], arguments[1], 1, 1).data)", 110 + (n - 1) * cell + cell // 2, 110 + cell // 2)
+            assert pixel[:3] != [255, 255, 255] and att["mean"][0][n - 1] > 0
+            canvas = css(driver, "#att-canvas")[0]
+            size = canvas.size
+            scale = size["height"] / (110 + n * cell + 10)
+            middle_of_first_cell = (110 + cell / 2) * scale              # the offset is from the canvas's centre
+            ActionChains(driver).move_to_element_with_offset(
+                canvas, int(middle_of_first_cell - size["width"] / 2),
+                int(middle_of_first_cell - size["height"] / 2)).perform()
+            wait_for(driver, lambda d: css(d, "#att-info")[0].get_attribute("data-row") == "0")
+            assert css(driver, "#att-info")[0].get_attribute("data-top") == f"{max(att['mean'][0]):.4f}"
+            assert len(css(driver, "#att-info")[0].text.splitlines()) == 1 + min(5, n)   # keys on both sides
+
+            # Fill mask: the candidates the API gives, in its order
+            open_panel(driver, "fill")
+            _, fill = api(server, "/api/fill_mask", {"text": text})
+            got = wait_for(driver, lambda d: [int(r.get_attribute("data-id")) for r in css(d, "#fill-view tr.fill-candidate")])
+            assert got == [c["id"] for c in fill["masks"][0]["candidates"]]
+
+            # Training: the curves, without the next-token compare
+            open_panel(driver, "training")
+            wait_for(driver, lambda d: len(css(d, "#loss-chart polyline")) == 2)
+            assert not css(driver, "#compare-button")[0].is_displayed()
+
+            assert console_errors(driver) == []
+            assert css(driver, "#status")[0].text == ""
+            assert "error" not in log.getvalue()
+        finally:
+            driver.quit()

@@ -17,8 +17,8 @@ def register(subparsers) -> None:
         description="Serve a page (plain HTML and JavaScript, works offline) that shows a model's tokens, "
                     "next-token distribution, streaming generation, attention, logit lens, training curves "
                     "and, for instruction-tuned checkpoints and chat models, a chat. Stop it with Ctrl-C.")
-    add_model_source(p, hf=True, checkpoint_help="a checkpoint of 'python -m gpt pretrain' or 'finetune-instruct' "
-                                        "(the run's folder or one step folder)")
+    add_model_source(p, hf=True, checkpoint_help="a checkpoint of 'python -m gpt pretrain' (also --arch bert, "
+                                        "an encoder) or 'finetune-instruct' (the run's folder or one step folder)")
     p.add_argument("--port", type=non_negative_int, default=8000, metavar="N",
                    help="default: 8000; 0 picks a free port")
     p.add_argument("--host", default="127.0.0.1",
@@ -35,7 +35,10 @@ def session_from_args(args: argparse.Namespace):
     if getattr(args, "checkpoint", None):
         from gpt.finetune.instruct import load_instruct_checkpoint
 
-        ck = open_checkpoint(load_instruct_checkpoint, args.checkpoint, merge=True)
+        if is_encoder_checkpoint(args.checkpoint):   # pretrain --arch bert: attention, tokens and fill-mask
+            ck = open_checkpoint(load_encoder_checkpoint, args.checkpoint)
+        else:
+            ck = open_checkpoint(load_instruct_checkpoint, args.checkpoint, merge=True)
         folder = ck.path.parent
         run = folder if (folder / "latest").is_file() or (folder / "log.csv").is_file() else None
         return Session(ck.model, ck.tokenizer, source=f"checkpoint {ck.path}", run=run, checkpoint=ck.path,
@@ -44,6 +47,32 @@ def session_from_args(args: argparse.Namespace):
     if getattr(args, "hf", None):
         return Session(model, tokenizer, source=f"Hugging Face folder {args.hf}", folder=Path(args.hf))
     return Session(model, tokenizer, source=f"GPT-2 weights {args.gpt2}")
+
+
+def is_encoder_checkpoint(path) -> bool:
+    """Whether the checkpoint at ``path`` holds an encoder (its config's ``arch`` is "bert"); False when
+    it cannot be read (the loader then says what is wrong)."""
+    import json
+
+    from gpt.checkpoint import CheckpointError, resolve
+
+    try:
+        config = json.loads((resolve(path) / "config.json").read_text(encoding="utf-8"))
+        return config["model"].get("arch") == "bert"
+    except (CheckpointError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def load_encoder_checkpoint(path):
+    """A masked-language-model encoder's checkpoint (BertForMaskedLM); a classifier is refused."""
+    from gpt.checkpoint import CheckpointError, load_checkpoint
+
+    def prepare(model, info) -> None:
+        if isinstance(info, dict) and info.get("task") == "classification":
+            raise CheckpointError(f"{path}: is a classifier (its output layer gives classes, not tokens); "
+                                  "use 'python -m gpt classify', or serve the encoder it started from")
+
+    return load_checkpoint(path, load_training_state=False, prepare=prepare)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -92,6 +92,11 @@ class Session:
         self._others: dict[str, object] = {}        # other checkpoints of the run, for compare
         self._last_logits: tuple | None = None      # (ids, logits) of the last /api/next, for sliders
         model.eval()
+        # an encoder (gpt/architectures/bert.py: BertModel, or BertForMaskedLM with its .bert) reads
+        # the whole text both ways: attention and tokens, and fill-mask if it has the MLM head
+        self.encoder = getattr(model.cfg, "arch", None) == "bert"
+        self.body = getattr(model, "bert", model) if self.encoder else model     # what has .trf_blocks
+        self.mask_id = mask_token_id(tokenizer) if self.encoder and hasattr(model, "mlm_head") else None
         cfg = model.cfg
         self.cfg = cfg
         self.vocab_size = int(cfg.vocab_size)
@@ -100,6 +105,18 @@ class Session:
         self.chat_style, self.chat_options = chat_style(self.saved_info, self.folder)
 
     # ------------------------------------------------------------------ checks shared by endpoints
+    def _causal_only(self, what: str) -> None:
+        if self.encoder:
+            raise _bad(f"{what} needs a causal language model; this model is an encoder (BERT), which reads "
+                       "the whole text at once: use tokens, attention or fill-mask")
+
+    def _encode(self, text: str) -> list[int]:
+        """Token ids of ``text``; an encoder's text is read as ``[CLS] text [SEP]``, as it was trained."""
+        ids = look.encode(self.tokenizer, text)
+        if self.encoder:
+            ids = with_cls_sep(self.tokenizer, ids)
+        return ids
+
     def _text(self, body, name: str = "text") -> str:
         text = _field(body, name, (str,), required=True)
         if not text:
@@ -116,7 +133,7 @@ class Session:
                                   for i in ids):
                 raise _bad(f"'ids' must be a non-empty list of token ids from 0 to {self.vocab_size - 1}")
         else:
-            ids = look.encode(self.tokenizer, self._text(body))
+            ids = self._encode(self._text(body))
             if not ids:
                 raise _bad("the text has no tokens")
         limit = min(limit or self.cfg.context_length, self.cfg.context_length)
@@ -143,21 +160,23 @@ class Session:
         model["extrapolates"] = bool(getattr(cfg, "extrapolates", False))
         model["class"] = type(self.model).__name__
         model["parameters"] = int(self.model.num_parameters())
-        model["heads_per_layer"] = [_heads(block, cfg.n_heads) for block in self.model.trf_blocks]
+        model["heads_per_layer"] = [_heads(block, cfg.n_heads) for block in self.body.trf_blocks]
         tokenizer = {"class": type(self.tokenizer).__name__,
                      "n_vocab": int(getattr(self.tokenizer, "n_vocab", getattr(self.tokenizer, "vocab_size", 0))),
                      "merge_ranks": look.merge_rank(self.tokenizer, 256) is not None}
-        return {"source": self.source, "model": model, "tokenizer": tokenizer,
+        return {"source": self.source, "kind": "encoder" if self.encoder else "decoder",
+                "fill_mask": self.mask_id is not None, "model": model, "tokenizer": tokenizer,
                 "limits": self.limits, "chat": self.chat_style,
                 "training": self.run is not None and (self.run / "log.csv").is_file(),
                 "checkpoints": self._checkpoint_names()}
 
     def tokenize(self, body) -> dict:
         text = self._text(body)
-        ids = look.encode(self.tokenizer, text)
+        ids = self._encode(text)
         return {"tokens": look.describe_tokens(self.tokenizer, ids), "n_tokens": len(ids), "n_chars": len(text)}
 
     def next(self, body) -> dict:
+        self._causal_only("the next-token view")
         ids = self._ids(body)
         settings = self._sampling(body)
         with self.lock:
@@ -177,6 +196,7 @@ class Session:
 
     def prepare_generate(self, body) -> dict:
         """Check a generate request before anything is streamed (errors still get a status)."""
+        self._causal_only("generating text")
         ids = self._ids(body)
         cap = self.limits["max_new_tokens"]
         n = _number(body, "max_new_tokens", 50, 1, cap, integer=True)
@@ -227,16 +247,43 @@ class Session:
 
     def attention(self, body) -> dict:
         ids = self._ids(body, self.limits["max_inspect_tokens"], "the attention view shows")
-        n_layers = len(self.model.trf_blocks)
+        n_layers = len(self.body.trf_blocks)
         layer = _number(body, "layer", None, 0, n_layers - 1, integer=True)
         if layer is None:
             raise _bad("'layer' is missing")
         with self.lock:
-            weights = look.attention(self.model, ids, layer).astype(np.float64)     # (H, T, T)
+            weights = look.attention(self.body, ids, layer).astype(np.float64)      # (H, T, T)
         return {"layer": layer, "tokens": self._pieces(ids), "heads": _rounded(weights),
-                "mean": _rounded(weights.mean(axis=0))}
+                "mean": _rounded(weights.mean(axis=0)), "causal": not self.encoder}
+
+    def fill_mask(self, body) -> dict:
+        """An encoder with its MLM head: for each [MASK] in the text, the ``k`` most likely tokens
+        (default 5) with their probabilities (softmax over the whole vocabulary at that position)."""
+        if not self.encoder:
+            raise _bad("fill-mask needs an encoder (BERT) with its masked-language-model head; this model is a "
+                       "causal language model: use next token or generate")
+        if self.mask_id is None:
+            raise _bad("this encoder has no masked-language-model head (or its tokenizer no [MASK]); fill-mask "
+                       "needs one (a checkpoint of 'python -m gpt pretrain --arch bert' has it)")
+        ids = self._ids(body)
+        k = _number(body, "k", 5, 1, self.limits["top_tokens"], integer=True)
+        positions = [i for i, t in enumerate(ids) if t == self.mask_id]
+        if not positions:
+            raise _bad("the text has no [MASK]: write [MASK] where a token should be guessed")
+        with self.lock:
+            with look.evaluating(self.model):
+                logits = self.model(np.asarray([ids])).data[0, positions].astype(np.float64)   # (M, V)
+        z = logits - logits.max(axis=-1, keepdims=True)
+        probs = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+        top = np.argsort(-probs, axis=-1, kind="stable")[:, :k]                           # (M, k)
+        masks = [{"position": int(pos), "candidates": [
+                    {"id": int(i), "piece": piece, "p": float(probs[m, i])}
+                    for i, piece in zip(top[m], self._pieces(top[m].tolist()))]}
+                 for m, pos in enumerate(positions)]
+        return {"tokens": self._pieces(ids), "masks": masks}
 
     def lens(self, body) -> dict:
+        self._causal_only("the logit lens")
         ids = self._ids(body, self.limits["max_inspect_tokens"], "the logit lens shows")
         with self.lock:
             lens = look.logit_lens(self.model, ids)
@@ -285,6 +332,7 @@ class Session:
     def compare(self, body) -> dict:
         if self.run is None:
             raise RequestError(404, "this model does not come from a training run; nothing to compare")
+        self._causal_only("comparing next-token losses")
         names = [_field(body, k, (str,), required=True) for k in ("a", "b")]
         ids = self._ids(body)
         if len(ids) < 2:
@@ -298,6 +346,7 @@ class Session:
 
     # ------------------------------------------------------------------ chat
     def prepare_chat(self, body) -> dict:
+        self._causal_only("chat")
         if self.chat_style is None:
             raise RequestError(404, "this model has no chat style (it was not instruction-tuned)")
         messages = _field(body, "messages", (list,), required=True)
@@ -365,6 +414,26 @@ class TextPieces:
             return self.decoder.decode(b"", final=True)
         text = self.tokenizer.decode(self.ids)
         return text[len(self.sent):] if text.startswith(self.sent) else ""
+
+
+def mask_token_id(tokenizer) -> int | None:
+    """The id of ``[MASK]`` in an encoder's tokenizer (a BPETokenizer trained by ``pretrain --arch
+    bert`` or a Hugging Face tokenizer.json), None if it has none."""
+    special = getattr(tokenizer, "special_tokens", None) or {}
+    if "[MASK]" in special:
+        return int(special["[MASK]"])
+    found = tokenizer.token_to_id("[MASK]") if hasattr(tokenizer, "token_to_id") else None
+    return int(found) if found is not None else None
+
+
+def with_cls_sep(tokenizer, ids: list[int]) -> list[int]:
+    """``[CLS] ids [SEP]`` for a BPETokenizer with BERT's special tokens (``pretrain --arch bert``'s, whose
+    encode does not add them); ids as they are when the tokenizer already added them (Hugging Face's)."""
+    special = getattr(tokenizer, "special_tokens", None) or {}
+    cls, sep = special.get("[CLS]"), special.get("[SEP]")
+    if cls is None or sep is None or (ids and ids[0] == cls):
+        return ids
+    return [int(cls), *ids, int(sep)]
 
 
 def _heads(block, default: int) -> int:

@@ -10,6 +10,7 @@
     POST /api/attention     {"text", "layer"}
     POST /api/lens          {"text"}
     POST /api/compare       {"text", "a", "b"} (two checkpoint names of the run)
+    POST /api/fill_mask     {"text" with [MASK], "k"} (an encoder with its MLM head)
     POST /api/chat          {"messages": [{"role", "content"}], sampling settings}, streamed
 
 Safe to leave running: only regular files inside ``static/`` are served (the resolved path must lie
@@ -72,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 120                       # an idle kept-alive connection is closed after this
     GET_ROUTES = {"/api/info": "info", "/api/training": "training"}
     POST_ROUTES = {"/api/tokenize": "tokenize", "/api/next": "next", "/api/attention": "attention",
-                   "/api/lens": "lens", "/api/compare": "compare"}
+                   "/api/lens": "lens", "/api/compare": "compare", "/api/fill_mask": "fill_mask"}
     STREAM_ROUTES = {"/api/generate": ("prepare_generate", "generate"), "/api/chat": ("prepare_chat", "chat")}
 
     @property

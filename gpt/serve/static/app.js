@@ -98,9 +98,21 @@ async function init() {
   document.querySelector('[data-panel="training"]').hidden = !state.info.training;
   document.querySelector('[data-panel="chat"]').hidden = !state.info.chat;
   if (state.info.chat) $("chat-style").textContent = state.info.chat;
+  if (state.info.kind === "encoder") showEncoder();
   bindEvents();
   refreshCount();
   refresh();
+}
+
+// An encoder (BERT) reads the whole text at once: no next token, generation, logit lens or chat;
+// its attention has no causal triangle, and with its MLM head it fills in [MASK]s.
+function showEncoder() {
+  for (const name of ["next", "generate", "lens", "chat"]) document.querySelector(`[data-panel="${name}"]`).hidden = true;
+  document.querySelector('[data-panel="fill"]').hidden = !state.info.fill_mask;
+  $("att-explain").textContent = "Row i: how much the token at position i (the query) takes from every token of " +
+    "the text (the keys), before and after it: an encoder has no causal mask. Hover a row to highlight it.";
+  $("training-explain").textContent = "The run's masked-language-model losses (log.csv).";
+  for (const id of ["compare-controls", "compare-summary", "compare-chart"]) $(id).hidden = true;
 }
 
 function fillHeads() {
@@ -152,7 +164,7 @@ function refresh() {
   showStatus("");
   $("generate-settings").textContent = `${describeSettings()} (set in Next token)`;
   const panels = { tokens: refreshTokens, next: refreshNext, attention: refreshAttention, lens: refreshLens,
-                   training: refreshTraining };
+                   training: refreshTraining, fill: refreshFill };
   if (panels[state.panel]) panels[state.panel]();
 }
 
@@ -370,7 +382,8 @@ function drawAttention() {
 
 function describeRow(row) {
   const m = attentionMatrix(), tokens = attention.tokens;
-  const order = m[row].map((w, j) => [w, j]).filter(([, j]) => j <= row).sort((a, b) => b[0] - a[0]).slice(0, 5);
+  const order = m[row].map((w, j) => [w, j]).filter(([, j]) => !attention.causal || j <= row)
+    .sort((a, b) => b[0] - a[0]).slice(0, 5);
   const head = $("att-head").value === "mean" ? "mean of the heads" : `head ${parseInt($("att-head").value, 10) + 1}`;
   $("att-info").textContent = `layer ${attention.layer + 1}, ${head}; query ${row + 1} ${`"${show(tokens[row])}"`} attends to:\n` +
     order.map(([w, j]) => `  ${String(j + 1).padStart(4)} ${`"${show(tokens[j])}"`.padEnd(16)} ${w.toFixed(4)}`).join("\n");
@@ -462,6 +475,26 @@ function refreshTraining() {
         select.selectedIndex = Math.max(pick, 0);
       }
     }
+  });
+}
+
+// ------------------------------------------------------------------ Fill mask (an encoder's MLM head)
+function refreshFill() {
+  guarded(async () => {
+    const view = $("fill-view");
+    if (!text().includes("[MASK]")) {
+      view.replaceChildren(el("p", { class: "muted", text: "Write [MASK] in the text where a token should be guessed." }));
+      return;
+    }
+    const r = await api("/api/fill_mask", { text: text() });
+    view.replaceChildren(...r.masks.map((mask, n) => el("table", { class: "fill", "data-position": mask.position },
+      el("caption", { text: `[MASK] ${n + 1} (token ${mask.position + 1})` }),
+      ...mask.candidates.map((c) => {
+        const bar = el("span", { class: "fill-bar" });
+        bar.style.width = `${Math.round(200 * c.p)}px`;
+        return el("tr", { class: "fill-candidate", "data-id": c.id, "data-p": c.p },
+          el("td", { class: "piece", text: show(c.piece) }), el("td", {}, bar), el("td", { text: fmt(c.p) }));
+      }))));
   });
 }
 
