@@ -799,3 +799,21 @@ def test_a_sentence_transformers_folder_is_served_as_an_encoder(reference_data):
         np.testing.assert_allclose(heads.sum(axis=-1), 1.0, atol=1e-4)
         status, r = api(server, "/api/fill_mask", {"text": "a [MASK] sat"})
         assert status == 400 and "no masked-language-model head" in r["error"]
+
+
+def test_serve_command_takes_an_encoder_checkpoint(encoder_run):
+    proc = subprocess.Popen([sys.executable, "-m", "gpt", "serve", "--checkpoint", str(encoder_run), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:" in line, line + proc.stderr.read()
+        url = line.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url + "api/info", timeout=60) as r:
+            info = json.loads(r.read())
+        assert info["kind"] == "encoder" and info["model"]["class"] == "BertForMaskedLM"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err

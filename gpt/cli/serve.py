@@ -16,7 +16,8 @@ def register(subparsers) -> None:
         "serve", help="a local web page that shows what happens inside a model",
         description="Serve a page (plain HTML and JavaScript, works offline) that shows a model's tokens, "
                     "next-token distribution, streaming generation, attention, logit lens, training curves "
-                    "and, for instruction-tuned checkpoints and chat models, a chat. Stop it with Ctrl-C.")
+                    "and, for instruction-tuned checkpoints and chat models, a chat; for an encoder (BERT), its "
+                    "tokens, attention in both directions, training curves and a fill-mask panel. Stop it with Ctrl-C.")
     add_model_source(p, hf=True, checkpoint_help="a checkpoint of 'python -m gpt pretrain' (also --arch bert, "
                                         "an encoder) or 'finetune-instruct' (the run's folder or one step folder)")
     p.add_argument("--port", type=non_negative_int, default=8000, metavar="N",
