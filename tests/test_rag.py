@@ -172,12 +172,17 @@ def other_format(folder):
     (folder / "chunks.json").write_text(json.dumps(dict(record, format="x")), encoding="utf-8")
 
 
+def not_an_object(folder):
+    (folder / "chunks.json").write_text("[]", encoding="utf-8")
+
+
 @pytest.mark.parametrize("spoil, words", [
     (lambda f: shutil.rmtree(f), ["index not found"]),
     (lambda f: (f / "vectors.npy").unlink(), ["vectors.npy is missing"]),
     (damage, ["damaged", "python -m gpt index"]),
     (garble, ["damaged", "python -m gpt index"]),
     (other_format, ["not a vector index"]),
+    (not_an_object, ["not a vector index"]),
 ])
 @pytest.mark.parametrize("command", ["generate", "chat"])
 def test_a_missing_or_damaged_index_is_a_one_line_error(index, checkpoint, tmp_path, spoil, words, command):

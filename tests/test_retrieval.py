@@ -101,6 +101,8 @@ def test_build_index_embeds_each_chunk_as_the_encoder_does(tmp_path):
 def test_commands_say_what_is_wrong(tmp_path):
     code, _, err = run_cli("search", tmp_path / "nothing", "question")
     check_one_line_error(code, err, "index not found")
+    code, _, err = run_cli("search", tmp_path / "nothing", "  ")
+    check_one_line_error(code, err, "question is empty")
     (tmp_path / "f.txt").write_text("some text")
     code, _, err = run_cli("index", "--encoder", tmp_path / "no-encoder", "--text", tmp_path / "f.txt",
                            "--out", tmp_path / "idx")

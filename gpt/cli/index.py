@@ -83,6 +83,8 @@ def index(args) -> int:
 def search(args) -> int:
     from gpt.rag import Retriever
 
+    if not args.query.strip():
+        raise CLIError("the question is empty; give the text to search for")
     try:
         retriever = Retriever.open(args.index, args.encoder)      # one-line errors for a missing or damaged index
     except ValueError as e:
