@@ -110,6 +110,8 @@ def test_commands_say_what_is_wrong(tmp_path):
     code, _, err = run_cli("index", "--encoder", tmp_path, "--text", tmp_path / "f.txt", "--out", tmp_path / "idx",
                            "--chunk-tokens", "8", "--overlap", "8")
     check_one_line_error(code, err, "--overlap (8) must be smaller")
+    code, _, err = run_cli("index", "--encoder", tmp_path, "--text", tmp_path / "f.txt", "--out", tmp_path / "f.txt")
+    check_one_line_error(code, err, "is a file", "give a folder")
 
 
 @pytest.fixture(scope="module")
