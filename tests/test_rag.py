@@ -210,3 +210,10 @@ def test_with_minilm_the_passage_about_the_question_comes_first(reference_data, 
         assert code == 0, stderr
         first = stderr.splitlines()[1]
         assert first.startswith("  [1] ") and f"{tmp_path / source} [" in first, stderr
+
+
+@pytest.mark.parametrize("command", [["generate", "--prompt", "Hi"], ["chat", "--style", "chatml", "--prompt", "Hi"]])
+def test_hf_with_an_encoder_folder_says_it_is_not_a_text_writer(tmp_path, command):
+    write_encoder(tmp_path / "enc")          # gpt.hf.load_model reads it (as a BertModel), but it writes no text
+    code, _, stderr = run_cli(command[0], "--hf", tmp_path / "enc", *command[1:])
+    check_one_line_error(code, stderr, "holds an encoder", "index --encoder")

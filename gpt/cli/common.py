@@ -201,6 +201,10 @@ def load_hf_folder(folder: str, context_length: int | None = None):
         model = hf.load_model(path, context_length=context_length)
     except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
+    if not hasattr(model, "new_kv_cache"):   # gpt.hf.load_model also reads BERT encoders, which write no text
+        raise CLIError(f"{path} holds an encoder ({type(model).__name__}), not a model that writes text; --hf here "
+                       "wants a decoder (Llama, Qwen3, Gemma 3, GPT-2); use an encoder with index --encoder "
+                       "or finetune-classify --arch bert")
     return model, tokenizer
 
 
