@@ -112,9 +112,10 @@ class VectorIndex:
             if not (folder / name).is_file():
                 raise FileNotFoundError(f"{folder / name} is missing: give a folder made by `python -m gpt index`")
         record = json.loads((folder / CHUNKS_FILE).read_text(encoding="utf-8"))
-        if record.get("format") != FORMAT:
+        found = record.get("format") if isinstance(record, dict) else type(record).__name__
+        if found != FORMAT:
             raise ValueError(f"{folder / CHUNKS_FILE} is not a vector index of this project (format "
-                             f"{record.get('format')!r}, expected {FORMAT!r})")
+                             f"{found!r}, expected {FORMAT!r})")
         vectors = np.load(folder / VECTORS_FILE, mmap_mode="r")
         chunks = [Chunk(**c) for c in record.pop("chunks")]
         if vectors.ndim != 2 or len(vectors) != len(chunks):

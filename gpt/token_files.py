@@ -97,7 +97,25 @@ def _init_pool_worker(tokenizer, dtype) -> None:
     """Pool initializer: Ctrl-C reaches the whole process group, but only the parent should act on
     it (``with Pool`` then terminates the workers); a worker ignores it instead of printing a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # forked with SIGINT blocked (see _sigint_blocked_in_children)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _init_worker(tokenizer, dtype)
+
+
+def _sigint_blocked_in_children():
+    """Block SIGINT while the pool forks its workers and return the mask to restore (None where
+    signal masks do not exist). A worker starts with Python's Ctrl-C handler until its initializer
+    runs: a Ctrl-C in that moment printed a KeyboardInterrupt traceback from the worker. Blocked,
+    the signal waits: a worker ignores it and then unblocks, and the parent receives it as soon as
+    it restores its mask."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _restore_mask(mask) -> None:
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _encode_chunk(text: str) -> bytes:
@@ -180,7 +198,14 @@ def prepare_token_files(
             in_flight: collections.deque = collections.deque()
             limit = 2 * workers  # chunks sent but not yet written: bounds the memory
             written = 0
-            with multiprocessing.Pool(workers, initializer=_init_pool_worker, initargs=(tokenizer, dtype)) as pool:
+            mask = _sigint_blocked_in_children()
+            try:
+                pool = multiprocessing.Pool(workers, initializer=_init_pool_worker, initargs=(tokenizer, dtype))
+            except BaseException:
+                _restore_mask(mask)
+                raise
+            with pool:
+                _restore_mask(mask)  # a Ctrl-C pressed meanwhile arrives here, and `with` ends the workers
                 for text, position in stream:
                     in_flight.append((pool.apply_async(_encode_chunk, (text,)), position))
                     if len(in_flight) >= limit:

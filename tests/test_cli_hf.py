@@ -98,7 +98,11 @@ def test_bad_folders_are_one_line_errors(tmp_path, folder):
     (empty / "config.json").write_text(json.dumps({"model_type": "qwen3"}))
     code, _, err = run_cli("evaluate", "--hf", empty, "--text", "x.txt")
     check_one_line_error(code, err, "no tokenizer.json")
-    (empty / "tokenizer.json").write_text("{}")
+    (empty / "tokenizer.json").write_text("{}")    # read before the weights, so it is named first
+    code, _, err = run_cli("generate", "--hf", empty, "--prompt", "x")
+    check_one_line_error(code, err, "tokenizer.json: not a tokenizer.json")
+    assert err.count("tokenizer.json:") == 1, err  # the path once
+    (empty / "tokenizer.json").write_text((folder / "tokenizer.json").read_text())
     (empty / "config.json").write_text(json.dumps({"model_type": "mamba"}))
     code, _, err = run_cli("generate", "--hf", empty, "--prompt", "x")
     check_one_line_error(code, err, "model_type 'mamba' is not supported", "config.json")

@@ -172,12 +172,17 @@ def other_format(folder):
     (folder / "chunks.json").write_text(json.dumps(dict(record, format="x")), encoding="utf-8")
 
 
+def not_an_object(folder):
+    (folder / "chunks.json").write_text("[]", encoding="utf-8")
+
+
 @pytest.mark.parametrize("spoil, words", [
     (lambda f: shutil.rmtree(f), ["index not found"]),
     (lambda f: (f / "vectors.npy").unlink(), ["vectors.npy is missing"]),
     (damage, ["damaged", "python -m gpt index"]),
     (garble, ["damaged", "python -m gpt index"]),
     (other_format, ["not a vector index"]),
+    (not_an_object, ["not a vector index"]),
 ])
 @pytest.mark.parametrize("command", ["generate", "chat"])
 def test_a_missing_or_damaged_index_is_a_one_line_error(index, checkpoint, tmp_path, spoil, words, command):
@@ -205,3 +210,10 @@ def test_with_minilm_the_passage_about_the_question_comes_first(reference_data, 
         assert code == 0, stderr
         first = stderr.splitlines()[1]
         assert first.startswith("  [1] ") and f"{tmp_path / source} [" in first, stderr
+
+
+@pytest.mark.parametrize("command", [["generate", "--prompt", "Hi"], ["chat", "--style", "chatml", "--prompt", "Hi"]])
+def test_hf_with_an_encoder_folder_says_it_is_not_a_text_writer(tmp_path, command):
+    write_encoder(tmp_path / "enc")          # gpt.hf.load_model reads it (as a BertModel), but it writes no text
+    code, _, stderr = run_cli(command[0], "--hf", tmp_path / "enc", *command[1:])
+    check_one_line_error(code, stderr, "holds an encoder", "index --encoder")

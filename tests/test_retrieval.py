@@ -101,6 +101,8 @@ def test_build_index_embeds_each_chunk_as_the_encoder_does(tmp_path):
 def test_commands_say_what_is_wrong(tmp_path):
     code, _, err = run_cli("search", tmp_path / "nothing", "question")
     check_one_line_error(code, err, "index not found")
+    code, _, err = run_cli("search", tmp_path / "nothing", "  ")
+    check_one_line_error(code, err, "question is empty")
     (tmp_path / "f.txt").write_text("some text")
     code, _, err = run_cli("index", "--encoder", tmp_path / "no-encoder", "--text", tmp_path / "f.txt",
                            "--out", tmp_path / "idx")
@@ -108,6 +110,8 @@ def test_commands_say_what_is_wrong(tmp_path):
     code, _, err = run_cli("index", "--encoder", tmp_path, "--text", tmp_path / "f.txt", "--out", tmp_path / "idx",
                            "--chunk-tokens", "8", "--overlap", "8")
     check_one_line_error(code, err, "--overlap (8) must be smaller")
+    code, _, err = run_cli("index", "--encoder", tmp_path, "--text", tmp_path / "f.txt", "--out", tmp_path / "f.txt")
+    check_one_line_error(code, err, "is a file", "give a folder")
 
 
 @pytest.fixture(scope="module")

@@ -192,14 +192,19 @@ def load_hf_folder(folder: str, context_length: int | None = None):
                        "model.safetensors, tokenizer.json)")
     if not (path / "tokenizer.json").is_file():
         raise CLIError(f"{path}: no tokenizer.json; --hf needs the model's tokenizer beside its weights")
+    try:                                  # the small file first: a bad one fails before gigabytes are read
+        tokenizer = HFTokenizer.from_file(path)
+    except (ValueError, OSError) as e:
+        where = str(path / "tokenizer.json")
+        raise CLIError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
     try:
         model = hf.load_model(path, context_length=context_length)
     except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
-    try:
-        tokenizer = HFTokenizer.from_file(path)
-    except (ValueError, OSError) as e:
-        raise CLIError(f"{path / 'tokenizer.json'}: {e}") from None
+    if not hasattr(model, "new_kv_cache"):   # gpt.hf.load_model also reads BERT encoders, which write no text
+        raise CLIError(f"{path} holds an encoder ({type(model).__name__}), not a model that writes text; --hf here "
+                       "wants a decoder (Llama, Qwen3, Gemma 3, GPT-2); use an encoder with index --encoder "
+                       "or finetune-classify --arch bert")
     return model, tokenizer
 
 

@@ -63,6 +63,8 @@ def index(args) -> int:
 
     if args.overlap >= args.chunk_tokens:
         raise CLIError(f"--overlap ({args.overlap}) must be smaller than --chunk-tokens ({args.chunk_tokens})")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise CLIError(f"--out {args.out} is a file; the index is a folder (vectors.npy, chunks.json): give a folder")
     documents = {}
     for name in args.text:
         documents[str(name)] = load_texts([name])          # one-line errors for missing, empty, non-UTF-8 files
@@ -83,6 +85,8 @@ def index(args) -> int:
 def search(args) -> int:
     from gpt.rag import Retriever
 
+    if not args.query.strip():
+        raise CLIError("the question is empty; give the text to search for")
     try:
         retriever = Retriever.open(args.index, args.encoder)      # one-line errors for a missing or damaged index
     except ValueError as e:

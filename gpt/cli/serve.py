@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in LOOPBACK:
         print(f"warning: listening on {args.host}: anyone who can reach this machine on the network can use "
               "the page and run the model", file=sys.stderr)
-    print(f"serving {session.source} at {server.url} (Ctrl-C stops)", flush=True)
-    try:
+    try:                                  # a Ctrl-C right after the URL is shown stops the server too
+        print(f"serving {session.source} at {server.url} (Ctrl-C stops)", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
