@@ -1,8 +1,8 @@
 """Gemma 3 (Google, 2025), text model, written as a diff against Qwen3 (qwen3.py).
 
 What differs from GPT-2: RMSNorm, gated feed-forward, grouped-query attention, RoPE, no biases,
-no dropout, tied embeddings (as Llama 3 and Qwen3), QK-norm and an explicit head_dim (as Qwen3);
-and then what differs from Qwen3:
+no dropout, tied embeddings (as Llama 3.2 1B/3B and the small Qwen3s), QK-norm and an explicit
+head_dim (as Qwen3); and then what differs from Qwen3:
 
 1. The token embeddings are multiplied by sqrt(emb_dim) (in the weights' dtype, as Hugging Face
    does) before the first block.
