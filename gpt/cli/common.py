@@ -177,10 +177,11 @@ def run_folder(args) -> Path:
     return out
 
 
-def load_hf_folder(folder: str, context_length: int | None = None):
+def load_hf_folder(folder: str, context_length: int | None = None, encoders: bool = False):
     """(model, tokenizer) of a Hugging Face model folder (``context_length``: see gpt.hf.load_model);
     a missing folder, config.json, weights or tokenizer.json, or an unsupported model, is a one-line
-    CLIError. For every command with ``--hf`` (generate, evaluate, chat, serve)."""
+    CLIError. For every command with ``--hf`` (generate, evaluate, chat, serve); only with ``encoders``
+    may it hold a BERT encoder (serve shows those; the others write text)."""
     from gpt import hf
     from gpt.tokenizer import HFTokenizer
 
@@ -201,21 +202,22 @@ def load_hf_folder(folder: str, context_length: int | None = None):
         model = hf.load_model(path, context_length=context_length)
     except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
-    if not hasattr(model, "new_kv_cache"):   # gpt.hf.load_model also reads BERT encoders, which write no text
+    if not encoders and not hasattr(model, "new_kv_cache"):   # gpt.hf.load_model also reads BERT encoders
         raise CLIError(f"{path} holds an encoder ({type(model).__name__}), not a model that writes text; --hf here "
                        "wants a decoder (Llama, Qwen3, Gemma 3, GPT-2); use an encoder with index --encoder "
                        "or finetune-classify --arch bert")
     return model, tokenizer
 
 
-def load_model_and_tokenizer(args):
-    """(model, tokenizer) from ``--checkpoint``, ``--gpt2``/``--vocab`` or ``--hf``; user errors as CLIError."""
+def load_model_and_tokenizer(args, encoders: bool = False):
+    """(model, tokenizer) from ``--checkpoint``, ``--gpt2``/``--vocab`` or ``--hf``; user errors as CLIError.
+    ``encoders``: an --hf folder may hold a BERT encoder (the look-inside page shows those too)."""
     from gpt.tokenizer import BPETokenizer
 
     if getattr(args, "hf", None):
         if getattr(args, "vocab", None):
             raise CLIError("--vocab goes with --gpt2; an --hf folder has its own tokenizer.json")
-        return load_hf_folder(args.hf)
+        return load_hf_folder(args.hf, encoders=encoders)
     if args.checkpoint:
         # any language-model checkpoint: pretrained, or instruction-tuned (LoRA layers merged back)
         from gpt.finetune.instruct import load_instruct_checkpoint

@@ -44,7 +44,7 @@ def session_from_args(args: argparse.Namespace):
         run = folder if (folder / "latest").is_file() or (folder / "log.csv").is_file() else None
         return Session(ck.model, ck.tokenizer, source=f"checkpoint {ck.path}", run=run, checkpoint=ck.path,
                        info=ck.info)
-    model, tokenizer = load_model_and_tokenizer(args)
+    model, tokenizer = load_model_and_tokenizer(args, encoders=True)
     if getattr(args, "hf", None):
         return Session(model, tokenizer, source=f"Hugging Face folder {args.hf}", folder=Path(args.hf))
     return Session(model, tokenizer, source=f"GPT-2 weights {args.gpt2}")
