@@ -362,6 +362,41 @@ def test_cache_in_chunks_equals_one_pass(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHES)
+def test_last_only_equals_the_last_row_of_a_full_pass(arch):
+    """last_only (the last block then computes its queries, attention output and feed-forward for the
+    last position only) gives the full pass's last row, with and without a cache, and leaves the
+    cache as a full pass would: the chunks after it see the same keys and values."""
+    mg.manual_seed(6)
+    model = randomized(build_model(tiny(arch)).double(), 6).eval()
+    ids = np.random.default_rng(6).integers(0, 13, (2, 11))
+    full = model(ids).data
+    with mg.no_grad():
+        np.testing.assert_allclose(model(ids, last_only=True).data, full[:, -1:], rtol=1e-10, atol=1e-10)
+        cache, start = model.new_kv_cache(2), 0
+        for n in (5, 1, 3, 2):
+            out = model(ids[:, start:start + n], kv_cache=cache, last_only=True).data
+            start += n
+            assert out.shape == (2, 1, 13)
+            np.testing.assert_allclose(out, full[:, start - 1:start], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("window", [None, 3])
+def test_attention_last_only_is_the_last_row(window):
+    """GroupedQueryAttention(last_only=True): the last query row of the full result, (b, 1, d),
+    also with a sliding window; with keep_attention on it returns every row (for the look-inside page)."""
+    mg.manual_seed(7)
+    att = GroupedQueryAttention(8, 4, 2, 6, qk_norm=True, sliding_window=window).double()
+    randomized(att, 7)
+    rope = RotaryEmbedding(6, 16, base=100.0)
+    x = mg.Tensor(np.random.default_rng(7).standard_normal((2, 7, 8)))
+    full = att(x, rope).data
+    np.testing.assert_allclose(att(x, rope, last_only=True).data, full[:, -1:], rtol=1e-10, atol=1e-10)
+    att.keep_attention = True
+    np.testing.assert_array_equal(att(x, rope, last_only=True).data, full)
+    assert att.last_attn_weights.shape == (2, 4, 7, 7)
+
+
+@pytest.mark.parametrize("arch", ARCHES)
 def test_cached_generation_equals_uncached(arch):
     """Greedy and sampled ids with and without the cache, past the window (3) and the context (12)."""
     mg.manual_seed(5)

@@ -87,27 +87,33 @@ class GroupedQueryAttention(nn.Module):
         self.keep_attention = False
         self.last_attn_weights: np.ndarray | None = None
 
-    def forward(self, x, rope, kv_cache=None, layer: int = 0, start_pos: int = 0):
+    def forward(self, x, rope, kv_cache=None, layer: int = 0, start_pos: int = 0, last_only: bool = False):
+        """``last_only``: keys and values for every position, queries for the last one only
+        -> (b, 1, d_in) (ignored while ``keep_attention`` is on: the look-inside page wants every row)."""
         b, T, _ = x.shape
         H, KV, hd = self.num_heads, self.num_kv_heads, self.head_dim
-        queries = self.W_query(x).reshape(b, T, H, hd)                       # (b, T, H, hd)
+        q_start = start_pos
+        if last_only and T > 1 and not self.keep_attention:
+            q_start = start_pos + T - 1
+        Tq = T - (q_start - start_pos)                                        # query rows
+        queries = self.W_query(x[:, -Tq:] if Tq < T else x).reshape(b, Tq, H, hd)   # (b, Tq, H, hd)
         keys = self.W_key(x).reshape(b, T, KV, hd)                           # (b, T, H_kv, hd)
         values = self.W_value(x).reshape(b, T, KV, hd).transpose(1, 2)       # (b, H_kv, T, hd)
         if self.q_norm is not None:                                          # QK-norm, per head
             queries, keys = self.q_norm(queries), self.k_norm(keys)
-        queries = rope(queries.transpose(1, 2), start_pos)                   # (b, H, T, hd)
+        queries = rope(queries.transpose(1, 2), q_start)                     # (b, H, Tq, hd)
         keys = rope(keys.transpose(1, 2), start_pos)                         # (b, H_kv, T, hd)
         if kv_cache is not None:   # generation: attend over the cached past too
             keys, values = kv_cache.update(layer, keys, values)              # (b, H_kv, S, hd)
         S = keys.shape[2]
-        mask = attention_mask(start_pos, T, start_pos + T - S, S, self.sliding_window, self.group)
-        if self.group > 1:         # the group's queries one under the other: (b, H_kv, group * T, hd)
-            queries = queries.reshape(b, KV, self.group * T, hd)
-        scores = queries @ keys.transpose(2, 3)                              # (b, H_kv, group * T, S)
+        mask = attention_mask(q_start, Tq, start_pos + T - S, S, self.sliding_window, self.group)
+        if self.group > 1:         # the group's queries one under the other: (b, H_kv, group * Tq, hd)
+            queries = queries.reshape(b, KV, self.group * Tq, hd)
+        scores = queries @ keys.transpose(2, 3)                              # (b, H_kv, group * Tq, S)
         weights = F.masked_softmax(scores, mask, scale=self.scale)
         if self.keep_attention:    # a copy, before dropout: nothing later may write into it
             self.last_attn_weights = weights.data.reshape(b, H, T, S).copy()
         weights = self.dropout(weights)
-        context = weights @ values                                           # (b, H_kv, group * T, hd)
-        context = context.reshape(b, H, T, hd).transpose(1, 2).reshape(b, T, H * hd)
-        return self.out_proj(context)                                        # (b, T, d_in)
+        context = weights @ values                                           # (b, H_kv, group * Tq, hd)
+        context = context.reshape(b, H, Tq, hd).transpose(1, 2).reshape(b, Tq, H * hd)
+        return self.out_proj(context)                                        # (b, Tq, d_in)

@@ -79,9 +79,15 @@ class TransformerBlock(nn.Module):
     def make_feed_forward(self, cfg: DecoderConfig) -> nn.Module:
         return SwiGLU(cfg.emb_dim, cfg.hidden_dim)
 
-    def forward(self, x, rope, kv_cache=None, layer: int = 0, start_pos: int = 0):
+    def forward(self, x, rope, kv_cache=None, layer: int = 0, start_pos: int = 0, last_only: bool = False):
+        """``last_only``: return (b, 1, d), the last position only (the model's last block when only
+        the last logits are wanted); the keys and values of every position are still computed (and
+        cached), but the queries, the attention output and the feed-forward for that position only."""
         shortcut = x
-        x = self.att(self.norm1(x), rope, kv_cache=kv_cache, layer=layer, start_pos=start_pos)
+        x = self.att(self.norm1(x), rope, kv_cache=kv_cache, layer=layer, start_pos=start_pos,
+                     last_only=last_only)
+        if x.shape[1] != shortcut.shape[1]:                  # the attention kept the last position only
+            shortcut = shortcut[:, -1:]
         x = self.drop_shortcut(x) + shortcut
         shortcut = x
         x = self.ff(self.norm2(x))
@@ -134,8 +140,15 @@ class Llama3Model(nn.Module):
             raise ValueError(f"{type(self).__name__} expects token ids of shape (batch, tokens), got {ids.shape}")
         start = kv_cache.length if kv_cache is not None else 0
         x = self.drop_emb(self.embed(ids))                                     # (b, T, d)
+        last = len(self.trf_blocks) - 1
         for i, block in enumerate(self.trf_blocks):
-            x = block(x, self.rope_for(i), kv_cache=kv_cache, layer=i, start_pos=start)
+            if last_only and i == last and isinstance(block, TransformerBlock) and isinstance(block.ff, SwiGLU):
+                # nothing after the last block looks at the other positions: skip their queries,
+                # attention output and feed-forward (a 1-row product instead of a T-row one); a
+                # mixture-of-experts block runs whole: its router's statistics count every token
+                x = block(x, self.rope_for(i), kv_cache=kv_cache, layer=i, start_pos=start, last_only=True)
+            else:
+                x = block(x, self.rope_for(i), kv_cache=kv_cache, layer=i, start_pos=start)
         if kv_cache is not None:
             kv_cache.advance()
         self.collect_aux_loss()
