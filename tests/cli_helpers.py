@@ -3,11 +3,14 @@ subprocess, check a one-line error, read the newest checkpoint's weights, and pr
 chosen training step."""
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from gpt import safetensors
 from gpt.cli import main
@@ -63,6 +66,27 @@ def weights(directory):
     """The arrays of the newest checkpoint's model.safetensors in ``directory``."""
     step = (Path(directory) / "latest").read_text().strip()
     return safetensors.load_file(Path(directory) / step / "model.safetensors")
+
+
+def assert_pretrain_resumes_exactly(args, tmp_path, monkeypatch, expect_param: str) -> list[dict]:
+    """Run ``pretrain *args`` (4 steps) straight through, and again with Ctrl-C after step 2 then
+    ``--resume``: both runs must end with the same weights (among them ``expect_param``) and losses.
+    Returns the two runs' log.json contents (straight, stopped) for further checks."""
+    code, _, stderr = run_cli(*args, "--out", tmp_path / "straight")
+    assert code == 0, stderr
+    with monkeypatch.context() as m:
+        interrupt_at(m, 2)
+        code, _, stderr = run_cli(*args, "--out", tmp_path / "stopped")
+    assert code == 130, stderr
+    code, _, stderr = run_cli("pretrain", "--resume", tmp_path / "stopped", "--quiet")
+    assert code == 0, stderr
+    a, b = weights(tmp_path / "stopped"), weights(tmp_path / "straight")
+    assert list(a) == list(b) and expect_param in a
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+    logs = [json.loads((tmp_path / run / "log.json").read_text()) for run in ("straight", "stopped")]
+    assert logs[0]["train_losses"] == logs[1]["train_losses"]
+    return logs
 
 
 def interrupt_at(monkeypatch, step, trainer_class=Trainer):

@@ -1,7 +1,6 @@
 """Masked-language-model pretraining (gpt/mlm.py, ``python -m gpt pretrain --arch bert``): BERT's
 masking rule in its proportions, the loss and its gradient only at the chosen positions, a short run in
 a subprocess, checkpoints that rebuild the encoder, bit-exact resume after Ctrl-C, one-line errors."""
-import json
 import math
 import random
 
@@ -14,7 +13,7 @@ from gpt.architectures.bert import BertConfig, BertForMaskedLM
 from gpt.checkpoint import load_checkpoint, save_checkpoint
 from gpt.mlm import IGNORE, SPECIAL_TOKENS, BertTokenizer, add_cls_sep, mask_tokens, mlm_loss
 from gpt.tokenizer import BPETokenizer
-from tests.cli_helpers import check_one_line_error, interrupt_at, run_cli, run_subprocess, weights
+from tests.cli_helpers import assert_pretrain_resumes_exactly, check_one_line_error, run_cli, run_subprocess
 
 TINY = ["--context-length", "16", "--emb-dim", "32", "--n-layers", "2", "--n-heads", "2", "--vocab-size", "300",
         "--batch-size", "2", "--eval-batches", "1", "--warmup", "1"]
@@ -176,20 +175,7 @@ def test_interrupted_and_resumed_bert_run_equals_an_uninterrupted_one(text_file,
     """With dropout: Ctrl-C after step 2, resume to 4; the masks, dropout and data order continue exactly."""
     args = ["pretrain", "--arch", "bert", *TINY, "--drop-rate", "0.1", "--text", text_file, "--eval-every", 3,
             "--steps", 4, "--quiet"]
-    code, _, stderr = run_cli(*args, "--out", tmp_path / "straight")
-    assert code == 0, stderr
-    with monkeypatch.context() as m:
-        interrupt_at(m, 2)
-        code, _, stderr = run_cli(*args, "--out", tmp_path / "stopped")
-    assert code == 130, stderr
-    code, _, stderr = run_cli("pretrain", "--resume", tmp_path / "stopped", "--quiet")
-    assert code == 0, stderr
-    a, b = weights(tmp_path / "stopped"), weights(tmp_path / "straight")
-    assert list(a) == list(b) and "bert.trf_blocks.0.att.W_query.weight" in a
-    for name in a:
-        assert np.array_equal(a[name], b[name]), name
-    logs = [json.loads((tmp_path / run / "log.json").read_text()) for run in ("straight", "stopped")]
-    assert logs[0]["train_losses"] == logs[1]["train_losses"]
+    logs = assert_pretrain_resumes_exactly(args, tmp_path, monkeypatch, "bert.trf_blocks.0.att.W_query.weight")
     assert logs[0]["metrics"] == logs[1]["metrics"] and len(logs[0]["metrics"]["val_accuracy"]) == 2
 
 

@@ -10,7 +10,7 @@ import pytest
 from gpt.architectures import DecoderConfig
 from gpt.checkpoint import load_checkpoint, save_checkpoint
 from gpt.architectures import build_model
-from tests.cli_helpers import check_one_line_error, interrupt_at, run_cli, run_subprocess, weights
+from tests.cli_helpers import assert_pretrain_resumes_exactly, check_one_line_error, run_cli, run_subprocess
 
 TINY = ["--context-length", "16", "--emb-dim", "32", "--n-layers", "2", "--n-heads", "2", "--vocab-size", "300",
         "--batch-size", "2", "--eval-batches", "1", "--warmup", "1"]
@@ -46,20 +46,7 @@ def test_interrupted_and_resumed_moe_run_equals_an_uninterrupted_one(text_file, 
     """qwen3-moe with dropout and the router's load-balancing loss: Ctrl-C at step 2, resume to 4."""
     args = ["pretrain", "--arch", "qwen3-moe", *TINY, "--drop-rate", "0.1", "--text", text_file,
             "--eval-every", 3, "--steps", 4, "--quiet"]
-    code, _, stderr = run_cli(*args, "--out", tmp_path / "straight")
-    assert code == 0, stderr
-    with monkeypatch.context() as m:
-        interrupt_at(m, 2)
-        code, _, stderr = run_cli(*args, "--out", tmp_path / "stopped")
-    assert code == 130, stderr
-    code, _, stderr = run_cli("pretrain", "--resume", tmp_path / "stopped", "--quiet")
-    assert code == 0, stderr
-    a, b = weights(tmp_path / "stopped"), weights(tmp_path / "straight")
-    assert list(a) == list(b) and "trf_blocks.0.ff.fc1.weight" in a
-    for name in a:
-        assert np.array_equal(a[name], b[name]), name
-    log = json.loads((tmp_path / "straight" / "log.json").read_text())
-    assert log["train_losses"] == json.loads((tmp_path / "stopped" / "log.json").read_text())["train_losses"]
+    assert_pretrain_resumes_exactly(args, tmp_path, monkeypatch, "trf_blocks.0.ff.fc1.weight")
 
 
 def test_pretrain_arch_bad_combinations_are_one_line_errors(text_file, tmp_path):

@@ -25,6 +25,17 @@ from tests.serve_helpers import PROMPT, api, api_lines, architectures, make_run,
 ARCHS = architectures()
 
 
+def serve_checkpoint(folder):
+    """Yield (server, session, log) serving ``folder``'s newest checkpoint as 'serve --checkpoint' does."""
+    from types import SimpleNamespace
+
+    from gpt.cli.serve import session_from_args
+
+    session = session_from_args(SimpleNamespace(checkpoint=str(folder), gpt2=None, vocab=None, hf=None))
+    with running_server(session) as (server, log):
+        yield server, session, log
+
+
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     return make_run(tmp_path_factory.mktemp("run") / "run")
@@ -33,13 +44,7 @@ def run_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def served(run_folder):
     """A server for the run's newest checkpoint, as 'python -m gpt serve --checkpoint' makes it."""
-    from types import SimpleNamespace
-
-    from gpt.cli.serve import session_from_args
-
-    session = session_from_args(SimpleNamespace(checkpoint=str(run_folder), gpt2=None, vocab=None, hf=None))
-    with running_server(session) as (server, log):
-        yield server, session, log
+    yield from serve_checkpoint(run_folder)
 
 
 def alive(server) -> None:
@@ -697,13 +702,7 @@ def encoder_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def encoder_served(encoder_run):
     """A server for a 'pretrain --arch bert' run's newest checkpoint, as 'python -m gpt serve' makes it."""
-    from types import SimpleNamespace
-
-    from gpt.cli.serve import session_from_args
-
-    session = session_from_args(SimpleNamespace(checkpoint=str(encoder_run), gpt2=None, vocab=None, hf=None))
-    with running_server(session) as (server, log):
-        yield server, session, log
+    yield from serve_checkpoint(encoder_run)
 
 
 def test_an_encoder_checkpoint_is_served_as_an_encoder(encoder_served, served):
